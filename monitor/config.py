@@ -1,0 +1,101 @@
+"""All settings in one place: environment ``CMR_MONITOR_*``, an optional TOML file, CLI overrides.
+
+Precedence (highest first): explicit keyword arguments (the CLI passes its options here), environment
+variables, the TOML file named by ``CMR_MONITOR_CONFIG`` (or ``cmr-monitor.toml`` in the working folder),
+then the defaults below. This module is the only one that reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "config_file_path", "get_settings"]
+
+_CONFIG_ENV = "CMR_MONITOR_CONFIG"
+_DEFAULT_CONFIG_FILE = "cmr-monitor.toml"
+
+
+def config_file_path() -> Path | None:
+    """The TOML configuration file in force, or None when there is none."""
+    explicit = os.environ.get(_CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"{_CONFIG_ENV}={explicit} does not name a readable TOML file")
+        return path
+    default = Path(_DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+class Settings(BaseSettings):
+    """cmr-monitor settings. Every field can be set as ``CMR_MONITOR_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CMR_MONITOR_", extra="ignore", frozen=True)
+
+    # --- data conventions
+    label_map: str = Field("acdc", description="'acdc' (1 RV, 2 MYO, 3 LV), 'mnms' (1 LV, 2 MYO, 3 RV) or 'LV=a,MYO=b,RV=c'")
+
+    # --- model and scoring
+    checkpoint: Path | None = Field(None, description="autoencoder checkpoint; None = the one shipped in the package")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_slices: int = Field(64, ge=1, description="slices per model forward pass")
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's default")
+
+    # --- flag thresholds
+    suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")
+    suspicious_dice: float = Field(0.5, ge=0, le=1, description="pDSC below this is suspicious")
+
+    # --- input limits (checked from the header before any voxel is read)
+    max_file_bytes: int = Field(512 * 1024**2, gt=0, description="largest mask file accepted (bytes on disk)")
+    max_voxels: int = Field(64 * 1024**2, gt=0, description="largest mask accepted (voxels)")
+    max_dim: int = Field(2048, gt=0, description="largest extent of any axis (voxels)")
+    min_inplane_voxels: int = Field(8, gt=0, description="smallest in-plane extent accepted (voxels)")
+
+    # --- storage
+    database_url: str = Field("sqlite:///cmr-monitor.db", description="SQLAlchemy URL of the results database")
+    artifacts_dir: Path = Field(Path("cmr-monitor-artifacts"), description="where pGT and inconsistency maps go")
+
+    @field_validator("label_map")
+    @classmethod
+    def _check_label_map(cls, value: str) -> str:
+        from monitor.labels import get_label_map
+
+        get_label_map(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored (unset CLI options)."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return self.model_validate({**self.model_dump(), **clean}) if clean else self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from environment and configuration file, loaded once per process."""
+    return Settings()
