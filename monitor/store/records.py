@@ -1,0 +1,194 @@
+"""Plain records returned by the store's repository functions (never ORM rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from monitor.labels import Structure
+from monitor.records import FlagLevel
+
+__all__ = [
+    "ARTIFACT_INCONSISTENCY",
+    "ARTIFACT_PGT",
+    "AlertRecord",
+    "CaseRecord",
+    "ClaimedFile",
+    "FileStatus",
+    "ReviewRecord",
+    "ReviewVerdict",
+    "SegmenterCounts",
+    "StatusCounts",
+    "StoredStructureScore",
+]
+
+#: Artifact kind of the pseudo ground truth (a NIfTI mask in the input's geometry).
+ARTIFACT_PGT = "pgt"
+#: Artifact kind of the XOR inconsistency map between mask and pseudo ground truth.
+ARTIFACT_INCONSISTENCY = "inconsistency"
+
+
+class FileStatus(StrEnum):
+    """Where a received mask file stands. Every file ends ``scored`` or ``rejected``."""
+
+    PENDING = "pending"  #: waiting to be claimed by a worker
+    SCORING = "scoring"  #: claimed by a worker, under a lease
+    SCORED = "scored"  #: scores, flag and artifacts recorded
+    REJECTED = "rejected"  #: refused, with a reason code and a detail message
+
+
+class ReviewVerdict(StrEnum):
+    """A QA reviewer's verdict on a flag."""
+
+    CONFIRMED = "confirmed"  #: the mask really is faulty
+    FALSE_ALARM = "false_alarm"  #: the mask is fine; the flag was wrong
+    UNSURE = "unsure"  #: cannot tell
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedFile:
+    """A file handed to a worker by ``claim_batch``; the worker must record a result or release it."""
+
+    file_id: int  #: primary key of the file row
+    path: str  #: mask file, as enqueued
+    content_hash: str  #: hash of the bytes that were enqueued
+    case_key: str  #: case identifier parsed from the name or sidecar
+    phase: str | None  #: e.g. "ED", "ES"; None when unknown
+    site: str | None  #: acquisition site, when known
+    scanner: str | None  #: scanner model, when known
+    image_path: str | None  #: the MR image the mask belongs to, when known
+    segmenter_name: str  #: model that produced the mask
+    segmenter_version: str  #: its version
+    attempts: int  #: claims so far, this one included
+    received_at: datetime  #: when the file was enqueued (UTC)
+    lease_expires_at: datetime  #: after this (UTC) ``reclaim_expired`` may hand the file to another worker
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredStructureScore:
+    """Scores of one structure as stored; undefined metrics are ``nan``."""
+
+    structure: Structure  #: LV, RV or MYO
+    pdsc: float  #: pseudo Dice (0-1); nan when undefined
+    phd_mm: float  #: pseudo Hausdorff distance in mm; nan when undefined
+    flag: FlagLevel  #: verdict for this structure
+    reasons: tuple[str, ...]  #: reasons behind the flag (empty when ok)
+    mask_voxels: int  #: voxels of the structure in the mask
+    pgt_voxels: int  #: voxels of the structure in the pseudo ground truth
+    mask_volume_ml: float  #: volume of the structure in the mask, millilitres
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewRecord:
+    """A QA review of a file."""
+
+    review_id: int  #: primary key of the review
+    file_id: int  #: the reviewed file
+    verdict: ReviewVerdict  #: confirmed, false_alarm or unsure
+    reviewer: str  #: who reviewed
+    note: str | None  #: free text
+    reviewed_at: datetime  #: when (UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRecord:
+    """One flagged file in the alert list."""
+
+    file_id: int  #: primary key of the file row
+    path: str  #: mask file
+    case_key: str  #: case identifier
+    phase: str | None  #: cardiac phase, when known
+    site: str | None  #: acquisition site, when known
+    segmenter_name: str  #: model that produced the mask
+    segmenter_version: str  #: its version
+    flag: FlagLevel  #: volume-level flag (suspicious or erroneous)
+    flagged_structures: tuple[Structure, ...]  #: structures whose flag is not ok, in LV, RV, MYO order
+    reasons: tuple[str, ...]  #: all structure reasons, in LV, RV, MYO order
+    scored_at: datetime  #: when the file was scored (UTC)
+    review_verdict: ReviewVerdict | None  #: latest review verdict; None when unreviewed
+    reviews: int  #: number of reviews
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseRecord:
+    """One file in full: identity, queue state, scores, artifacts and reviews."""
+
+    file_id: int  #: primary key of the file row
+    path: str  #: mask file
+    content_hash: str  #: hash of its bytes
+    case_key: str  #: case identifier
+    phase: str | None  #: cardiac phase, when known
+    site: str | None  #: acquisition site, when known
+    scanner: str | None  #: scanner model, when known
+    image_path: str | None  #: MR image, when known
+    segmenter_name: str  #: model that produced the mask
+    segmenter_version: str  #: its version
+    status: FileStatus  #: pending, scoring, scored or rejected
+    attempts: int  #: claims so far
+    received_at: datetime  #: enqueued (UTC)
+    started_at: datetime | None  #: last claimed (UTC)
+    scored_at: datetime | None  #: scored (UTC)
+    rejected_at: datetime | None  #: rejected (UTC)
+    rejection_reason: str | None  #: stable code, e.g. "corrupt"
+    rejection_detail: str | None  #: human-readable detail
+    flag: FlagLevel | None  #: volume-level flag; None until scored
+    shape: tuple[int, int, int] | None  #: mask shape [z, y, x], voxels
+    spacing_mm: tuple[float, float, float] | None  #: voxel spacing (dz, dy, dx) in mm
+    slices_scored: int | None  #: slices that went through the autoencoder
+    timings_s: dict[str, float] | None  #: seconds per scoring stage
+    model_checkpoint_hash: str | None  #: autoencoder checkpoint that scored the file
+    model_metadata: dict[str, Any] | None  #: its metadata
+    structures: tuple[StoredStructureScore, ...]  #: per-structure scores, in LV, RV, MYO order
+    artifacts: dict[str, str] = field(default_factory=dict)  #: kind -> path
+    reviews: tuple[ReviewRecord, ...] = ()  #: oldest first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SegmenterCounts:
+    """File counts of one segmenter version."""
+
+    segmenter_name: str  #: segmentation model
+    segmenter_version: str  #: its version
+    by_status: dict[str, int]  #: status -> files (every status present, zeros included)
+    by_flag: dict[str, int]  #: flag level -> scored files (every level present, zeros included)
+    last_scored_at: datetime | None  #: latest score (UTC); None when nothing is scored
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusCounts:
+    """Queue and flag counts, overall and per segmenter version."""
+
+    by_status: dict[str, int]  #: status -> files
+    by_flag: dict[str, int]  #: flag level -> scored files
+    last_scored_at: datetime | None  #: latest score of any file (UTC)
+    segmenters: tuple[SegmenterCounts, ...]  #: sorted by name, version
+
+    @property
+    def total(self) -> int:
+        """Files in the database."""
+        return sum(self.by_status.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (timestamps as ISO 8601 strings)."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "total": self.total,
+            "by_status": dict(self.by_status),
+            "by_flag": dict(self.by_flag),
+            "last_scored_at": iso(self.last_scored_at),
+            "segmenters": [
+                {
+                    "segmenter_name": s.segmenter_name,
+                    "segmenter_version": s.segmenter_version,
+                    "by_status": dict(s.by_status),
+                    "by_flag": dict(s.by_flag),
+                    "last_scored_at": iso(s.last_scored_at),
+                }
+                for s in self.segmenters
+            ],
+        }
