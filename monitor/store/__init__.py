@@ -1,1 +1,99 @@
-"""Results database."""
+"""Results database: SQLAlchemy 2 models, Alembic migrations, the work queue and the dashboard's queries.
+
+SQLite by default (one file, WAL mode), PostgreSQL in production (several daemons may share it). The
+functions here are the only SQL in cmr-monitor; they take a ``Session`` and plain values or records and
+return plain records (frozen dataclasses) or DataFrames, never ORM rows.
+
+Example::
+
+    from monitor.store import check_at_head, enqueue_file, make_engine, make_session_factory
+
+    check_at_head(url)                      # refuse to run on an old schema
+    sessions = make_session_factory(make_engine(url))
+    with sessions() as session:
+        file_id, created = enqueue_file(session, path=p, content_hash=h, case_key="patient101",
+                                        phase="ED", segmenter_name="unet", segmenter_version="1.2")
+"""
+
+from monitor.store.engine import make_engine, make_session_factory, normalise_url, safe_url
+from monitor.store.errors import DatabaseUnavailable, FileStateError
+from monitor.store.export import EXPORT_COLUMNS, export_frame, iter_export_rows, write_export
+from monitor.store.migrate import check_at_head, current, downgrade, head_revision, upgrade
+from monitor.store.queries import (
+    ALERT_LEVELS,
+    count_alerts,
+    get_case,
+    list_alerts,
+    status_counts,
+    structure_time_series,
+    volume_time_series,
+)
+from monitor.store.records import (
+    ARTIFACT_INCONSISTENCY,
+    ARTIFACT_PGT,
+    AlertRecord,
+    CaseRecord,
+    ClaimedFile,
+    FileStatus,
+    ReviewRecord,
+    ReviewVerdict,
+    SegmenterCounts,
+    StatusCounts,
+    StoredStructureScore,
+)
+from monitor.store.repository import (
+    REJECTION_TOO_MANY_ATTEMPTS,
+    add_review,
+    claim_batch,
+    enqueue_file,
+    reclaim_expired,
+    record_rejection,
+    record_scores,
+    register_model,
+    release,
+)
+
+__all__ = [
+    "ALERT_LEVELS",
+    "ARTIFACT_INCONSISTENCY",
+    "ARTIFACT_PGT",
+    "EXPORT_COLUMNS",
+    "REJECTION_TOO_MANY_ATTEMPTS",
+    "AlertRecord",
+    "CaseRecord",
+    "ClaimedFile",
+    "DatabaseUnavailable",
+    "FileStateError",
+    "FileStatus",
+    "ReviewRecord",
+    "ReviewVerdict",
+    "SegmenterCounts",
+    "StatusCounts",
+    "StoredStructureScore",
+    "add_review",
+    "check_at_head",
+    "claim_batch",
+    "count_alerts",
+    "current",
+    "downgrade",
+    "enqueue_file",
+    "export_frame",
+    "get_case",
+    "head_revision",
+    "iter_export_rows",
+    "list_alerts",
+    "make_engine",
+    "make_session_factory",
+    "normalise_url",
+    "reclaim_expired",
+    "record_rejection",
+    "record_scores",
+    "register_model",
+    "release",
+    "safe_url",
+    "status_counts",
+    "structure_time_series",
+    "upgrade",
+    "volume_time_series",
+    "write_export",
+]

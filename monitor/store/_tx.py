@@ -1,0 +1,89 @@
+"""Transaction helpers shared by the repository and query modules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from monitor.store.engine import _IMMEDIATE
+from monitor.store.errors import DatabaseUnavailable
+
+__all__ = ["aware", "dialect_insert", "nan_to_none", "none_to_nan", "read_transaction", "write_transaction"]
+
+#: Errors that mean "not now" (server down, connection lost, SQLite lock wait exhausted), not "never".
+_TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[None]:
+    """Run the block in a transaction of its own and commit it; roll back on any error.
+
+    A read transaction the caller left open is ended first. On SQLite the transaction starts with
+    ``BEGIN IMMEDIATE``, so it holds the write lock from the start and never fails halfway on an upgrade.
+
+    Raises: DatabaseUnavailable for connection loss or lock timeouts (worth retrying).
+    """
+    if session.in_transaction():
+        session.commit()
+    try:
+        session.connection(execution_options={_IMMEDIATE: True})
+        yield
+        session.commit()
+    except _TRANSIENT as exc:
+        session.rollback()
+        raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@contextmanager
+def read_transaction(session: Session) -> Iterator[None]:
+    """Run reads and end the transaction afterwards if this block started it (no idle snapshot held).
+
+    Raises: DatabaseUnavailable for connection loss or lock timeouts (worth retrying).
+    """
+    started = not session.in_transaction()
+    try:
+        yield
+    except _TRANSIENT as exc:
+        session.rollback()
+        raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+    finally:
+        if started and session.in_transaction():
+            session.commit()
+
+
+def dialect_insert(session: Session) -> Callable[..., Any]:
+    """``insert`` of the session's dialect (both have ``on_conflict_do_nothing``)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def aware(value: datetime | None, name: str) -> datetime:
+    """``value`` (must be timezone-aware) in UTC, or now when None.
+
+    Raises: ValueError for a naive datetime.
+    """
+    if value is None:
+        return datetime.now(UTC)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def nan_to_none(value: float) -> float | None:
+    """Store an undefined metric (nan) as NULL."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def none_to_nan(value: float | None) -> float:
+    """Read NULL back as nan."""
+    return math.nan if value is None else float(value)

@@ -1,0 +1,484 @@
+"""The work queue and result writes: every statement that changes the results database.
+
+Each function takes a ``Session`` and plain values or records, runs in one transaction of its own and
+commits it (a read transaction left open by the caller is ended first). Nothing returned is an ORM row.
+
+Typical worker loop::
+
+    with session_factory() as session:
+        for item in claim_batch(session, worker_id="host-1:0", limit=8, lease_s=300):
+            try:
+                score = scorer.score(load_mask(item.path))
+            except InvalidMask as exc:
+                record_rejection(session, item.file_id, exc.reason, exc.detail)
+            else:
+                record_scores(session, item.file_id, score, model_id=model_id, artifacts=paths)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.errors import StoreError
+from monitor.records import VolumeScore
+from monitor.store._tx import aware, dialect_insert, nan_to_none, write_transaction
+from monitor.store.errors import FileStateError
+from monitor.store.models import Artifact, MaskFile, MonitorModel, Review, Segmenter, StructureScoreRow
+from monitor.store.records import ClaimedFile, FileStatus, ReviewVerdict
+
+__all__ = [
+    "REJECTION_TOO_MANY_ATTEMPTS",
+    "add_review",
+    "claim_batch",
+    "enqueue_file",
+    "reclaim_expired",
+    "record_rejection",
+    "record_scores",
+    "register_model",
+    "release",
+]
+
+log = logging.getLogger(__name__)
+
+#: Rejection reason given by ``reclaim_expired(max_attempts=...)`` to a file that kept losing its lease.
+REJECTION_TOO_MANY_ATTEMPTS = "too_many_attempts"
+_OPEN = (FileStatus.PENDING, FileStatus.SCORING)
+_MAX_REASON_LENGTH = 64
+
+
+def enqueue_file(
+    session: Session,
+    *,
+    path: str,
+    content_hash: str,
+    case_key: str,
+    phase: str | None,
+    segmenter_name: str,
+    segmenter_version: str,
+    site: str | None = None,
+    scanner: str | None = None,
+    image_path: str | None = None,
+    received_at: datetime | None = None,
+) -> tuple[int, bool]:
+    """Add a received mask file to the queue (status ``pending``), once per path and content.
+
+    The same bytes at the same path are never enqueued twice, even by two processes at once (a unique
+    constraint on (path, content_hash) with ``ON CONFLICT DO NOTHING``); changed bytes at the same path are
+    a new file.
+
+    Args:
+        path: the mask file as the watcher saw it.
+        content_hash: hash of its bytes (e.g. SHA-256 hex), at most 128 characters.
+        case_key: case identifier parsed from the name or sidecar.
+        phase: cardiac phase ("ED", "ES"), None when unknown.
+        segmenter_name, segmenter_version: the model that produced the mask (created on first use).
+        site, scanner, image_path: optional provenance from the sidecar.
+        received_at: when the file arrived (timezone-aware); now when None.
+    Returns: (file id, True if a row was created / False if this path and content were already known).
+    Raises: ValueError for an empty identifier or a naive timestamp; DatabaseUnavailable.
+    """
+    _require_text(path=path, content_hash=content_hash, case_key=case_key)
+    _require_text(segmenter_name=segmenter_name, segmenter_version=segmenter_version)
+    when = aware(received_at, "received_at")
+    insert = dialect_insert(session)
+    with write_transaction(session):
+        segmenter_id = _segmenter_id(session, segmenter_name, segmenter_version, when)
+        stmt = (
+            insert(MaskFile)
+            .values(
+                path=path,
+                content_hash=content_hash,
+                case_key=case_key,
+                phase=phase,
+                site=site,
+                scanner=scanner,
+                image_path=image_path,
+                segmenter_id=segmenter_id,
+                status=FileStatus.PENDING,
+                attempts=0,
+                received_at=when,
+            )
+            .on_conflict_do_nothing(index_elements=["path", "content_hash"])
+            .returning(MaskFile.id)
+        )
+        file_id = session.scalar(stmt)
+        created = file_id is not None
+        if not created:
+            file_id = session.scalar(
+                sa.select(MaskFile.id).where(MaskFile.path == path, MaskFile.content_hash == content_hash)
+            )
+    return _found(file_id, "mask file"), created
+
+
+def claim_batch(
+    session: Session, *, worker_id: str, limit: int, lease_s: float, now: datetime | None = None
+) -> list[ClaimedFile]:
+    """Atomically move up to ``limit`` pending files, oldest first, to ``scoring`` for this worker.
+
+    Several processes may claim from one database: PostgreSQL skips rows another claimer holds
+    (``FOR UPDATE SKIP LOCKED``); SQLite serialises claims with an immediate write transaction. No file
+    is handed out twice while its lease runs.
+
+    Args:
+        worker_id: who claims (e.g. "host:pid:thread"), stored for diagnosis.
+        limit: most files to claim (>= 1).
+        lease_s: seconds the worker may hold each file before ``reclaim_expired`` takes it back (> 0).
+        now: the claim time (timezone-aware); now when None.
+    Returns: the claimed files, oldest first; empty when nothing is pending.
+    Raises: ValueError for a bad limit or lease; DatabaseUnavailable.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    if not lease_s > 0:
+        raise ValueError(f"lease_s must be > 0 seconds, got {lease_s}")
+    _require_text(worker_id=worker_id)
+    when = aware(now, "now")
+    lease_expires_at = when + timedelta(seconds=lease_s)
+    with write_transaction(session):
+        ids = session.scalars(
+            sa.select(MaskFile.id)
+            .where(MaskFile.status == FileStatus.PENDING)
+            .order_by(MaskFile.received_at, MaskFile.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            return []
+        session.execute(
+            sa.update(MaskFile)
+            .where(MaskFile.id.in_(ids))
+            .values(
+                status=FileStatus.SCORING,
+                worker_id=worker_id,
+                started_at=when,
+                lease_expires_at=lease_expires_at,
+                attempts=MaskFile.attempts + 1,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+        rows = session.execute(
+            sa.select(
+                MaskFile.id,
+                MaskFile.path,
+                MaskFile.content_hash,
+                MaskFile.case_key,
+                MaskFile.phase,
+                MaskFile.site,
+                MaskFile.scanner,
+                MaskFile.image_path,
+                Segmenter.name,
+                Segmenter.version,
+                MaskFile.attempts,
+                MaskFile.received_at,
+                MaskFile.lease_expires_at,
+            )
+            .join(Segmenter, MaskFile.segmenter_id == Segmenter.id)
+            .where(MaskFile.id.in_(ids))
+            .order_by(MaskFile.received_at, MaskFile.id)
+        ).all()
+    return [
+        ClaimedFile(
+            file_id=r[0],
+            path=r[1],
+            content_hash=r[2],
+            case_key=r[3],
+            phase=r[4],
+            site=r[5],
+            scanner=r[6],
+            image_path=r[7],
+            segmenter_name=r[8],
+            segmenter_version=r[9],
+            attempts=r[10],
+            received_at=r[11],
+            lease_expires_at=r[12],
+        )
+        for r in rows
+    ]
+
+
+def reclaim_expired(session: Session, now: datetime | None = None, *, max_attempts: int | None = None) -> int:
+    """Put ``scoring`` files whose lease has expired (their worker died or hung) back to ``pending``.
+
+    Args:
+        now: the time to compare leases with (timezone-aware); now when None.
+        max_attempts: when given, an expired file already claimed this many times is rejected with
+            reason ``"too_many_attempts"`` instead of being queued again (a file that kills its worker).
+    Returns: how many files went back to pending.
+    Raises: ValueError for max_attempts < 1 or a naive timestamp; DatabaseUnavailable.
+    """
+    if max_attempts is not None and max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    when = aware(now, "now")
+    expired = sa.and_(MaskFile.status == FileStatus.SCORING, MaskFile.lease_expires_at < when)
+    with write_transaction(session):
+        rejected = 0
+        if max_attempts is not None:
+            rejected = session.execute(
+                sa.update(MaskFile)
+                .where(expired, MaskFile.attempts >= max_attempts)
+                .values(
+                    status=FileStatus.REJECTED,
+                    rejected_at=when,
+                    rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
+                    rejection_detail=f"lease expired on each of {max_attempts} or more claims",
+                    worker_id=None,
+                    lease_expires_at=None,
+                ),
+                execution_options={"synchronize_session": False},
+            ).rowcount
+        requeued = session.execute(
+            sa.update(MaskFile)
+            .where(expired)
+            .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+    if requeued or rejected:
+        log.warning(
+            "expired leases reclaimed",
+            extra={"action": "reclaim", "requeued": requeued, "rejected": rejected},
+        )
+    return requeued
+
+
+def release(session: Session, file_ids: Iterable[int], *, worker_id: str | None = None) -> int:
+    """Give claimed files back to the queue unscored (graceful shutdown); the claim is not counted.
+
+    Args:
+        file_ids: files to release; those no longer ``scoring`` are left alone.
+        worker_id: when given, only files claimed by this worker are released.
+    Returns: how many files went back to pending.
+    Raises: DatabaseUnavailable.
+    """
+    ids = sorted(set(file_ids))
+    if not ids:
+        return 0
+    conditions = [MaskFile.id.in_(ids), MaskFile.status == FileStatus.SCORING]
+    if worker_id is not None:
+        conditions.append(MaskFile.worker_id == worker_id)
+    with write_transaction(session):
+        return session.execute(
+            sa.update(MaskFile)
+            .where(*conditions)
+            .values(
+                status=FileStatus.PENDING,
+                worker_id=None,
+                lease_expires_at=None,
+                attempts=sa.case((MaskFile.attempts > 0, MaskFile.attempts - 1), else_=0),
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+
+
+def record_scores(
+    session: Session,
+    file_id: int,
+    score: VolumeScore,
+    *,
+    model_id: int,
+    artifacts: Mapping[str, str],
+    scored_at: datetime | None = None,
+) -> None:
+    """Store a file's scores in one transaction: status ``scored``, volume flag, shape and spacing,
+    one row per structure, and the artifact paths.
+
+    Args:
+        file_id: a ``pending`` or ``scoring`` file.
+        score: the scorer's output; nan metrics are stored as NULL.
+        model_id: from ``register_model``.
+        artifacts: kind -> path, e.g. ``{"pgt": ".../x_pgt.nii.gz", "inconsistency": ...}``.
+        scored_at: when (timezone-aware); now when None.
+    Raises: FileStateError when the file does not exist or is already scored or rejected (nothing is
+        written); ValueError for duplicate structures; DatabaseUnavailable.
+    """
+    structures = [s.structure for s in score.structures]
+    if len(set(structures)) != len(structures):
+        raise ValueError(f"each structure may be scored once, got {[str(s) for s in structures]}")
+    when = aware(scored_at, "scored_at")
+    with write_transaction(session):
+        updated = session.execute(
+            sa.update(MaskFile)
+            .where(MaskFile.id == file_id, MaskFile.status.in_(_OPEN))
+            .values(
+                status=FileStatus.SCORED,
+                scored_at=when,
+                flag=score.flag,
+                model_id=model_id,
+                shape_z=int(score.shape[0]),
+                shape_y=int(score.shape[1]),
+                shape_x=int(score.shape[2]),
+                spacing_z_mm=float(score.spacing_mm[0]),
+                spacing_y_mm=float(score.spacing_mm[1]),
+                spacing_x_mm=float(score.spacing_mm[2]),
+                slices_scored=int(score.slices_scored),
+                timings_s={k: float(v) for k, v in score.timings_s.items()},
+                worker_id=None,
+                lease_expires_at=None,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if updated != 1:
+            raise _state_error(session, file_id, "record scores")
+        if score.structures:
+            session.execute(
+                sa.insert(StructureScoreRow),
+                [
+                    {
+                        "file_id": file_id,
+                        "structure": s.structure,
+                        "pdsc": nan_to_none(s.pdsc),
+                        "phd_mm": nan_to_none(s.phd_mm),
+                        "flag": s.flag,
+                        "reasons": list(s.reasons),
+                        "mask_voxels": int(s.mask_voxels),
+                        "pgt_voxels": int(s.pgt_voxels),
+                        "mask_volume_ml": float(s.mask_volume_ml),
+                    }
+                    for s in score.structures
+                ],
+            )
+        if artifacts:
+            session.execute(
+                sa.insert(Artifact),
+                [{"file_id": file_id, "kind": kind, "path": str(p)} for kind, p in artifacts.items()],
+            )
+
+
+def record_rejection(
+    session: Session, file_id: int, reason: str, detail: str, *, rejected_at: datetime | None = None
+) -> None:
+    """Mark a file ``rejected`` for good, with a stable reason code and a detail message.
+
+    Args:
+        file_id: a ``pending`` or ``scoring`` file.
+        reason: stable code such as ``"corrupt"`` or ``"labels_outside_map"`` (at most 64 characters).
+        detail: one sentence for the operator.
+        rejected_at: when (timezone-aware); now when None.
+    Raises: FileStateError when the file does not exist or is already scored or rejected; ValueError for
+        an empty or over-long reason; DatabaseUnavailable.
+    """
+    _require_text(reason=reason)
+    if len(reason) > _MAX_REASON_LENGTH:
+        raise ValueError(f"reason must be a short code (<= {_MAX_REASON_LENGTH} characters), got {reason!r}")
+    when = aware(rejected_at, "rejected_at")
+    with write_transaction(session):
+        updated = session.execute(
+            sa.update(MaskFile)
+            .where(MaskFile.id == file_id, MaskFile.status.in_(_OPEN))
+            .values(
+                status=FileStatus.REJECTED,
+                rejected_at=when,
+                rejection_reason=reason,
+                rejection_detail=detail,
+                worker_id=None,
+                lease_expires_at=None,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if updated != 1:
+            raise _state_error(session, file_id, "reject")
+
+
+def register_model(session: Session, checkpoint_hash: str, metadata: Mapping[str, Any]) -> int:
+    """Return the id of the monitor model with this checkpoint hash, registering it on first use.
+
+    Args:
+        checkpoint_hash: hash of the checkpoint file (e.g. SHA-256 hex), at most 128 characters.
+        metadata: JSON-serialisable description (training data, epochs, ...); kept from the first call.
+    Raises: ValueError for an empty hash or metadata that is not JSON; DatabaseUnavailable.
+    """
+    _require_text(checkpoint_hash=checkpoint_hash)
+    try:
+        document = json.loads(json.dumps(dict(metadata), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model metadata must be JSON-serialisable: {exc}") from exc
+    insert = dialect_insert(session)
+    with write_transaction(session):
+        model_id = session.scalar(
+            insert(MonitorModel)
+            .values(checkpoint_hash=checkpoint_hash, metadata_json=document, registered_at=aware(None, "now"))
+            .on_conflict_do_nothing(index_elements=["checkpoint_hash"])
+            .returning(MonitorModel.id)
+        )
+        if model_id is None:
+            model_id = session.scalar(
+                sa.select(MonitorModel.id).where(MonitorModel.checkpoint_hash == checkpoint_hash)
+            )
+    return _found(model_id, "monitor model")
+
+
+def add_review(
+    session: Session,
+    file_id: int,
+    *,
+    verdict: ReviewVerdict | str,
+    reviewer: str,
+    note: str | None = None,
+    reviewed_at: datetime | None = None,
+) -> int:
+    """Record a QA reviewer's verdict on a scored file; a file may be reviewed several times.
+
+    Args:
+        verdict: ``confirmed``, ``false_alarm`` or ``unsure``.
+        reviewer: who reviewed (user name).
+        note: optional free text.
+        reviewed_at: when (timezone-aware); now when None.
+    Returns: the review id.
+    Raises: FileStateError when the file does not exist or is not scored; ValueError for an unknown
+        verdict or empty reviewer; DatabaseUnavailable.
+    """
+    verdict = ReviewVerdict(verdict)
+    _require_text(reviewer=reviewer)
+    when = aware(reviewed_at, "reviewed_at")
+    with write_transaction(session):
+        status = session.scalar(sa.select(MaskFile.status).where(MaskFile.id == file_id))
+        if status != FileStatus.SCORED:
+            raise _state_error(session, file_id, "review")
+        review_id = session.scalar(
+            sa.insert(Review)
+            .values(file_id=file_id, verdict=verdict, reviewer=reviewer, note=note, reviewed_at=when)
+            .returning(Review.id)
+        )
+    return _found(review_id, "review")
+
+
+def _segmenter_id(session: Session, name: str, version: str, when: datetime) -> int:
+    """Id of the segmenter (name, version), created on first use (race-safe)."""
+    where = (Segmenter.name == name, Segmenter.version == version)
+    found = session.scalar(sa.select(Segmenter.id).where(*where))
+    if found is not None:
+        return found
+    session.execute(
+        dialect_insert(session)(Segmenter)
+        .values(name=name, version=version, created_at=when)
+        .on_conflict_do_nothing(index_elements=["name", "version"])
+    )
+    return _found(session.scalar(sa.select(Segmenter.id).where(*where)), "segmenter")
+
+
+def _state_error(session: Session, file_id: int, action: str) -> FileStateError:
+    """Explain why ``action`` is not possible on the file."""
+    status = session.scalar(sa.select(MaskFile.status).where(MaskFile.id == file_id))
+    if status is None:
+        return FileStateError(file_id, None, f"cannot {action}: no file with id {file_id}")
+    return FileStateError(file_id, str(status), f"cannot {action}: file {file_id} is {status}")
+
+
+def _found(row_id: int | None, what: str) -> int:
+    """The id a statement just wrote or found; a missing one means the database broke its promise."""
+    if row_id is None:
+        raise StoreError(f"{what} row vanished within its own transaction")
+    return row_id
+
+
+def _require_text(**values: str) -> None:
+    """Raise ValueError naming the first empty value."""
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
