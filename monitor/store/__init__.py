@@ -17,7 +17,7 @@ Example::
 
 from monitor.store.engine import make_engine, make_session_factory, normalise_url, safe_url
 from monitor.store.errors import DatabaseUnavailable, FileStateError
-from monitor.store.export import EXPORT_COLUMNS, export_frame, iter_export_rows, write_export
+from monitor.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_frame, iter_export_rows, write_export
 from monitor.store.migrate import check_at_head, current, downgrade, head_revision, upgrade
 from monitor.store.queries import (
     ALERT_LEVELS,
@@ -58,6 +58,7 @@ __all__ = [
     "ARTIFACT_INCONSISTENCY",
     "ARTIFACT_PGT",
     "EXPORT_COLUMNS",
+    "EXPORT_FORMATS",
     "REJECTION_TOO_MANY_ATTEMPTS",
     "AlertRecord",
     "CaseRecord",
