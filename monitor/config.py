@@ -44,10 +44,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CMR_MONITOR_", extra="ignore", frozen=True)
 
     # --- data conventions
-    label_map: str = Field("acdc", description="'acdc' (1 RV, 2 MYO, 3 LV), 'mnms' (1 LV, 2 MYO, 3 RV) or 'LV=a,MYO=b,RV=c'")
+    label_map: str = Field(
+        "acdc", description="'acdc' (1 RV, 2 MYO, 3 LV), 'mnms' (1 LV, 2 MYO, 3 RV) or 'LV=a,MYO=b,RV=c'"
+    )
 
     # --- model and scoring
-    checkpoint: Path | None = Field(None, description="autoencoder checkpoint; None = the one shipped in the package")
+    checkpoint: Path | None = Field(
+        None, description="autoencoder checkpoint; None = the one shipped in the package"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_slices: int = Field(64, ge=1, description="slices per model forward pass")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's default")
@@ -63,8 +67,12 @@ class Settings(BaseSettings):
     min_inplane_voxels: int = Field(8, gt=0, description="smallest in-plane extent accepted (voxels)")
 
     # --- storage
-    database_url: str = Field("sqlite:///cmr-monitor.db", description="SQLAlchemy URL of the results database")
-    artifacts_dir: Path = Field(Path("cmr-monitor-artifacts"), description="where pGT and inconsistency maps go")
+    database_url: str = Field(
+        "sqlite:///cmr-monitor.db", description="SQLAlchemy URL of the results database"
+    )
+    artifacts_dir: Path = Field(
+        Path("cmr-monitor-artifacts"), description="where pGT and inconsistency maps go"
+    )
 
     @field_validator("label_map")
     @classmethod

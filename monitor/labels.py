@@ -96,6 +96,8 @@ def get_label_map(name_or_spec: str) -> LabelMap:
             pairs = dict(item.split("=") for item in key.replace(" ", "").split(","))
             labels = {Structure(k.upper()): int(v) for k, v in pairs.items()}
         except ValueError as exc:
-            raise ValueError(f"cannot parse label map spec {name_or_spec!r}: expected e.g. 'LV=1,MYO=2,RV=3'") from exc
+            raise ValueError(
+                f"cannot parse label map spec {name_or_spec!r}: expected e.g. 'LV=1,MYO=2,RV=3'"
+            ) from exc
         return LabelMap(name=key, labels=labels)
     raise ValueError(f"unknown label map {name_or_spec!r}; known: {sorted(LABEL_MAPS)} or 'LV=a,MYO=b,RV=c'")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.openers import ImageOpener
 
 from monitor.errors import InvalidMask
 from monitor.labels import ACDC, LabelMap
@@ -56,6 +57,29 @@ class MaskVolume:
         return tuple(int(n) for n in self.labels.shape)  # type: ignore[return-value]
 
 
+def _gzip_is_broken(path: Path) -> bool:
+    """True when the file is gzip-compressed but its first kilobytes cannot be decompressed."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return False
+    try:
+        with gzip.open(path, "rb") as fh:
+            fh.read(1024)
+    except (EOFError, OSError, zlib.error):
+        return True
+    return False
+
+
+def _check_raw_pixdim(path: Path, header_class: type) -> None:
+    """Refuse zero, negative or non-finite voxel sizes that nibabel would silently 'fix' on load."""
+    with ImageOpener(str(path)) as fh:
+        raw = header_class.from_fileobj(fh, check=False)
+    ndim = int(raw["dim"][0])
+    pixdim = [float(v) for v in raw["pixdim"][1 : 1 + min(max(ndim, 0), 3)]]
+    if not all(np.isfinite(v) and v > 0 for v in pixdim):
+        raise InvalidMask("bad_spacing", f"voxel spacing must be finite and positive, got {pixdim} mm", path)
+
+
 def _header_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
     """Open a NIfTI file lazily (header only), refusing anything that is not a NIfTI-1/2 image."""
     name = path.name.lower()
@@ -80,9 +104,14 @@ def _header_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InvalidMask("corrupt", f"compressed stream is corrupt or truncated ({exc})", path) from exc
     except Exception as exc:  # nibabel raises many types for non-NIfTI content
-        raise InvalidMask("not_nifti", f"not a readable NIfTI header ({type(exc).__name__}: {exc})", path) from exc
+        if _gzip_is_broken(path):
+            raise InvalidMask("corrupt", "compressed stream is corrupt or truncated", path) from exc
+        raise InvalidMask(
+            "not_nifti", f"not a readable NIfTI header ({type(exc).__name__}: {exc})", path
+        ) from exc
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InvalidMask("not_nifti", f"expected a NIfTI image, got {type(img).__name__}", path)
+    _check_raw_pixdim(path, type(img.header))
     return img
 
 
@@ -92,11 +121,15 @@ def _check_header(img: nib.Nifti1Image, path: Path, limits: Limits) -> tuple[tup
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise InvalidMask("bad_ndim", f"expected a 3D label volume (or 4D with one frame), got shape {shape}", path)
+        raise InvalidMask(
+            "bad_ndim", f"expected a 3D label volume (or 4D with one frame), got shape {shape}", path
+        )
     if min(shape) < 1:
         raise InvalidMask("bad_shape", f"every axis needs at least one voxel, got shape {shape}", path)
     if max(shape) > limits.max_dim:
-        raise InvalidMask("too_large", f"axis of {max(shape)} voxels exceeds the limit of {limits.max_dim}", path)
+        raise InvalidMask(
+            "too_large", f"axis of {max(shape)} voxels exceeds the limit of {limits.max_dim}", path
+        )
     if min(shape[0], shape[1]) < limits.min_inplane_voxels:
         raise InvalidMask(
             "bad_shape",
@@ -109,7 +142,9 @@ def _check_header(img: nib.Nifti1Image, path: Path, limits: Limits) -> tuple[tup
         raise InvalidMask("too_large", f"{n_voxels} voxels exceed the limit of {limits.max_voxels}", path)
     if path.stat().st_size > limits.max_file_bytes:
         raise InvalidMask(
-            "too_large", f"{path.stat().st_size} bytes on disk exceed the limit of {limits.max_file_bytes}", path
+            "too_large",
+            f"{path.stat().st_size} bytes on disk exceed the limit of {limits.max_file_bytes}",
+            path,
         )
     dtype = img.get_data_dtype()
     if dtype.kind not in "uif" or dtype.itemsize > 8:
@@ -139,7 +174,9 @@ def _to_label_values(data: np.ndarray, path: Path, label_map: LabelMap) -> np.nd
         if not np.all(np.isfinite(data)):
             raise InvalidMask("float_labels", "labels contain NaN or infinite values", path)
         if not np.array_equal(data, np.round(data)):
-            raise InvalidMask("float_labels", "labels must be integers, got non-integer floating-point values", path)
+            raise InvalidMask(
+                "float_labels", "labels must be integers, got non-integer floating-point values", path
+            )
     lo, hi = data.min(), data.max()
     if lo < 0 or hi > 255:
         raise InvalidMask(
@@ -177,7 +214,9 @@ def load_mask(path: Path | str, label_map: LabelMap = ACDC, limits: Limits | Non
     data = _read_voxels(img, path, shape_xyz)
     values = _to_label_values(data, path, label_map)
     labels = np.ascontiguousarray(label_map.to_canonical(values).transpose(2, 1, 0))
-    return MaskVolume(labels=labels, spacing_mm=spacing, affine=np.asarray(img.affine, dtype=float), path=path)
+    return MaskVolume(
+        labels=labels, spacing_mm=spacing, affine=np.asarray(img.affine, dtype=float), path=path
+    )
 
 
 def load_image(path: Path | str, limits: Limits | None = None) -> tuple[np.ndarray, Spacing3]:

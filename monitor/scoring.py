@@ -1,0 +1,175 @@
+"""``Scorer``: loads the autoencoder once and scores batches of mask volumes.
+
+For each volume: pseudo ground truth (pGT) in the mask's own geometry, pDSC and pHD (mm) per
+structure, the XOR inconsistency map, and flags. Slices without any structure are not sent through the
+model (their pGT is background). Slices of several volumes share model batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monitor.flags import FlagPolicy, flag_structure, worst_flag
+from monitor.labels import CANONICAL_CHANNEL, STRUCTURES
+from monitor.metrics import dice, hausdorff_mm, inconsistency_map, volume_ml
+from monitor.model import CheckpointMeta, default_checkpoint_path, file_sha256, load_checkpoint
+from monitor.nifti import MaskVolume
+from monitor.preprocess import PreprocessInfo, from_model_space, one_hot, to_model_space
+from monitor.records import StructureScore, VolumeScore
+
+__all__ = ["ScoredVolume", "Scorer", "score_structures"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredVolume:
+    """Scores plus the arrays behind them, in the mask's geometry."""
+
+    score: VolumeScore  #: pseudo metrics and flags
+    pgt: np.ndarray  #: uint8 [z, y, x] pseudo ground truth, canonical labels
+    inconsistency: np.ndarray  #: bool [z, y, x], True where mask and pGT disagree
+
+
+def score_structures(
+    mask: np.ndarray, pgt: np.ndarray, spacing_mm: tuple[float, float, float], policy: FlagPolicy
+) -> tuple[StructureScore, ...]:
+    """Pseudo metrics and flags of LV, RV and MYO for one volume.
+
+    Args:
+        mask, pgt: uint8 [z, y, x] canonical labels of the mask and its pseudo ground truth.
+        spacing_mm: (dz, dy, dx) in mm.
+        policy: flag thresholds.
+    """
+    scores = []
+    for structure in STRUCTURES:
+        channel = CANONICAL_CHANNEL[structure]
+        m, g = mask == channel, pgt == channel
+        pdsc = dice(m, g)
+        phd = hausdorff_mm(m, g, spacing_mm)
+        n_mask, n_pgt = int(np.count_nonzero(m)), int(np.count_nonzero(g))
+        level, reasons = flag_structure(
+            structure, pdsc=pdsc, phd_mm=phd, mask_voxels=n_mask, pgt_voxels=n_pgt, policy=policy
+        )
+        scores.append(
+            StructureScore(
+                structure=structure,
+                pdsc=pdsc,
+                phd_mm=phd,
+                flag=level,
+                reasons=reasons,
+                mask_voxels=n_mask,
+                pgt_voxels=n_pgt,
+                mask_volume_ml=volume_ml(m, spacing_mm),
+            )
+        )
+    return tuple(scores)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+class Scorer:
+    """Scores mask volumes with one loaded autoencoder.
+
+    Args:
+        checkpoint: checkpoint file; None = the one shipped in the package.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        batch_slices: slices per forward pass.
+        policy: flag thresholds.
+        threads: CPU threads for torch (None = torch's default).
+
+    Example:
+        >>> scorer = Scorer()
+        >>> result = scorer.score(load_mask("patient101_ED.nii.gz"))
+        >>> result.score.flag
+    """
+
+    def __init__(
+        self,
+        checkpoint: Path | str | None = None,
+        *,
+        device: str = "auto",
+        batch_slices: int = 64,
+        policy: FlagPolicy | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = _resolve_device(device)
+        self.checkpoint_path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+        model, meta, _ = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        self.model = model.to(self.device).eval()
+        self.meta: CheckpointMeta = meta
+        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
+        self.batch_slices = batch_slices
+        self.policy = policy or FlagPolicy()
+
+    @torch.inference_mode()
+    def _reconstruct(self, slices: np.ndarray) -> torch.Tensor:
+        """Softmax reconstruction [n, 4, 256, 256] (on CPU) of model-space labels [n, 256, 256]."""
+        outputs = []
+        for start in range(0, slices.shape[0], self.batch_slices):
+            batch = one_hot(slices[start : start + self.batch_slices]).to(self.device)
+            outputs.append(self.model(batch).float().cpu())
+        if not outputs:
+            return torch.zeros((0, 4, *slices.shape[1:]))
+        return torch.cat(outputs)
+
+    def score(self, volume: MaskVolume) -> ScoredVolume:
+        """Score one volume."""
+        return self.score_batch([volume])[0]
+
+    def score_batch(self, volumes: Sequence[MaskVolume]) -> list[ScoredVolume]:
+        """Score several volumes, sharing model batches across them; results in input order."""
+        t0 = time.perf_counter()
+        prepared: list[tuple[np.ndarray, PreprocessInfo]] = [
+            to_model_space(
+                v.labels,
+                v.spacing_mm,
+                target_spacing_mm=self.meta.target_spacing_mm,
+                size=self.meta.input_size,
+            )
+            for v in volumes
+        ]
+        t1 = time.perf_counter()
+        counts = [p[0].shape[0] for p in prepared]
+        stacked = np.concatenate([p[0] for p in prepared]) if prepared else np.zeros((0, 256, 256), np.uint8)
+        probs = self._reconstruct(stacked)
+        t2 = time.perf_counter()
+        per_volume_model = (t2 - t1) / max(1, len(volumes))
+        per_volume_pre = (t1 - t0) / max(1, len(volumes))
+        results = []
+        offset = 0
+        for volume, (_, info), n in zip(volumes, prepared, counts, strict=True):
+            ta = time.perf_counter()
+            pgt = from_model_space(probs[offset : offset + n], info)
+            offset += n
+            tb = time.perf_counter()
+            structures = score_structures(volume.labels, pgt, volume.spacing_mm, self.policy)
+            xor = inconsistency_map(volume.labels, pgt)
+            tc = time.perf_counter()
+            score = VolumeScore(
+                structures=structures,
+                flag=worst_flag(s.flag for s in structures),
+                shape=volume.shape,
+                spacing_mm=volume.spacing_mm,
+                slices_scored=n,
+                timings_s={
+                    "preprocess": per_volume_pre,
+                    "model": per_volume_model,
+                    "postprocess": tb - ta,
+                    "metrics": tc - tb,
+                },
+            )
+            results.append(ScoredVolume(score=score, pgt=pgt, inconsistency=xor))
+        return results
