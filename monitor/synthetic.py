@@ -511,7 +511,8 @@ def dilate_structure(labels: np.ndarray, structure: StructureLike, voxels: int) 
     mask = labels == value
     if voxels <= 0 or not mask.any():
         return out
-    out[ndimage.binary_dilation(mask, structure=_CROSS_2D, iterations=voxels)] = value
+    box = _heart_box(mask, margin_px=voxels + 1)  # the grown mask stays inside this box
+    out[box][ndimage.binary_dilation(mask[box], structure=_CROSS_2D, iterations=voxels)] = value
     return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from monitor.labels import Structure
+from monitor.labels import MNMS, Structure
 from monitor.metrics import dice, hausdorff_mm
 from monitor.nifti import load_image, load_mask
 from monitor.synthetic import (
@@ -32,6 +32,7 @@ from monitor.synthetic import (
     swap_labels,
     write_dataset,
 )
+from tests.phantoms import phantom_volume, segmented_volume, write_phantom
 
 RV, MYO, LV = 1, 2, 3
 SEEDS = range(8)
@@ -157,6 +158,19 @@ def test_geometry_overrides_and_errors():
         sample_geometry(_rng(1), lv_size=3)
     with pytest.raises(ValueError, match="phase"):
         render_phantom(geometry, "MID")
+
+
+@pytest.mark.parametrize("label_map", [None, MNMS], ids=["acdc", "mnms"])
+def test_phantom_files_round_trip_with_geometry(tmp_path, label_map):
+    kwargs = {} if label_map is None else {"label_map": label_map}
+    path = write_phantom(tmp_path / "case_ES.nii.gz", seed=4, phase="ES", **kwargs)
+    loaded = load_mask(path, **kwargs)
+    expected = phantom_volume(4, "ES")
+    np.testing.assert_array_equal(loaded.labels, expected.labels)
+    assert loaded.spacing_mm == pytest.approx(expected.spacing_mm)
+    np.testing.assert_allclose(loaded.affine, expected.affine, atol=1e-6)
+    corrupted, description = segmented_volume(4, "failing", "ES")
+    assert corrupted.labels.shape == expected.labels.shape and description
 
 
 # ------------------------------------------------------------------------------------- corruptions
