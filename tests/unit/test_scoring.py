@@ -1,0 +1,97 @@
+"""The Scorer with the shipped checkpoint, on synthetic phantoms."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from monitor.flags import FlagPolicy
+from monitor.labels import MNMS, Structure
+from monitor.nifti import MaskVolume
+from monitor.records import FlagLevel
+from monitor.scoring import Scorer
+from monitor.synthetic import make_phantom, remove_structure
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer(device="cpu")
+
+
+def _volume(labels: np.ndarray, spacing, affine=None) -> MaskVolume:
+    return MaskVolume(labels=labels, spacing_mm=spacing, affine=affine if affine is not None else np.eye(4))
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(np.random.default_rng(7))
+
+
+def test_pgt_and_map_live_in_the_mask_geometry(scorer, phantom):
+    result = scorer.score(_volume(phantom.labels, phantom.spacing_mm, phantom.affine))
+    assert result.pgt.shape == phantom.labels.shape
+    assert result.pgt.dtype == np.uint8
+    assert np.array_equal(result.inconsistency, result.pgt != phantom.labels)
+    assert result.score.shape == phantom.labels.shape
+    assert result.score.slices_scored == int(phantom.labels.reshape(phantom.labels.shape[0], -1).any(1).sum())
+    # slices without foreground are not reconstructed: their pGT is background
+    empty = ~phantom.labels.reshape(phantom.labels.shape[0], -1).any(1)
+    assert not result.pgt[empty].any()
+
+
+def test_plausible_mask_is_not_erroneous_and_scores_are_in_range(scorer, phantom):
+    score = scorer.score(_volume(phantom.labels, phantom.spacing_mm)).score
+    assert score.flag != FlagLevel.ERRONEOUS
+    for s in score.structures:
+        assert 0.0 <= s.pdsc <= 1.0
+        assert s.phd_mm >= 0.0
+        assert s.mask_voxels > 0 and s.pgt_voxels > 0
+        assert s.mask_volume_ml == pytest.approx(s.mask_voxels * np.prod(phantom.spacing_mm) / 1000)
+
+
+@pytest.mark.parametrize("structure", [Structure.LV, Structure.RV, Structure.MYO])
+def test_mask_with_a_structure_removed_is_erroneous(scorer, phantom, structure):
+    labels = remove_structure(phantom.labels, structure)
+    score = scorer.score(_volume(labels, phantom.spacing_mm)).score
+    assert score.structure(structure).flag == FlagLevel.ERRONEOUS
+    assert f"{structure.value} missing from the mask" in score.structure(structure).reasons
+    assert score.flag == FlagLevel.ERRONEOUS
+    assert math.isnan(score.structure(structure).phd_mm)
+
+
+def test_batch_scoring_equals_one_by_one(scorer):
+    rng = np.random.default_rng(11)
+    phantoms = [make_phantom(rng) for _ in range(3)]
+    volumes = [_volume(p.labels, p.spacing_mm) for p in phantoms]
+    batch = scorer.score_batch(volumes)
+    for volume, together in zip(volumes, batch, strict=True):
+        alone = scorer.score(volume)
+        assert np.array_equal(alone.pgt, together.pgt)
+        for a, b in zip(alone.score.structures, together.score.structures, strict=True):
+            assert a.pdsc == pytest.approx(b.pdsc) and a.flag == b.flag
+
+
+def test_scores_do_not_depend_on_the_label_map(scorer, phantom, tmp_path):
+    from monitor.nifti import load_mask, save_labels
+
+    acdc_path = save_labels(tmp_path / "a.nii.gz", phantom.labels, phantom.affine)
+    mnms_path = save_labels(tmp_path / "m.nii.gz", phantom.labels, phantom.affine, MNMS)
+    a = scorer.score(load_mask(acdc_path)).score
+    m = scorer.score(load_mask(mnms_path, MNMS)).score
+    for sa, sm in zip(a.structures, m.structures, strict=True):
+        assert sa.pdsc == pytest.approx(sm.pdsc)
+
+
+def test_thresholds_are_configurable(phantom):
+    strict = Scorer(device="cpu", policy=FlagPolicy(suspicious_hd_mm=0.1, suspicious_dice=0.999))
+    score = strict.score(_volume(phantom.labels, phantom.spacing_mm)).score
+    assert score.flag == FlagLevel.SUSPICIOUS
+    assert any("pHD" in r for r in score.reasons) and any("pDSC" in r for r in score.reasons)
+
+
+def test_empty_mask_is_erroneous_for_every_structure(scorer):
+    score = scorer.score(_volume(np.zeros((5, 64, 64), np.uint8), (10.0, 1.5, 1.5))).score
+    assert score.slices_scored == 0
+    assert all(s.flag == FlagLevel.ERRONEOUS for s in score.structures)
