@@ -14,6 +14,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,19 @@ from sqlalchemy.orm import Session
 
 from monitor.labels import STRUCTURES, Structure
 from monitor.records import FlagLevel, StructureScore, VolumeScore
-from monitor.store import make_engine, make_session_factory, upgrade
+from monitor.store import (
+    ARTIFACT_INCONSISTENCY,
+    ARTIFACT_PGT,
+    add_review,
+    claim_batch,
+    enqueue_file,
+    make_engine,
+    make_session_factory,
+    record_rejection,
+    record_scores,
+    register_model,
+    upgrade,
+)
 from monitor.store.models import Base
 
 _PG_CANDIDATES = (
@@ -205,3 +219,75 @@ def make_score() -> Callable[..., VolumeScore]:
         )
 
     return build
+
+
+D1 = datetime(2026, 3, 2, tzinfo=UTC)
+D2 = datetime(2026, 3, 3, tzinfo=UTC)
+_OK, _SUS, _ERR = FlagLevel.OK, FlagLevel.SUSPICIOUS, FlagLevel.ERRONEOUS
+_NAN = math.nan
+#: Scored files of the ``populated`` database: key, segmenter, version, scored_at, LV/RV/MYO (pdsc, phd_mm, flag).
+SCORED_FILES: tuple[tuple[str, str, str, datetime, dict[Structure, tuple[float, float, FlagLevel]]], ...] = (
+    ("f1", "unet", "1.0", D1 + timedelta(hours=8, minutes=10),
+     {Structure.LV: (0.90, 4.0, _OK), Structure.RV: (0.85, 6.0, _OK), Structure.MYO: (0.80, 5.0, _OK)}),
+    ("f2", "unet", "1.0", D1 + timedelta(hours=8, minutes=40),
+     {Structure.LV: (0.88, 5.0, _OK), Structure.RV: (0.40, 30.0, _SUS), Structure.MYO: (0.78, 6.0, _OK)}),
+    ("f3", "unet", "1.0", D1 + timedelta(hours=9, minutes=15),
+     {Structure.LV: (0.0, _NAN, _ERR), Structure.RV: (0.86, 7.0, _OK), Structure.MYO: (0.75, 8.0, _OK)}),
+    ("f4", "unet", "1.0", D2 + timedelta(hours=10),
+     {Structure.LV: (0.92, 3.0, _OK), Structure.RV: (0.83, 9.0, _OK), Structure.MYO: (0.81, 4.0, _OK)}),
+    ("f5", "unet", "2.0", D2 + timedelta(hours=10, minutes=30),
+     {Structure.LV: (0.93, 3.5, _OK), Structure.RV: (0.87, 5.5, _OK), Structure.MYO: (0.45, 20.0, _SUS)}),
+    ("f6", "nnunet", "1", D2 + timedelta(hours=11),
+     {Structure.LV: (0.95, 2.0, _OK), Structure.RV: (_NAN, _NAN, _ERR), Structure.MYO: (0.84, 3.0, _OK)}),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Populated:
+    """What the ``populated`` fixture put in the database."""
+
+    url: str  #: the database
+    ids: dict[str, int]  #: key -> file id: f1..f6 scored, "rejected", "scoring", "pending"
+    scored: tuple = SCORED_FILES  #: the scored files' definitions
+
+
+@pytest.fixture
+def populated(db_url: str, session: Session, make_score: Callable[..., VolumeScore]) -> Populated:
+    """Nine files: six scored (above), one rejected (unet 1.0, D1 09:30), one scoring (unet 2.0), one
+    pending (nnunet 1); f2 reviewed twice (false_alarm on D2 12:00, then confirmed on D2 13:00)."""
+    ids: dict[str, int] = {}
+    model_id = register_model(session, "9f" * 32, {"epochs": 200, "train": "ACDC"})
+
+    def enqueue(key: str, name: str, version: str, received_at: datetime) -> int:
+        ids[key], _ = enqueue_file(
+            session,
+            path=f"/watch/{name}/{version}/{key}_ED.nii.gz",
+            content_hash=f"{key:0>64}",
+            case_key=key,
+            phase="ED",
+            segmenter_name=name,
+            segmenter_version=version,
+            site="site-A",
+            received_at=received_at,
+        )
+        return ids[key]
+
+    for key, name, version, scored_at, values in SCORED_FILES:
+        file_id = enqueue(key, name, version, scored_at - timedelta(minutes=1))
+        artifacts = {ARTIFACT_PGT: f"/art/{key}_pgt.nii.gz", ARTIFACT_INCONSISTENCY: f"/art/{key}_xor.nii.gz"}
+        record_scores(
+            session, file_id, make_score(values), model_id=model_id, artifacts=artifacts, scored_at=scored_at
+        )
+    rejected = enqueue("rejected", "unet", "1.0", D1 + timedelta(hours=9, minutes=29))
+    record_rejection(
+        session, rejected, "corrupt", "not a gzip file", rejected_at=D1 + timedelta(hours=9, minutes=30)
+    )
+    enqueue("scoring", "unet", "2.0", D2 + timedelta(hours=12))
+    (claimed,) = claim_batch(session, worker_id="w", limit=5, lease_s=600, now=D2 + timedelta(hours=12))
+    assert claimed.file_id == ids["scoring"]
+    enqueue("pending", "nnunet", "1", D2 + timedelta(hours=13))
+    add_review(
+        session, ids["f2"], verdict="false_alarm", reviewer="dr.a", reviewed_at=D2 + timedelta(hours=12)
+    )
+    add_review(session, ids["f2"], verdict="confirmed", reviewer="dr.b", reviewed_at=D2 + timedelta(hours=13))
+    return Populated(url=db_url, ids=ids)
