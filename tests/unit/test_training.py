@@ -77,7 +77,7 @@ def test_train_writes_checkpoint_log_and_resumes(dataset, tmp_path):
     meta = train(TrainConfig(data_dir=dataset / "gt", out=out, epochs=2, progress=False, threads=1))
     assert meta.epochs == 2 and meta.n_train_slices > 0 and meta.n_val_slices > 0
     assert len(meta.data_fingerprint) == 64
-    model, loaded, _ = load_checkpoint(out)
+    _, loaded, _ = load_checkpoint(out)
     assert loaded.best_epoch in (0, 1) and set(loaded.val_dice) == {"LV", "RV", "MYO"}
     rows = list(csv.DictReader((tmp_path / "ca.log.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
