@@ -17,10 +17,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
 from monitor.errors import StoreError
-from monitor.store.engine import make_engine, safe_url
+from monitor.store.engine import make_engine, normalise_url, safe_url
 
 __all__ = [
     "alembic_config",
@@ -98,11 +99,16 @@ def downgrade(url: str | URL, revision: str) -> None:
 
 
 def current(url: str | URL) -> str | None:
-    """The schema revision of the database at ``url``; None for a database never migrated.
+    """The schema revision of the database at ``url``; None for a database never migrated (a SQLite
+    file that does not exist is not created).
 
     Raises: StoreError when the database cannot be reached.
     """
-    engine = make_engine(url, poolclass=sa.NullPool)
+    parsed = normalise_url(url)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(file).exists():
+        return None
+    engine = make_engine(parsed, poolclass=sa.NullPool)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -137,7 +143,7 @@ def _is_unknown(revision: str) -> bool:
     """True when ``revision`` is not among our scripts."""
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is None
-    except Exception:  # alembic raises its own CommandError/ResolutionError subclasses for unknown ids
+    except CommandError:  # "Can't locate revision identified by ..."
         return True
 
 

@@ -119,3 +119,11 @@ def test_alembic_command_line_check(db_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_current_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    assert current(f"sqlite:///{missing}") is None
+    with pytest.raises(StoreError, match="database schema is at nothing"):
+        check_at_head(f"sqlite:///{missing}")
+    assert not missing.exists()
