@@ -81,9 +81,9 @@ def head_revision() -> str:
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision`` (default: the latest), creating it if empty.
 
-    Raises: StoreError when the database cannot be reached or the migration fails.
+    Raises: StoreError when the database cannot be reached, the revision is unknown or the migration fails.
     """
-    with migration_connection(url) as connection:
+    with migration_connection(url) as connection, _revision_errors(revision):
         command.upgrade(alembic_config(connection), revision)
     log.info("database upgraded", extra={"action": "db_upgrade", "revision": revision})
 
@@ -91,9 +91,9 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
 def downgrade(url: str | URL, revision: str) -> None:
     """Migrate the database at ``url`` down to ``revision`` (``"base"`` drops every table).
 
-    Raises: StoreError when the database cannot be reached or the migration fails.
+    Raises: StoreError when the database cannot be reached, the revision is unknown or the migration fails.
     """
-    with migration_connection(url) as connection:
+    with migration_connection(url) as connection, _revision_errors(revision):
         command.downgrade(alembic_config(connection), revision)
     log.info("database downgraded", extra={"action": "db_downgrade", "revision": revision})
 
@@ -137,6 +137,15 @@ def check_at_head(url: str | URL) -> None:
         f"database schema is at {found or 'nothing (empty database)'}, this version needs {needed}: "
         f"run `cmr-monitor db upgrade --db {shown}`"
     )
+
+
+@contextmanager
+def _revision_errors(revision: str) -> Iterator[None]:
+    """Turn Alembic's errors about revisions (unknown id, wrong direction) into StoreError."""
+    try:
+        yield
+    except CommandError as exc:
+        raise StoreError(f"cannot migrate to revision {revision!r}: {exc}") from exc
 
 
 def _is_unknown(revision: str) -> bool:

@@ -149,3 +149,11 @@ def test_export_usage_errors(app: typer.Typer, runner: CliRunner, db_url: str, t
     )
     assert result.exit_code == 2
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_db_downgrade_to_unknown_revision(app: typer.Typer, runner: CliRunner, db_url: str) -> None:
+    result = runner.invoke(app, ["db", "downgrade", "nonsense", "--db", db_url])
+    assert result.exit_code == 1
+    assert "cannot migrate to revision 'nonsense'" in result.output
+    assert current(db_url) == head_revision()

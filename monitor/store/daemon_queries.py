@@ -1,0 +1,96 @@
+"""Queue queries the watch daemon needs beyond the repository (owned by the daemon; see docs/daemon.md).
+
+Kept apart from ``repository.py`` so that the store's owner can fold them in (or replace them) in one
+move. Same rules as the rest of the store: a ``Session`` in, plain values out, one transaction each.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.store._tx import aware, read_transaction, write_transaction
+from monitor.store.models import MaskFile
+from monitor.store.records import FileStatus
+from monitor.store.repository import REJECTION_TOO_MANY_ATTEMPTS
+
+__all__ = ["known_paths", "requeue_worker", "scoring_workers"]
+
+log = logging.getLogger(__name__)
+
+
+def known_paths(session: Session, under: str | None = None) -> dict[str, datetime]:
+    """Every path the queue holds (any status), with the time its latest version was received.
+
+    Args:
+        under: only paths that start with this prefix (a folder with its trailing separator).
+    Returns: path -> latest ``received_at`` (UTC).
+    Raises: DatabaseUnavailable.
+    """
+    stmt = sa.select(MaskFile.path, sa.func.max(MaskFile.received_at)).group_by(MaskFile.path)
+    if under is not None:
+        stmt = stmt.where(MaskFile.path.startswith(under, autoescape=True))
+    with read_transaction(session):
+        rows = session.execute(stmt).all()
+    return {path: aware(when, "received_at") for path, when in rows}
+
+
+def scoring_workers(session: Session) -> list[str]:
+    """Worker ids that hold files in ``scoring``, sorted.
+
+    Raises: DatabaseUnavailable.
+    """
+    with read_transaction(session):
+        rows = session.scalars(
+            sa.select(MaskFile.worker_id)
+            .where(MaskFile.status == FileStatus.SCORING, MaskFile.worker_id.is_not(None))
+            .distinct()
+        ).all()
+    return sorted(rows)
+
+
+def requeue_worker(
+    session: Session, worker_id: str, *, max_attempts: int, now: datetime | None = None
+) -> tuple[int, int]:
+    """Take back every ``scoring`` file of a worker known to be dead, without waiting for its leases.
+
+    Like ``reclaim_expired`` for one worker: files go back to ``pending`` (the lost claim still counts),
+    and a file already claimed ``max_attempts`` times is rejected with ``"too_many_attempts"`` instead
+    (a file that kills its worker must not kill every worker in turn).
+
+    Returns: (files requeued, files rejected).
+    Raises: ValueError for max_attempts < 1; DatabaseUnavailable.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    when = aware(now, "now")
+    held = sa.and_(MaskFile.status == FileStatus.SCORING, MaskFile.worker_id == worker_id)
+    with write_transaction(session):
+        rejected = session.execute(
+            sa.update(MaskFile)
+            .where(held, MaskFile.attempts >= max_attempts)
+            .values(
+                status=FileStatus.REJECTED,
+                rejected_at=when,
+                rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
+                rejection_detail=f"its worker died on each of {max_attempts} or more claims",
+                worker_id=None,
+                lease_expires_at=None,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        requeued = session.execute(
+            sa.update(MaskFile)
+            .where(held)
+            .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+    if requeued or rejected:
+        log.warning(
+            "files of a dead worker taken back",
+            extra={"action": "requeue_worker", "requeued": requeued, "rejected": rejected},
+        )
+    return requeued, rejected
