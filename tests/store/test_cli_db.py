@@ -17,7 +17,7 @@ from monitor.config import get_settings
 from monitor.store import current, head_revision
 
 if TYPE_CHECKING:
-    from conftest import Populated
+    from tests.store.conftest import Populated
 
 
 @pytest.fixture

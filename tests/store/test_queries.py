@@ -27,7 +27,7 @@ from monitor.store import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Populated
+    from tests.store.conftest import Populated
 
 D1 = datetime(2026, 3, 2, tzinfo=UTC)
 D2 = datetime(2026, 3, 3, tzinfo=UTC)
