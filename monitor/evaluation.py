@@ -123,7 +123,7 @@ class CasePair:
     """One predicted volume and its ground truth."""
 
     segmenter: str  #: segmenter name (``ground_truth`` for the GT scored as a prediction)
-    case: str  #: case key, the prediction's file name without ``.nii(.gz)``, e.g. ``patient001_ED``
+    case: str  #: case key of the ground truth: ``patient001_ED`` in ACDC layout, else the file name stem
     patient: str  #: patient identifier, e.g. ``patient001``
     phase: str  #: ``ED``, ``ES`` or "" when unknown
     pred_path: Path  #: predicted mask
@@ -278,7 +278,7 @@ def pair_cases(gt_dir: Path | str, pred_dirs: Mapping[str, Path | str]) -> Pairi
             pairs.append(
                 CasePair(
                     segmenter=name,
-                    case=case,
+                    case=entry.case,
                     patient=entry.patient,
                     phase=entry.phase,
                     pred_path=path,
@@ -309,10 +309,9 @@ def _ground_truth_pairs(pairs: Sequence[CasePair]) -> list[CasePair]:
     seen: dict[Path, CasePair] = {}
     for pair in pairs:
         if pair.gt_path not in seen:
-            case = f"{pair.patient}_{pair.phase}" if pair.phase else pair.case
             seen[pair.gt_path] = CasePair(
                 segmenter=GROUND_TRUTH,
-                case=case,
+                case=pair.case,
                 patient=pair.patient,
                 phase=pair.phase,
                 pred_path=pair.gt_path,
@@ -888,7 +887,8 @@ def _plot_risk_coverage(cases: pd.DataFrame, path: Path, failure_dice: float, fa
         ax.set_xlim(0, 1)
         ax.set_title(titles[risk_name])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
 
 

@@ -33,6 +33,7 @@ from monitor.evaluation import (
     summarise,
     write_report,
 )
+from monitor.nifti import save_labels
 from monitor.scoring import Scorer
 from monitor.synthetic import write_dataset
 
@@ -197,6 +198,27 @@ def test_summary_correlations_match_numpy_on_the_cases(evaluated, summary: dict)
     assert got["pearson"] == pytest.approx(np.corrcoef(x[keep], y[keep])[0, 1])
     assert (got["n"], got["n_dropped"]) == (int(keep.sum()), int((~keep).sum()))
     assert got["pearson"] > 0.5  # pHD follows HD on these phantoms
+
+
+class _NoScorer:
+    def score_batch(self, volumes: list) -> list:
+        assert not volumes, "nothing should reach the scorer"
+        return []
+
+
+def test_unreadable_and_mismatched_predictions_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    labels = np.zeros((3, 16, 16), np.uint8)
+    labels[:, 4:10, 4:10] = 3
+    save_labels(tmp_path / "gt" / "a.nii.gz", labels, np.diag([1.5, 1.5, 8.0, 1.0]))
+    save_labels(tmp_path / "gt" / "b.nii.gz", labels, np.diag([1.5, 1.5, 8.0, 1.0]))
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "a.nii.gz").write_bytes(b"not a nifti file")
+    save_labels(tmp_path / "pred" / "b.nii.gz", labels[:, :12], np.diag([1.5, 1.5, 8.0, 1.0]))
+    pairing = pair_cases(tmp_path / "gt", {"net": tmp_path / "pred"})
+    cases, skipped = evaluate_cases(pairing.pairs, _NoScorer(), include_ground_truth=False)
+    assert cases.empty and tuple(cases.columns) == CASE_COLUMNS
+    assert sorted((s.case, s.reason) for s in skipped) == [("a", "not_nifti"), ("b", "geometry_mismatch")]
+    assert summarise(cases)["n_volumes"] == 0
 
 
 # --------------------------------------------------------------------------------------------------
