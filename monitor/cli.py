@@ -115,7 +115,6 @@ def score(
     """Score masks once, without ground truth: pDSC, pHD (mm) and flags per structure."""
     from monitor.config import get_settings
     from monitor.errors import InvalidMask
-    from monitor.flags import FlagPolicy
     from monitor.labels import get_label_map
     from monitor.nifti import Limits, load_mask, save_labels
     from monitor.records import FlagLevel
@@ -125,21 +124,8 @@ def score(
         checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
     )
     lmap = get_label_map(settings.label_map)
-    limits = Limits(
-        max_file_bytes=settings.max_file_bytes,
-        max_voxels=settings.max_voxels,
-        max_dim=settings.max_dim,
-        min_inplane_voxels=settings.min_inplane_voxels,
-    )
-    scorer = Scorer(
-        settings.checkpoint,
-        device=settings.device,
-        batch_slices=settings.batch_slices,
-        policy=FlagPolicy(
-            suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
-        ),
-        threads=settings.torch_threads,
-    )
+    limits = Limits.from_settings(settings)
+    scorer = Scorer.from_settings(settings)
     files = _mask_files(paths)
     rows: list[dict[str, object]] = []
     for start in range(0, len(files), max(1, batch)):

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.openers import ImageOpener
 
+from monitor.config import Settings
 from monitor.errors import InvalidMask
 from monitor.labels import ACDC, LabelMap
 
@@ -40,6 +41,16 @@ class Limits:
     max_voxels: int = 64 * 1024**2  #: voxels in the volume
     max_dim: int = 2048  #: voxels along any axis
     min_inplane_voxels: int = 8  #: smallest in-plane extent
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits configured in ``Settings``."""
+        return cls(
+            max_file_bytes=settings.max_file_bytes,
+            max_voxels=settings.max_voxels,
+            max_dim=settings.max_dim,
+            min_inplane_voxels=settings.min_inplane_voxels,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monitor.config import Settings
 from monitor.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.labels import CANONICAL_CHANNEL, STRUCTURES
 from monitor.metrics import dice, hausdorff_mm, inconsistency_map, volume_ml
@@ -113,6 +114,19 @@ class Scorer:
         self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
         self.batch_slices = batch_slices
         self.policy = policy or FlagPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Scorer:
+        """A scorer configured from ``Settings`` (checkpoint, device, batch, thresholds, threads)."""
+        return cls(
+            settings.checkpoint,
+            device=settings.device,
+            batch_slices=settings.batch_slices,
+            policy=FlagPolicy(
+                suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
+            ),
+            threads=settings.torch_threads,
+        )
 
     @torch.inference_mode()
     def _reconstruct(self, slices: np.ndarray) -> torch.Tensor:
