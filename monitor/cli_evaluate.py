@@ -98,23 +98,15 @@ def evaluate(
     """Compare pseudo metrics (pDSC, pHD, flags) with real ones against ground truth; write a report."""
     from monitor.config import get_settings
     from monitor.evaluation import run_evaluation
-    from monitor.flags import FlagPolicy
     from monitor.labels import get_label_map
+    from monitor.nifti import Limits
     from monitor.scoring import Scorer
 
     pred_dirs = parse_pred_specs(pred)
     settings = get_settings().with_overrides(
         checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
     )
-    scorer = Scorer(
-        settings.checkpoint,
-        device=settings.device,
-        batch_slices=settings.batch_slices,
-        policy=FlagPolicy(
-            suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
-        ),
-        threads=settings.torch_threads,
-    )
+    scorer = Scorer.from_settings(settings)
     summary = run_evaluation(
         gt,
         pred_dirs,
@@ -124,6 +116,7 @@ def evaluate(
         batch_volumes=batch,
         include_ground_truth=ground_truth,
         plots=plots,
+        limits=Limits.from_settings(settings),
     )
     _print_summary(summary, out)
 

@@ -1135,8 +1135,11 @@ def run_evaluation(
     failure_dice: float = FAILURE_DICE,
     failure_hd_mm: float = FAILURE_HD_MM,
     plots: bool = True,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
     """Pair, score, summarise and write the report: the whole ``cmr-monitor evaluate``.
+
+    Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``.
 
     Returns: the summary written to ``summary.json`` (nan as float nan), with ``inputs``, ``pairing``
         (``unpaired``, ``skipped``, ``missing_predictions`` per segmenter), ``checkpoint``,
@@ -1158,6 +1161,7 @@ def run_evaluation(
         label_map=label_map,
         batch_volumes=batch_volumes,
         include_ground_truth=include_ground_truth,
+        limits=limits,
     )
     summary = summarise(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
     missing_counts = {name: 0 for name in pred_dirs}
