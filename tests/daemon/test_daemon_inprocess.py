@@ -1,0 +1,217 @@
+"""In-process tests of ``monitor.daemon`` with a fake scorer (fast): the pipeline end to end, stop(),
+signal handling, configuration checks and worker identities."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.daemon import (
+    Daemon,
+    DaemonConfig,
+    _is_dead_local_worker,
+    artifact_paths,
+    on_stop,
+    worker_identity,
+)
+from monitor.labels import STRUCTURES
+from monitor.nifti import MaskVolume, load_mask
+from monitor.records import FlagLevel, StructureScore, VolumeScore
+from tests.daemon._harness import (
+    Stream,
+    assert_end_state,
+    mask_bytes,
+    read_rows,
+    wait_for_end_state,
+    write_renamed,
+)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    score: VolumeScore
+    pgt: np.ndarray
+    inconsistency: np.ndarray
+
+
+class FakeScorer:
+    """Scores instantly: pGT = the mask, everything ok."""
+
+    checkpoint_sha256 = "0" * 64
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.batches: list[int] = []
+
+    def score_batch(self, volumes: list[MaskVolume]) -> list[_Scored]:
+        self.batches.append(len(volumes))
+        time.sleep(self.delay_s)
+        structures = tuple(
+            StructureScore(
+                structure=s,
+                pdsc=0.9,
+                phd_mm=3.0,
+                flag=FlagLevel.OK,
+                reasons=(),
+                mask_voxels=1,
+                pgt_voxels=1,
+                mask_volume_ml=0.1,
+            )
+            for s in STRUCTURES
+        )
+        return [
+            _Scored(
+                score=VolumeScore(
+                    structures=structures,
+                    flag=FlagLevel.OK,
+                    shape=v.shape,
+                    spacing_mm=v.spacing_mm,
+                    slices_scored=v.shape[0],
+                ),
+                pgt=v.labels.copy(),
+                inconsistency=np.zeros(v.shape, bool),
+            )
+            for v in volumes
+        ]
+
+
+def _config(tmp_path: Path, **overrides: object) -> DaemonConfig:
+    (tmp_path / "in").mkdir(exist_ok=True)
+    values: dict[str, object] = {
+        "roots": (tmp_path / "in",),
+        "database_url": f"sqlite:///{tmp_path / 'm.db'}",
+        "artifacts_dir": tmp_path / "artifacts",
+        "metrics_port": None,
+        "stable_s": 0.3,
+        "poll_interval_s": 0.05,
+        "incomplete_timeout_s": 1.0,
+        "shutdown_timeout_s": 5.0,
+        **overrides,
+    }
+    return DaemonConfig(**values)  # type: ignore[arg-type]
+
+
+def _start(daemon: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not daemon.readyz()[0]:
+        assert thread.is_alive() and time.monotonic() < deadline, "daemon did not start"
+        time.sleep(0.02)
+    return thread
+
+
+def test_pipeline_end_to_end_and_stop_within_1s(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    scorer = FakeScorer()
+    daemon = Daemon(config, scorer_factory=lambda _: scorer)
+    thread = _start(daemon)
+    try:
+        stream = Stream(config.roots[0], n_valid=12, n_duplicates=2, seed=5, max_pause_s=0.01)
+        stream.run()
+        rows = wait_for_end_state(config.database_url, stream.expected_files, timeout_s=30)
+        assert_end_state(rows, stream)
+    finally:
+        started = time.monotonic()
+        daemon.stop()
+        daemon.stop()  # idempotent
+        thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - started < 1.0
+    assert not daemon.readyz()[0]
+    file_id, row = next((i, r) for i, r in enumerate(rows, start=1) if r.status == "scored")  # ids from 1
+    pgt = load_mask(artifact_paths(config.artifacts_dir, file_id)["pgt"])
+    mask = load_mask(row.path)
+    assert np.array_equal(pgt.labels, mask.labels) and np.allclose(pgt.affine, mask.affine)  # mask's geometry
+    assert daemon.registry.get_sample_value("cmr_monitor_files_received_total") == stream.expected_files
+
+
+def test_backfill_and_batches_across_files(tmp_path: Path) -> None:
+    """Files present before the start are enqueued at once and scored in batches."""
+    config = _config(tmp_path, batch_size=4)
+    for i in range(9):
+        write_renamed(config.roots[0] / "seg" / "v1" / f"c{i}_ED.nii.gz", mask_bytes(200 + i))
+    scorer = FakeScorer(delay_s=0.2)
+    daemon = Daemon(config, scorer_factory=lambda _: scorer)
+    thread = _start(daemon)
+    try:
+        rows = wait_for_end_state(config.database_url, 9, timeout_s=30)
+    finally:
+        daemon.stop()
+        thread.join(timeout=10)
+    assert all(r.status == "scored" for r in rows)
+    assert max(scorer.batches) > 1
+    # restarting knows every file: nothing enqueued again
+    again = Daemon(config, scorer_factory=lambda _: FakeScorer())
+    thread = _start(again)
+    again.stop()
+    thread.join(timeout=5)
+    assert len(read_rows(config.database_url)) == 9
+    assert again.registry.get_sample_value("cmr_monitor_files_received_total") == 0
+
+
+def test_changed_file_is_a_new_version(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
+    thread = _start(daemon)
+    path = config.roots[0] / "p1_ED.nii.gz"
+    try:
+        write_renamed(path, mask_bytes(1))
+        wait_for_end_state(config.database_url, 1, timeout_s=20)
+        write_renamed(path, mask_bytes(2))
+        rows = wait_for_end_state(config.database_url, 2, timeout_s=20)
+    finally:
+        daemon.stop()
+        thread.join(timeout=5)
+    assert [r.status for r in rows] == ["scored", "scored"] and rows[0].content_hash != rows[1].content_hash
+
+
+def test_stop_while_waiting_for_the_database(tmp_path: Path) -> None:
+    """An unreachable database at start is retried until stop(), which returns promptly."""
+    config = _config(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
+    daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive() and daemon.readyz() == (False, "starting") and daemon.healthz()[0]
+    daemon.stop()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+
+
+def test_on_stop_calls_back_and_restores_handlers() -> None:
+    calls: list[int] = []
+    before = signal.getsignal(signal.SIGTERM)
+    with on_stop(lambda: calls.append(1)):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    assert calls == [1] and signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("inside", ["artifacts", "quarantine"])
+def test_outputs_inside_watched_folder_refused(tmp_path: Path, inside: str) -> None:
+    key = "artifacts_dir" if inside == "artifacts" else "quarantine_dir"
+    with pytest.raises(ValueError, match="inside the watched folder"):
+        _config(tmp_path, **{key: tmp_path / "in" / inside})
+    _config(tmp_path, **{key: tmp_path / "in" / f".{inside}"})  # hidden folders are never watched
+
+
+def test_dead_local_worker_detection() -> None:
+    me = worker_identity()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host, boot, namespace, _ = me.rsplit("/", 3)
+    assert _is_dead_local_worker(f"{host}/{boot}/{namespace}/{gone.pid}", me)
+    assert not _is_dead_local_worker(me, me)
+    assert not _is_dead_local_worker(f"{host}/{boot}/{namespace}/{os.getppid()}", me)
+    assert not _is_dead_local_worker(f"other-host/{boot}/{namespace}/{gone.pid}", me)
+    assert not _is_dead_local_worker(f"{host}/{boot}/other-ns/{gone.pid}", me)
+    assert not _is_dead_local_worker("host:1234", me)
