@@ -1,0 +1,59 @@
+"""Tests of the live demo: its schedule, its work folder, and ``cmr-monitor demo --fast`` end to end."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.demo import DEMO_VERSIONS, plan_deliveries, prepare_workdir
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def test_plan_switches_version_half_way() -> None:
+    plan = plan_deliveries(duration_s=180, rate_per_s=0.5, seed=0)
+    assert len(plan) == 90
+    assert [d.version for d in plan] == [DEMO_VERSIONS[0]] * 45 + [DEMO_VERSIONS[1]] * 45
+    assert all(a.at_s < b.at_s for a, b in itertools.pairwise(plan)) and plan[-1].at_s <= 180
+    assert sum(d.quality == "invalid" for d in plan) == 5
+    bad_share = {
+        v: sum(d.quality in ("poor", "failing") for d in plan if d.version == v) for v in DEMO_VERSIONS
+    }
+    assert bad_share[DEMO_VERSIONS[1]] > bad_share[DEMO_VERSIONS[0]]
+    assert len({d.relative_path for d in plan}) == len(plan)
+
+
+def test_workdir_of_someone_else_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not made by the demo"):
+        prepare_workdir(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+    demo = tmp_path / "demo"
+    prepare_workdir(demo)
+    (demo / "incoming").mkdir()
+    prepare_workdir(demo)  # an earlier demo's folder is emptied
+    assert [p.name for p in demo.iterdir()] == [".cmr-monitor-demo"]
+
+
+@pytest.mark.slow
+def test_demo_fast_runs_on_cpu(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli_watch", "demo", "--fast", "--workdir", str(tmp_path / "demo"),
+         "--device", "cpu", "--metrics-port", "0"],
+        cwd=_REPO, env=env, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "metrics:   http://127.0.0.1:" in out
+    assert "written 30/30" in out
+    table = out[out.index("cardioseg by version") :]
+    for version in DEMO_VERSIONS:
+        assert f"│ {version} " in table
+    assert "rejected files by reason:" in out
+    assert (tmp_path / "demo" / "cmr-monitor.db").is_file()
