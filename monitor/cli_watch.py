@@ -191,9 +191,7 @@ def watch(
     from monitor.config import get_settings
     from monitor.daemon import Daemon, DaemonConfig, on_stop
     from monitor.errors import MonitorError
-    from monitor.flags import FlagPolicy
     from monitor.ingest import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, DEFAULT_NAME_PATTERNS, IngestConfig
-    from monitor.nifti import Limits
 
     try:
         settings = get_settings().with_overrides(
@@ -206,24 +204,9 @@ def watch(
         )
         config = DaemonConfig(
             roots=tuple(folders),
-            database_url=settings.database_url,
-            artifacts_dir=settings.artifacts_dir.resolve(),
+            settings=settings.with_overrides(artifacts_dir=settings.artifacts_dir.resolve()),
             quarantine_dir=quarantine.resolve() if quarantine else None,
             migrate=migrate,
-            checkpoint=settings.checkpoint,
-            device=settings.device,
-            threads=settings.torch_threads,
-            batch_slices=settings.batch_slices,
-            label_map=settings.label_map,
-            limits=Limits(
-                max_file_bytes=settings.max_file_bytes,
-                max_voxels=settings.max_voxels,
-                max_dim=settings.max_dim,
-                min_inplane_voxels=settings.min_inplane_voxels,
-            ),
-            policy=FlagPolicy(
-                suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
-            ),
             ingest=IngestConfig(
                 include=tuple(include) if include else DEFAULT_INCLUDE,
                 exclude=DEFAULT_EXCLUDE + tuple(exclude or ()),
@@ -340,8 +323,8 @@ def _print_summary(result: DemoResult) -> None:
     def fmt(value: float) -> str:
         return "-" if math.isnan(value) else f"{value:.3f}"
 
-    table = Table(title="cardioseg by version: real DSC (needs ground truth) vs pDSC (the monitor)")
-    for column in ("version", "written", "scored", "flagged", "erroneous", "rejected", "real DSC", "pDSC"):
+    table = Table(title="cardioseg by version: DSC (real, needs ground truth) vs pDSC (the monitor)")
+    for column in ("version", "written", "scored", "flagged", "erroneous", "rejected", "DSC", "pDSC"):
         table.add_column(column, justify="left" if column == "version" else "right")
     for v in result.versions:
         flag_rate = f" ({v.flagged / v.scored:.0%})" if v.scored else ""

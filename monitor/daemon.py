@@ -58,8 +58,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from monitor.config import Settings
 from monitor.errors import InvalidMask, StoreError
-from monitor.flags import FlagPolicy
 from monitor.ingest import (
     CompletionTracker,
     IngestConfig,
@@ -149,20 +149,13 @@ class ScorerLike(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
-    """Everything the daemon needs; the CLI builds it from options and ``Settings``."""
+    """What the daemon watches and how; ``settings`` holds the rest (database, artifacts folder, model,
+    device, label map, input limits, flag thresholds)."""
 
     roots: tuple[Path, ...]  #: watched folders (absolute, existing), searched recursively
-    database_url: str  #: SQLAlchemy URL of the results database
-    artifacts_dir: Path  #: where pGT and inconsistency maps go (outside the watched folders)
+    settings: Settings  #: database_url, artifacts_dir (outside the watched folders), scoring settings
     quarantine_dir: Path | None = None  #: rejected files are moved here (outside the watched folders)
     migrate: bool = False  #: upgrade the schema to head at start instead of refusing an old one
-    checkpoint: Path | None = None  #: autoencoder checkpoint; None = the shipped one
-    device: str = "auto"  #: auto, cpu or cuda
-    threads: int | None = None  #: torch CPU threads; None = torch's default
-    batch_slices: int = 64  #: slices per model forward pass
-    label_map: str = "acdc"  #: label map of the incoming masks (name or 'LV=a,MYO=b,RV=c')
-    limits: Limits = field(default_factory=Limits)  #: size limits checked before voxels are read
-    policy: FlagPolicy = field(default_factory=FlagPolicy)  #: flag thresholds
     ingest: IngestConfig = field(default_factory=IngestConfig)  #: file patterns and naming
     polling: bool = False  #: poll the folders instead of inotify (NFS/SMB shares)
     poll_interval_s: float = 1.0  #: polling period; also the longest idle wait of the loops
@@ -199,9 +192,7 @@ class DaemonConfig:
             )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
-        get_label_map(self.label_map)
-        for name in ("artifacts_dir", "quarantine_dir"):
-            folder: Path | None = getattr(self, name)
+        for name, folder in (("artifacts_dir", self.artifacts_dir), ("quarantine_dir", self.quarantine_dir)):
             if folder is None:
                 continue
             root = find_root(folder.resolve(), [r.resolve() for r in self.roots])
@@ -210,6 +201,16 @@ class DaemonConfig:
                     f"{name} {folder} lies inside the watched folder {root}: the daemon would take its own "
                     "output as input; put it elsewhere (or in a hidden folder such as .artifacts)"
                 )
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the results database (from ``settings``)."""
+        return self.settings.database_url
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where pGT and inconsistency maps go (from ``settings``)."""
+        return self.settings.artifacts_dir
 
 
 def _excluded_folder(folder: Path, root: Path, config: IngestConfig) -> bool:
@@ -351,13 +352,7 @@ class _Handler(FileSystemEventHandler):
 def _default_scorer(config: DaemonConfig) -> ScorerLike:
     from monitor.scoring import Scorer
 
-    return Scorer(
-        config.checkpoint,
-        device=config.device,
-        batch_slices=config.batch_slices,
-        policy=config.policy,
-        threads=config.threads,
-    )
+    return Scorer.from_settings(config.settings)
 
 
 def _json_safe(value: Any) -> Any:
@@ -404,7 +399,8 @@ class Daemon:
         self.metrics: DaemonMetrics = build_metrics(self.registry)
         self.worker_id = worker_identity()
         self._scorer_factory = scorer_factory
-        self._label_map: LabelMap = get_label_map(config.label_map)
+        self._label_map: LabelMap = get_label_map(config.settings.label_map)
+        self._limits = Limits.from_settings(config.settings)
         self._roots = tuple(r.resolve() for r in config.roots)
         self._stop = threading.Event()
         self._abandon = threading.Event()
@@ -510,7 +506,7 @@ class Daemon:
             scorer = self._scorer_factory(config)
             meta = getattr(scorer, "meta", None)
             metadata = {
-                "checkpoint": str(getattr(scorer, "checkpoint_path", config.checkpoint or "")),
+                "checkpoint": str(getattr(scorer, "checkpoint_path", config.settings.checkpoint or "")),
                 **(_json_safe(asdict(meta)) if meta is not None else {}),
             }
             with self._sessions() as session:
@@ -809,7 +805,7 @@ class Daemon:
             identity, rejection = self._fallback_identity(path, root), (_REASON_BAD_NAME, str(exc))
         if rejection is None:
             try:
-                load_mask(path, self._label_map, self.config.limits)
+                load_mask(path, self._label_map, self._limits)
             except InvalidMask as exc:
                 if exc.reason == "missing":
                     self._forget_under(path)
@@ -1129,7 +1125,7 @@ class _Worker(threading.Thread):
         try:
             before = path.stat()
             digest = _sha256(path)
-            volume = load_mask(path, self._d._label_map, self._d.config.limits)
+            volume = load_mask(path, self._d._label_map, self._d._limits)
             after = path.stat()
         except FileNotFoundError:
             return "missing", "the file vanished before it could be scored"

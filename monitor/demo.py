@@ -31,6 +31,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from monitor.config import get_settings
 from monitor.daemon import Daemon, DaemonConfig
 from monitor.labels import ACDC, CANONICAL_CHANNEL, STRUCTURES
 from monitor.metrics import dice
@@ -301,11 +302,10 @@ def run_demo(
     daemon = Daemon(
         DaemonConfig(
             roots=(incoming,),
-            database_url=url,
-            artifacts_dir=artifacts,
+            settings=get_settings().with_overrides(
+                database_url=url, artifacts_dir=artifacts, checkpoint=config.checkpoint, device=config.device
+            ),
             migrate=True,
-            checkpoint=config.checkpoint,
-            device=config.device,
             poll_interval_s=0.25,
             stable_s=1.0,
             incomplete_timeout_s=5.0,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monitor.config import Settings
 from monitor.daemon import (
     Daemon,
     DaemonConfig,
@@ -86,10 +87,10 @@ class FakeScorer:
 
 def _config(tmp_path: Path, **overrides: object) -> DaemonConfig:
     (tmp_path / "in").mkdir(exist_ok=True)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", artifacts_dir=tmp_path / "artifacts")
     values: dict[str, object] = {
         "roots": (tmp_path / "in",),
-        "database_url": f"sqlite:///{tmp_path / 'm.db'}",
-        "artifacts_dir": tmp_path / "artifacts",
+        "settings": settings,
         "metrics_port": None,
         "stable_s": 0.3,
         "poll_interval_s": 0.05,
@@ -176,7 +177,7 @@ def test_changed_file_is_a_new_version(tmp_path: Path) -> None:
 
 def test_stop_while_waiting_for_the_database(tmp_path: Path) -> None:
     """An unreachable database at start is retried until stop(), which returns promptly."""
-    config = _config(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
+    config = _config(tmp_path, settings=Settings(database_url="postgresql://nobody@127.0.0.1:1/none"))
     daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
@@ -196,12 +197,15 @@ def test_on_stop_calls_back_and_restores_handlers() -> None:
     assert calls == [1] and signal.getsignal(signal.SIGTERM) is before
 
 
-@pytest.mark.parametrize("inside", ["artifacts", "quarantine"])
-def test_outputs_inside_watched_folder_refused(tmp_path: Path, inside: str) -> None:
-    key = "artifacts_dir" if inside == "artifacts" else "quarantine_dir"
-    with pytest.raises(ValueError, match="inside the watched folder"):
-        _config(tmp_path, **{key: tmp_path / "in" / inside})
-    _config(tmp_path, **{key: tmp_path / "in" / f".{inside}"})  # hidden folders are never watched
+def test_outputs_inside_watched_folder_refused(tmp_path: Path) -> None:
+    inside = tmp_path / "in"
+    with pytest.raises(ValueError, match=r"quarantine_dir .* inside the watched folder"):
+        _config(tmp_path, quarantine_dir=inside / "quarantine")
+    _config(tmp_path, quarantine_dir=inside / ".quarantine")  # hidden folders are never watched
+    with pytest.raises(ValueError, match=r"artifacts_dir .* inside the watched folder"):
+        _config(tmp_path, settings=Settings(artifacts_dir=inside / "artifacts"))
+    with pytest.raises(ValueError, match="artifacts_dir"):
+        _config(tmp_path, settings=Settings(artifacts_dir=inside))
 
 
 def test_dead_local_worker_detection() -> None:
