@@ -1,0 +1,245 @@
+"""Cached reads for the pages, and the dashboard's only write (a review).
+
+Query results are cached per database URL and arguments for ``CACHE_TTL_S`` seconds
+(``st.cache_data``), so a page reloads quickly and many viewers share one query; the engine and session
+factory are created once per URL (``st.cache_resource``). Submitting a review clears the caches that
+show reviews. Everything goes through ``monitor.store``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from dashboard import queries
+from monitor.errors import StoreError
+from monitor.labels import get_label_map
+from monitor.nifti import load_image, load_mask
+from monitor.store import (
+    AlertRecord,
+    CaseRecord,
+    StatusCounts,
+    add_review,
+    check_at_head,
+    count_alerts,
+    get_case,
+    list_alerts,
+    make_engine,
+    make_session_factory,
+    status_counts,
+    structure_time_series,
+    volume_time_series,
+)
+
+__all__ = [
+    "CACHE_TTL_S",
+    "VolumeKind",
+    "alert_count",
+    "alerts",
+    "case",
+    "clear_all",
+    "reviewed_alerts",
+    "schema_problem",
+    "session_factory",
+    "status",
+    "structure_series",
+    "submit_review",
+    "volume",
+    "volume_series",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a query result is reused before the database is asked again.
+CACHE_TTL_S = 30
+#: How a NIfTI file is read: a label mask (canonical labels), a binary map, or an MR image (float).
+VolumeKind = Literal["labels", "map", "image"]
+
+
+@st.cache_resource(show_spinner=False)
+def session_factory(url: str) -> sessionmaker[Session]:
+    """Session factory on the results database (one engine and pool per URL and process)."""
+    return make_session_factory(make_engine(url))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def schema_problem(url: str) -> str | None:
+    """Why the dashboard cannot use the database (schema not at head, unreachable), or None."""
+    try:
+        check_at_head(url)
+    except StoreError as exc:
+        return str(exc)
+    return None
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def status(url: str) -> StatusCounts:
+    """Files per status and flag level, overall and per segmenter version."""
+    with session_factory(url)() as session:
+        return status_counts(session)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def volume_series(
+    url: str,
+    bucket: Literal["hour", "day"],
+    start: datetime | None,
+    end: datetime | None,
+    segmenter_name: str | None = None,
+    segmenter_version: str | None = None,
+) -> pd.DataFrame:
+    """``monitor.store.volume_time_series`` (files scored, flag counts and rate per bucket and version)."""
+    with session_factory(url)() as session:
+        return volume_time_series(
+            session,
+            bucket=bucket,
+            start=start,
+            end=end,
+            segmenter_name=segmenter_name,
+            segmenter_version=segmenter_version,
+        )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def structure_series(
+    url: str,
+    bucket: Literal["hour", "day"],
+    start: datetime | None,
+    end: datetime | None,
+    segmenter_name: str | None = None,
+    segmenter_version: str | None = None,
+) -> pd.DataFrame:
+    """``monitor.store.structure_time_series`` (pDSC / pHD quantiles, flag rate per structure)."""
+    with session_factory(url)() as session:
+        return structure_time_series(
+            session,
+            bucket=bucket,
+            start=start,
+            end=end,
+            segmenter_name=segmenter_name,
+            segmenter_version=segmenter_version,
+        )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def alerts(
+    url: str,
+    *,
+    levels: tuple[str, ...],
+    structure: str | None,
+    segmenter_name: str | None,
+    segmenter_version: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    reviewed: bool | None,
+    limit: int,
+    offset: int,
+) -> list[AlertRecord]:
+    """One page of ``monitor.store.list_alerts``."""
+    with session_factory(url)() as session:
+        return list_alerts(
+            session,
+            levels=levels,
+            structure=structure,
+            segmenter_name=segmenter_name,
+            segmenter_version=segmenter_version,
+            start=start,
+            end=end,
+            reviewed=reviewed,
+            limit=limit,
+            offset=offset,
+        )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def alert_count(
+    url: str,
+    *,
+    levels: tuple[str, ...],
+    structure: str | None,
+    segmenter_name: str | None,
+    segmenter_version: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    reviewed: bool | None,
+) -> int:
+    """``monitor.store.count_alerts`` with the same filters as ``alerts``."""
+    with session_factory(url)() as session:
+        return count_alerts(
+            session,
+            levels=levels,
+            structure=structure,
+            segmenter_name=segmenter_name,
+            segmenter_version=segmenter_version,
+            start=start,
+            end=end,
+            reviewed=reviewed,
+        )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def reviewed_alerts(
+    url: str,
+    start: datetime | None,
+    end: datetime | None,
+    segmenter_name: str | None = None,
+    segmenter_version: str | None = None,
+) -> pd.DataFrame:
+    """Reviewed flagged files by flag type (``dashboard.queries.reviewed_alerts_frame``)."""
+    with session_factory(url)() as session:
+        return queries.reviewed_alerts_frame(
+            session,
+            start=start,
+            end=end,
+            segmenter_name=segmenter_name,
+            segmenter_version=segmenter_version,
+        )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def case(url: str, file_id: int) -> CaseRecord | None:
+    """``monitor.store.get_case``: one file with scores, artifacts and reviews; None when unknown."""
+    with session_factory(url)() as session:
+        return get_case(session, file_id)
+
+
+@st.cache_data(ttl=300, max_entries=24, show_spinner=False)
+def volume(path: str, mtime_ns: int, kind: VolumeKind, label_map: str = "acdc") -> np.ndarray:
+    """A NIfTI volume as [z, y, x]: canonical labels (uint8), a boolean map, or the image (float32).
+
+    ``path`` must already be resolved inside the configured folders (``dashboard.viewer.resolve_inside``);
+    ``mtime_ns`` makes a rewritten file a new cache entry.
+
+    Raises: InvalidMask when the file cannot be read.
+    """
+    del mtime_ns  # part of the cache key only
+    if kind == "labels":
+        return load_mask(Path(path), get_label_map(label_map)).labels
+    data, _ = load_image(Path(path))
+    return data > 0 if kind == "map" else data
+
+
+def submit_review(url: str, file_id: int, *, verdict: str, reviewer: str, note: str | None) -> int:
+    """Store a review (``monitor.store.add_review``, time now) and drop the cached results that show it.
+
+    Returns: the review id.
+    Raises: FileStateError when the file is not scored; ValueError for a bad verdict or empty reviewer.
+    """
+    with session_factory(url)() as session:
+        review_id = add_review(session, file_id, verdict=verdict, reviewer=reviewer, note=note or None)
+    for cached in (case, alerts, alert_count, reviewed_alerts):
+        cached.clear()
+    log.info("review stored", extra={"action": "review", "file_id": file_id, "verdict": verdict})
+    return review_id
+
+
+def clear_all() -> None:
+    """Drop every cached query result (the Refresh button)."""
+    st.cache_data.clear()

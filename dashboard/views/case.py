@@ -1,0 +1,208 @@
+"""Case: one scored mask with its pseudo ground truth and inconsistency map, scores, flags and reviews.
+
+The file id comes from the ``file_id`` query parameter (ids only, never patient identifiers, in URLs).
+Files are read only when their path resolves inside the configured folders.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from dashboard import data
+from dashboard.context import current
+from dashboard.queries import case_scores_table, reviews_table
+from dashboard.summaries import utc_text
+from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
+from monitor.errors import InvalidMask
+from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStateError, ReviewVerdict
+
+_VERDICTS = {
+    ReviewVerdict.CONFIRMED: "Confirmed error",
+    ReviewVerdict.FALSE_ALARM: "False alarm",
+    ReviewVerdict.UNSURE: "Unsure",
+}
+_FLAG_ICON = {
+    "ok": ":material/check_circle:",
+    "suspicious": ":material/warning:",
+    "erroneous": ":material/error:",
+}
+
+ctx = current()
+st.title("Case")
+raw = st.query_params.get("file_id", "")
+known = int(raw) if raw.isdigit() and int(raw) > 0 else None
+entered = st.number_input(
+    "File id", min_value=1, value=known, step=1, placeholder="file id", key=f"case_file_id_{known}"
+)
+if entered is not None and int(entered) != known:
+    file_id = int(entered)
+    st.query_params["file_id"] = str(file_id)
+elif known is not None:
+    file_id = known
+else:
+    st.info("Open a case from the Alerts page, or enter its file id.")
+    st.stop()
+
+record = data.case(ctx.url, file_id)
+if record is None:
+    st.warning(f"No file with id {file_id}.")
+    st.stop()
+
+flag = str(record.flag) if record.flag is not None else str(record.status)
+st.subheader(f"{record.case_key} {record.phase or ''} · {flag}")
+meta = st.columns(4)
+meta[0].metric("Flag", flag)
+meta[1].metric("Segmenter", f"{record.segmenter_name} {record.segmenter_version}")
+meta[2].metric("Site", record.site or "–")
+meta[3].metric("Phase", record.phase or "–")
+st.caption(f"File {record.file_id}, scored {utc_text(record.scored_at) or '–'} UTC, status {record.status}.")
+if record.status != "scored":
+    reason = f": {record.rejection_reason} ({record.rejection_detail})" if record.rejection_reason else ""
+    st.info(f"This file is {record.status}{reason}.")
+
+# ---------------------------------------------------------------- slice viewer
+roots = ctx.settings.allowed_roots
+label_map = ctx.settings.label_map
+
+
+def _load(raw_path: str | None, kind: data.VolumeKind) -> tuple[np.ndarray | None, str | None]:
+    """The volume, or None and why it is not shown."""
+    if not raw_path:
+        return None, "not recorded"
+    path = resolve_inside(raw_path, roots)
+    if path is None:
+        return None, "missing, or outside the configured folders"
+    try:
+        return data.volume(str(path), path.stat().st_mtime_ns, kind, label_map), None
+    except (InvalidMask, OSError) as exc:
+        return None, f"cannot be read ({getattr(exc, 'reason', type(exc).__name__)})"
+
+
+mask, mask_problem = _load(record.path, "labels")
+pgt, pgt_problem = _load(record.artifacts.get(ARTIFACT_PGT), "labels")
+xor, xor_problem = _load(record.artifacts.get(ARTIFACT_INCONSISTENCY), "map")
+image = None
+for candidate in image_candidates(record.path, record.image_path):
+    if resolve_inside(candidate, roots) is not None:
+        image, _ = _load(str(candidate), "image")
+        if image is not None:
+            break
+reference = next((v for v in (mask, pgt, xor) if v is not None), None)
+if reference is not None:
+    shape = reference.shape
+    if image is not None and image.shape != shape:
+        image = None
+    volumes = {
+        "Mask": (mask, mask_problem),
+        "Pseudo ground truth": (pgt, pgt_problem),
+        "Inconsistency": (xor, xor_problem),
+    }
+    volumes = {
+        k: (v, p if v is None or v.shape == shape else "shape differs from the mask")
+        for k, (v, p) in volumes.items()
+    }
+    st.subheader("Slices")
+    n_slices = shape[0]
+    first = busiest_slice(xor, mask) + 1
+    z = st.slider("Slice", 1, n_slices, first, key=f"case_slice_{file_id}") - 1 if n_slices > 1 else 0
+    spacing = record.spacing_mm[1:] if record.spacing_mm else (1.0, 1.0)
+    background = image[z] if image is not None else None
+    columns = st.columns(3)
+    for column, (title, (vol, problem)) in zip(columns, volumes.items(), strict=True):
+        with column:
+            if vol is None or vol.shape != shape:
+                st.markdown(f"**{title}**")
+                st.info(f"Not shown: {problem}.")
+                continue
+            if title == "Inconsistency":
+                picture = render_slice(background, inconsistency=vol[z], spacing_yx_mm=spacing)
+            else:
+                picture = render_slice(background, labels=vol[z], spacing_yx_mm=spacing)
+            st.image(picture, caption=f"{title}, slice {z + 1} of {shape[0]}", width="stretch")
+    legend = "red LV, green MYO, blue RV; yellow: mask and pGT disagree"
+    st.caption(legend + ("; over the MR image" if image is not None else "; MR image not available"))
+else:
+    st.info(f"Images not shown: mask {mask_problem}; pGT {pgt_problem}; inconsistency map {xor_problem}.")
+
+# ---------------------------------------------------------------- scores
+st.subheader("Scores per structure")
+scores = case_scores_table(record)
+st.dataframe(
+    scores,
+    hide_index=True,
+    column_config={
+        "pdsc": st.column_config.NumberColumn("pDSC", format="%.3f"),
+        "phd_mm": st.column_config.NumberColumn("pHD (mm)", format="%.1f"),
+        "mask_volume_ml": st.column_config.NumberColumn("volume (ml)", format="%.1f"),
+    },
+)
+for s in record.structures:
+    for reason in s.reasons:
+        st.markdown(f"{_FLAG_ICON.get(str(s.flag), '')} {reason}")
+
+# ---------------------------------------------------------------- review
+st.subheader("Review")
+if record.status == "scored":
+    with st.form(f"review_{file_id}", clear_on_submit=False):
+        verdict = st.radio(
+            "Verdict",
+            list(_VERDICTS),
+            format_func=lambda v: _VERDICTS[v],
+            horizontal=True,
+            key=f"verdict_{file_id}",
+        )
+        reviewer = st.text_input(
+            "Your name", value=st.session_state.get("reviewer_name", ""), key=f"reviewer_{file_id}"
+        )
+        note = st.text_area("Note", key=f"note_{file_id}", max_chars=2000)
+        submitted = st.form_submit_button("Save review")
+    if submitted:
+        if not reviewer.strip():
+            st.error("Enter your name to save the review.")
+        else:
+            st.session_state["reviewer_name"] = reviewer.strip()
+            try:
+                data.submit_review(
+                    ctx.url,
+                    file_id,
+                    verdict=str(verdict),
+                    reviewer=reviewer.strip(),
+                    note=note.strip() or None,
+                )
+            except (FileStateError, ValueError) as exc:
+                st.error(f"Review not saved: {exc}")
+            else:
+                st.success(f"Review saved: {_VERDICTS[verdict].lower()} by {reviewer.strip()}.")
+                record = data.case(ctx.url, file_id) or record
+else:
+    st.caption("Only scored files can be reviewed.")
+
+st.markdown("**Earlier reviews**")
+if record.reviews:
+    st.dataframe(reviews_table(record.reviews), hide_index=True)
+else:
+    st.caption("No reviews yet.")
+
+with st.expander("File details"):
+    details = {
+        "file id": record.file_id,
+        "status": str(record.status),
+        "received (UTC)": utc_text(record.received_at),
+        "scanner": record.scanner or "",
+        "shape [z, y, x]": str(record.shape or ""),
+        "spacing (mm)": ", ".join(f"{v:g}" for v in record.spacing_mm) if record.spacing_mm else "",
+        "slices scored": record.slices_scored,
+        "monitor checkpoint": (record.model_checkpoint_hash or "")[:12],
+        "scoring time (s)": f"{sum(record.timings_s.values()):.2f}" if record.timings_s else "",
+        "mask file": record.path,
+    }
+    st.dataframe(
+        [
+            {"field": k, "value": "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)}
+            for k, v in details.items()
+        ],
+        hide_index=True,
+    )
