@@ -248,6 +248,10 @@ def demo(
     metrics_port: Annotated[
         int, typer.Option(help="Port of /metrics, /healthz, /readyz (0 or busy = any free port).")
     ] = 9750,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+    ] = None,
 ) -> None:
     """Live demo: a simulated segmenter writes masks into a watched folder; the daemon scores them."""
     from monitor.demo import DemoConfig, prepare_workdir, run_demo
@@ -270,6 +274,7 @@ def demo(
         small=fast,
         metrics_port=metrics_port if _port_free(metrics_port) else 0,
         drain_timeout_s=60.0 if fast else 120.0,
+        checkpoint=checkpoint,
     )
     n = max(2, round(duration * rate))
     typer.echo(

@@ -307,7 +307,7 @@ class _Abandoned(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Sighting:
-    """What the observer saw: ``kind`` is change, closed, moved_in, gone or dir."""
+    """What the observer saw: ``kind`` is change, closed, moved_in, gone (a file), gone_dir or dir."""
 
     kind: str
     path: Path
@@ -340,10 +340,12 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, FileMovedEvent):
             self._sink.put(_Sighting("gone", src))
             self._sink.put(_Sighting("moved_in", Path(os.fsdecode(event.dest_path))))
-        elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
+        elif isinstance(event, FileDeletedEvent):
             self._sink.put(_Sighting("gone", src))
+        elif isinstance(event, DirDeletedEvent):
+            self._sink.put(_Sighting("gone_dir", src))
         elif isinstance(event, DirMovedEvent):
-            self._sink.put(_Sighting("gone", src))
+            self._sink.put(_Sighting("gone_dir", src))
             self._sink.put(_Sighting("dir", Path(os.fsdecode(event.dest_path))))
         elif isinstance(event, DirCreatedEvent):
             self._sink.put(_Sighting("dir", src))
@@ -715,6 +717,9 @@ class Daemon:
     def _on_sighting(self, sighting: _Sighting) -> None:
         path = sighting.path
         if sighting.kind == "gone":
+            self._forget(path)
+            return
+        if sighting.kind == "gone_dir":
             self._forget_under(path)
             return
         if sighting.kind == "dir":
@@ -726,7 +731,7 @@ class Daemon:
         try:
             st = path.stat()
         except OSError:
-            self._forget_under(path)
+            self._forget(path)
             return
         stat_key = (st.st_size, st.st_mtime_ns)
         if self._done.get(path) == stat_key:
@@ -738,6 +743,12 @@ class Daemon:
             closed=sighting.kind in ("closed", "moved_in"),
             age_s=time.time() - st.st_mtime,
         )
+
+    def _forget(self, path: Path) -> None:
+        """Drop one file from the intake's memory (deleted, moved away or vanished)."""
+        self._tracker.forget(path)
+        self._done.pop(path, None)
+        self._prepared.pop(path, None)
 
     def _forget_under(self, path: Path) -> None:
         """Drop ``path`` and everything below it from the intake's memory (deleted or moved away)."""
@@ -765,7 +776,7 @@ class Daemon:
         try:
             st = path.stat()
         except OSError:
-            self._forget_under(path)
+            self._forget(path)
             return
         if not self._tracker.matches(path, st.st_size, st.st_mtime_ns):
             self._tracker.observe(path, st.st_size, st.st_mtime_ns, now=now)
@@ -790,7 +801,7 @@ class Daemon:
         try:
             content_hash = _sha256(path)
         except FileNotFoundError:
-            self._forget_under(path)
+            self._forget(path)
             return None
         except OSError as exc:
             content_hash, rejection = "", ("unreadable", f"the file cannot be read: {exc.strerror or exc}")
@@ -808,7 +819,7 @@ class Daemon:
                 load_mask(path, self._label_map, self._limits)
             except InvalidMask as exc:
                 if exc.reason == "missing":
-                    self._forget_under(path)
+                    self._forget(path)
                     return None
                 if exc.reason in TRANSIENT_REASONS and not self._tracker.expired(path, now):
                     log.debug("not complete yet: %s (%s)", path, exc.reason)
@@ -1098,7 +1109,7 @@ class _Worker(threading.Thread):
                 lost_answer = True
                 raise
 
-        return d._retry("database", claim)
+        return d._retry("database", claim, until=d._stop)  # nothing in flight: stop at once
 
     def _done_with(self, file_id: int) -> None:
         with self._lock:

@@ -199,9 +199,9 @@ class Stream:
             elif mode == "renamed_part":
                 write_renamed(path, data, suffix=".part")
             elif mode == "chunks":
-                write_chunks(path, data, pause_s=0.1)
+                write_chunks(path, data, pause_s=0.06)
             elif mode == "chunks_reopen":
-                write_chunks(path, data, pause_s=0.1, reopen=True)
+                write_chunks(path, data, pause_s=0.06, reopen=True)
             else:
                 write_direct(path, data)
             if on_written is not None:

@@ -41,11 +41,11 @@ def test_workdir_of_someone_else_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_fast_runs_on_cpu(tmp_path: Path) -> None:
+def test_demo_fast_runs_on_cpu(tmp_path: Path, checkpoint: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
     done = subprocess.run(
         [sys.executable, "-m", "monitor.cli_watch", "demo", "--fast", "--workdir", str(tmp_path / "demo"),
-         "--device", "cpu", "--metrics-port", "0"],
+         "--device", "cpu", "--metrics-port", "0", "--checkpoint", str(checkpoint)],
         cwd=_REPO, env=env, capture_output=True, text=True, timeout=150,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
