@@ -109,14 +109,14 @@ def watch(
     db: Annotated[
         str | None,
         typer.Option(
-            "--db", help="Database URL [env CMR_MONITOR_DATABASE_URL; default sqlite:///cmr-monitor.db]."
+            "--db", help="Database URL (env CMR_MONITOR_DATABASE_URL; default sqlite:///cmr-monitor.db)."
         ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
     polling: Annotated[
         bool,
         typer.Option(
@@ -130,7 +130,7 @@ def watch(
     no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Serve no HTTP endpoint.")] = False,
     artifacts: Annotated[
         Path | None,
-        typer.Option(help="Where pGT and inconsistency maps go [env CMR_MONITOR_ARTIFACTS_DIR]."),
+        typer.Option(help="Where pGT and inconsistency maps go (env CMR_MONITOR_ARTIFACTS_DIR)."),
     ] = None,
     quarantine: Annotated[
         Path | None, typer.Option(help="Move rejected files here (never deleted); default: leave them.")
@@ -143,7 +143,7 @@ def watch(
         typer.Option("--migrate", help="Upgrade the database schema to head instead of refusing an old one."),
     ] = False,
     label_map: Annotated[
-        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP].")
+        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP).")
     ] = None,
     include: Annotated[
         list[str] | None,
@@ -183,7 +183,7 @@ def watch(
         float, typer.Option(min=0.01, help="On SIGTERM/SIGINT, wait this long for the batch in flight.")
     ] = 30.0,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="CPU threads for torch [env CMR_MONITOR_TORCH_THREADS].")
+        int | None, typer.Option(min=1, help="CPU threads for torch (env CMR_MONITOR_TORCH_THREADS).")
     ] = None,
 ) -> None:
     """Watch folders and score every mask that appears in them, into the results database."""
@@ -250,7 +250,7 @@ def demo(
     ] = 9750,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
 ) -> None:
     """Live demo: a simulated segmenter writes masks into a watched folder; the daemon scores them."""
