@@ -53,22 +53,19 @@ def main() -> None:
     problem = data.schema_problem(url)
     if problem is not None:
         st.title("cmr-monitor")
-        st.error(f"The dashboard cannot use this database. {problem}", icon=":material/database:")
+        st.error(f"The dashboard cannot use this database. {problem}")
         st.stop()
 
     pages = [
         st.Page(
             "views/overview.py",
             title="Overview",
-            icon=":material/monitoring:",
             url_path="overview",
             default=True,
         ),
-        st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
-        st.Page("views/case.py", title="Case", icon=":material/image_search:", url_path="case"),
-        st.Page(
-            "views/versions.py", title="Segmenter versions", icon=":material/compare:", url_path="versions"
-        ),
+        st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
+        st.Page("views/case.py", title="Case", url_path="case"),
+        st.Page("views/versions.py", title="Segmenter versions", url_path="versions"),
     ]
     page = st.navigation(pages)
     try:
@@ -86,11 +83,11 @@ def main() -> None:
                 "Every (seconds)", options=_REFRESH_CHOICES_S, value=default, key="auto_refresh_s"
             )
             _auto_refresh(float(every))
-        if st.button("Refresh now", icon=":material/refresh:"):
+        if st.button("Refresh now"):
             data.clear_all()
             st.rerun()
         st.caption(f"Database: {safe_url(url)}")
-        if password is not None and st.button("Log out", icon=":material/logout:"):
+        if password is not None and st.button("Log out"):
             auth.logout()
             st.rerun()
     publish(PageContext(url=url, settings=settings, filters=filters, counts=counts))

@@ -26,7 +26,7 @@ __all__ = [
 
 #: Axis titles of the metrics.
 METRIC_TITLES = {"pdsc": "pDSC", "phd_mm": "pHD (mm)"}
-_HEIGHT = 220
+_HEIGHT = 240
 
 
 def with_version(frame: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def _colour(versions: Sequence[str], *, legend: bool = True) -> alt.Color:
         "version:N",
         title="segmenter",
         scale=alt.Scale(domain=sorted(set(versions))),
-        legend=alt.Legend(orient="bottom") if legend else None,
+        legend=alt.Legend(orient="right") if legend else None,
     )
 
 
@@ -84,18 +84,19 @@ def scored_chart(volume: pd.DataFrame, starts: pd.DataFrame, bucket: str) -> alt
     return alt.layer(bars, *_markers(starts)).properties(height=_HEIGHT)
 
 
-def rate_chart(structure: pd.DataFrame, starts: pd.DataFrame, bucket: str, title: str) -> alt.LayerChart:
-    """Flag rate of one structure per bucket and version (rows of ``structure_time_series``)."""
+def rate_chart(structure: pd.DataFrame, starts: pd.DataFrame, bucket: str) -> alt.LayerChart:
+    """Flag rate of one structure per bucket and version (rows of ``structure_time_series``); no legend
+    (the colours are those of ``scored_chart``)."""
     frame = with_version(structure)
     lines = (
-        alt.Chart(frame, title=title)
+        alt.Chart(frame)
         .mark_line(point=alt.OverlayMarkDef(size=14))
         .encode(
             x=_time_axis(bucket),
             y=alt.Y(
                 "flag_rate:Q", title="flag rate", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])
             ),
-            color=_colour(frame["version"]),
+            color=_colour(frame["version"], legend=False),
             tooltip=[
                 "bucket_start:T",
                 "version:N",
@@ -108,17 +109,18 @@ def rate_chart(structure: pd.DataFrame, starts: pd.DataFrame, bucket: str, title
     return alt.layer(lines, *_markers(starts)).properties(height=_HEIGHT)
 
 
-def band_chart(
-    structure: pd.DataFrame, starts: pd.DataFrame, bucket: str, metric: str, title: str
-) -> alt.LayerChart:
-    """Median of ``metric`` (``pdsc`` or ``phd_mm``) with its inter-quartile band, per version."""
+def band_chart(structure: pd.DataFrame, starts: pd.DataFrame, bucket: str, metric: str) -> alt.LayerChart:
+    """Median of ``metric`` (``pdsc`` or ``phd_mm``) with its inter-quartile band, per version; no legend."""
     frame = with_version(structure)
     frame = frame[frame[f"{metric}_n"] > 0]
     label = METRIC_TITLES[metric]
-    base = alt.Chart(frame, title=title).encode(x=_time_axis(bucket), color=_colour(frame["version"]))
-    band = base.mark_area(opacity=0.25).encode(y=alt.Y(f"{metric}_p25:Q", title=label), y2=f"{metric}_p75:Q")
+    base = alt.Chart(frame).encode(x=_time_axis(bucket), color=_colour(frame["version"], legend=False))
+    scale = alt.Scale(zero=False)
+    band = base.mark_area(opacity=0.25).encode(
+        y=alt.Y(f"{metric}_p25:Q", title=label, scale=scale), y2=f"{metric}_p75:Q"
+    )
     line = base.mark_line().encode(
-        y=alt.Y(f"{metric}_median:Q", title=label),
+        y=alt.Y(f"{metric}_median:Q", title=label, scale=scale),
         tooltip=[
             "bucket_start:T",
             "version:N",
@@ -180,7 +182,12 @@ def running_precision_chart(running: pd.DataFrame) -> alt.Chart:
         alt.Chart(running)
         .mark_line(interpolate="step-after")
         .encode(
-            x=alt.X("scored_at:T", title="scored (UTC)", scale=alt.Scale(type="utc")),
+            x=alt.X(
+                "scored_at:T",
+                title="scored (UTC)",
+                scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%d %b"),
+            ),
             y=alt.Y("precision:Q", title="precision (confirmed / reviewed)", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("flag_type:N", title="flag type"),
             tooltip=["flag_type:N", "scored_at:T", "reviewed:Q", alt.Tooltip("precision:Q", format=".0%")],

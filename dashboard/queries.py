@@ -27,15 +27,15 @@ __all__ = [
 ALERT_TABLE_COLUMNS = [
     "file_id",
     "flag",
+    "review",
     "structures",
-    "reasons",
+    "scored_at",
     "segmenter",
     "site",
     "case",
     "phase",
-    "scored_at",
-    "review",
     "reviews",
+    "reasons",
 ]
 
 

@@ -49,13 +49,15 @@ st.altair_chart(charts.scored_chart(volume, starts, f.bucket), width="stretch")
 st.subheader("Flag rate per structure")
 for column, s in zip(st.columns(3), STRUCTURES, strict=True):
     rows = structure[structure["structure"] == str(s)]
-    column.altair_chart(charts.rate_chart(rows, starts, f.bucket, str(s)), width="stretch")
+    column.markdown(f"**{s}**")
+    column.altair_chart(charts.rate_chart(rows, starts, f.bucket), width="stretch")
 
 for metric, title in (("pdsc", "pDSC"), ("phd_mm", "pHD (mm)")):
     st.subheader(f"{title}: median and inter-quartile range")
     for column, s in zip(st.columns(3), STRUCTURES, strict=True):
         rows = structure[structure["structure"] == str(s)]
-        column.altair_chart(charts.band_chart(rows, starts, f.bucket, metric, str(s)), width="stretch")
+        column.markdown(f"**{s}**")
+        column.altair_chart(charts.band_chart(rows, starts, f.bucket, metric), width="stretch")
 
 st.subheader("Per segmenter version")
 summary = version_summary(volume)

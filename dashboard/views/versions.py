@@ -77,7 +77,11 @@ st.subheader("Tables")
 st.dataframe(
     summary[summary["version"].isin(chosen)],
     hide_index=True,
-    column_config={"flag_rate": st.column_config.NumberColumn("flag rate", format="percent")},
+    column_config={
+        "flag_rate": st.column_config.NumberColumn("flag rate", format="percent"),
+        "first_scored": st.column_config.DatetimeColumn("first day", format="YYYY-MM-DD", timezone="UTC"),
+        "last_scored": st.column_config.DatetimeColumn("last day", format="YYYY-MM-DD", timezone="UTC"),
+    },
 )
 st.dataframe(
     rates,

@@ -1,0 +1,268 @@
+"""Every dashboard page through ``streamlit.testing.v1.AppTest`` on a seeded database (SQLite and
+PostgreSQL): no exception, the expected numbers shown, and a review submitted through the form stored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from dashboard.summaries import flag_type_precision
+from monitor.store import count_alerts, get_case, make_engine, make_session_factory
+from tests.dashboard.conftest import Seeded
+
+
+def _texts(elements: object) -> list[str]:
+    return [str(e.value) for e in elements]  # type: ignore[attr-defined]
+
+
+def _metrics(at: object) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}  # type: ignore[attr-defined]
+
+
+def _ok(at: object) -> None:
+    assert not at.exception, [e.value for e in at.exception]  # type: ignore[attr-defined]
+    assert not at.error, _texts(at.error)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _store(url: str) -> Iterator[Session]:
+    """A session on the test database; its engine is disposed afterwards."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def test_overview_shows_counts_and_charts(seeded: Seeded, app_test) -> None:
+    at = app_test(seeded).run()
+    _ok(at)
+    s = seeded.summary
+    metrics = _metrics(at)
+    assert metrics["Masks scored"] == f"{s.scored:,}"
+    assert metrics["Flagged"] == f"{s.flagged:,}"
+    assert metrics["Flag rate"] == f"{s.flagged / s.scored:.1%}"
+    assert metrics["Erroneous"] == f"{s.by_flag['erroneous']:,}"
+    assert metrics["Rejected"] == f"{s.rejected:,}"
+    assert len(at.get("vega_lite_chart")) == 1 + 3 + 3 + 3  # scored, flag rate, pDSC, pHD
+    assert "New in this range: cardioseg 1.1 from" in " ".join(_texts(at.caption))
+    summary_table = at.dataframe[0].value.set_index("version")
+    for version, counts in s.by_version.items():
+        assert summary_table.loc[f"cardioseg {version}", "scored"] == counts["scored"]
+        assert summary_table.loc[f"cardioseg {version}", "rejected"] == counts["rejected"]
+
+
+def test_overview_segmenter_filter(seeded_sqlite: Seeded, app_test) -> None:
+    at = app_test(seeded_sqlite).run()
+    at.selectbox(key="filter_segmenter").select("cardioseg 1.1").run()
+    _ok(at)
+    counts = seeded_sqlite.summary.by_version["1.1"]
+    assert _metrics(at)["Masks scored"] == f"{counts['scored']:,}"
+    assert _metrics(at)["Flagged"] == f"{counts['flagged']:,}"
+
+
+def test_alerts_lists_flagged_files_most_urgent_first(seeded: Seeded, app_test) -> None:
+    at = app_test(seeded).run()
+    at.switch_page("views/alerts.py").run()
+    _ok(at)
+    with _store(seeded.url) as session:
+        total = count_alerts(session)
+        reviewed = count_alerts(session, reviewed=True)
+        erroneous = count_alerts(session, levels=["erroneous"])
+    assert total == seeded.summary.flagged
+    assert f"**{total:,} alerts**" in _texts(at.markdown)[0]
+    table = at.dataframe[0].value
+    assert len(table) == min(total, 50)
+    # unreviewed before reviewed; within the unreviewed, erroneous before suspicious
+    reviewed_flags = (table["review"] != "unreviewed").tolist()
+    assert reviewed_flags == sorted(reviewed_flags)
+    unreviewed = table[table["review"] == "unreviewed"]["flag"].tolist()
+    assert unreviewed == sorted(unreviewed)  # "erroneous" < "suspicious"
+
+    at.multiselect(key="alerts_levels").set_value(["erroneous"]).run()
+    assert f"**{erroneous:,} alerts**" in _texts(at.markdown)[0]
+    at.multiselect(key="alerts_levels").set_value(["erroneous", "suspicious"])
+    at.selectbox(key="alerts_reviewed").select("Reviewed").run()
+    _ok(at)
+    assert f"**{reviewed:,} alerts**" in _texts(at.markdown)[0]
+    assert set(at.dataframe[0].value["review"]) <= {"confirmed", "false_alarm", "unsure"}
+
+
+def test_alerts_row_selection_opens_case_by_id(seeded_sqlite: Seeded, app_test) -> None:
+    at = app_test(seeded_sqlite).run()
+    at.switch_page("views/alerts.py").run()
+    first = int(at.dataframe[0].value.iloc[0]["file_id"])
+    at.session_state["alerts_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    _ok(at)
+    assert _texts(at.title) == ["Case"]
+    assert at.query_params == {"file_id": str(first)}  # the id, not the case key, goes into the URL
+    assert _metrics(at)["Flag"] in ("suspicious", "erroneous")
+
+
+def test_case_shows_slices_scores_and_reviews(seeded: Seeded, app_test) -> None:
+    file_id = seeded.summary.artifact_file_ids[0]
+    with _store(seeded.url) as session:
+        record = get_case(session, file_id)
+    assert record is not None
+    at = app_test(seeded).run()
+    at.query_params["file_id"] = str(file_id)
+    at.switch_page("views/case.py").run()
+    _ok(at)
+    assert _metrics(at)["Flag"] == str(record.flag)
+    assert _metrics(at)["Segmenter"] == f"{record.segmenter_name} {record.segmenter_version}"
+    images = at.get("image")
+    assert len(images) == 3  # mask, pGT, inconsistency map side by side
+    assert "over the MR image" in " ".join(_texts(at.caption))
+    scores = at.dataframe[0].value.set_index("structure")
+    for s in record.structures:
+        assert scores.loc[str(s.structure), "flag"] == str(s.flag)
+        assert scores.loc[str(s.structure), "pdsc"] == pytest.approx(s.pdsc, nan_ok=True)
+    # the slider moves through the slices
+    slider = at.slider(key=f"case_slice_{file_id}")
+    slider.set_value(1).run()
+    _ok(at)
+    assert "slice 1 of" in at.get("image")[0].proto.imgs[0].caption
+
+
+def test_case_without_artifacts_explains_why(seeded_sqlite: Seeded, app_test) -> None:
+    plain = next(
+        i for i in seeded_sqlite.summary.file_ids if i not in seeded_sqlite.summary.artifact_file_ids
+    )
+    at = app_test(seeded_sqlite).run()
+    at.query_params["file_id"] = str(plain)
+    at.switch_page("views/case.py").run()
+    assert not at.exception
+    assert any("Images not shown" in t for t in _texts(at.info))
+
+
+def test_case_refuses_files_outside_configured_folders(
+    seeded_sqlite: Seeded, app_test, tmp_path: Path
+) -> None:
+    file_id = seeded_sqlite.summary.artifact_file_ids[0]
+    at = app_test(seeded_sqlite.url, artifacts_dir=str(tmp_path / "elsewhere")).run()
+    at.query_params["file_id"] = str(file_id)
+    at.switch_page("views/case.py").run()
+    assert not at.exception
+    assert len(at.get("image")) == 0
+    assert any("outside the configured folders" in t for t in _texts(at.info))
+
+
+def test_unknown_case_id(seeded_sqlite: Seeded, app_test) -> None:
+    at = app_test(seeded_sqlite).run()
+    at.query_params["file_id"] = "999999"
+    at.switch_page("views/case.py").run()
+    assert not at.exception
+    assert _texts(at.warning) == ["No file with id 999999."]
+
+
+def test_review_form_stores_review(writable: Seeded, app_test) -> None:
+    file_id = writable.summary.artifact_file_ids[-1]
+    with _store(writable.url) as session:
+        before = get_case(session, file_id)
+    assert before is not None
+    at = app_test(writable).run()
+    at.query_params["file_id"] = str(file_id)
+    at.switch_page("views/case.py").run()
+    _ok(at)
+    at.radio(key=f"verdict_{file_id}").set_value("false_alarm")
+    at.text_input(key=f"reviewer_{file_id}").input("dr.tester")
+    at.text_area(key=f"note_{file_id}").input("contours look fine")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    _ok(at)
+    assert _texts(at.success) == ["Review saved: false alarm by dr.tester."]
+    with _store(writable.url) as session:
+        after = get_case(session, file_id)
+    assert after is not None
+    assert len(after.reviews) == len(before.reviews) + 1
+    latest = after.reviews[-1]
+    assert (latest.verdict, latest.reviewer, latest.note) == (
+        "false_alarm",
+        "dr.tester",
+        "contours look fine",
+    )
+    shown = at.dataframe[-2].value  # earlier reviews, newest first (the last table is the file details)
+    assert shown.iloc[0]["reviewer"] == "dr.tester"
+    assert shown.iloc[0]["verdict"] == "false_alarm"
+
+
+def test_review_needs_a_name(writable: Seeded, app_test) -> None:
+    file_id = writable.summary.artifact_file_ids[0]
+    at = app_test(writable).run()
+    at.query_params["file_id"] = str(file_id)
+    at.switch_page("views/case.py").run()
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert _texts(at.error) == ["Enter your name to save the review."]
+
+
+def test_versions_side_by_side_and_precision(seeded: Seeded, app_test) -> None:
+    at = app_test(seeded).run()
+    at.switch_page("views/versions.py").run()
+    _ok(at)
+    s = seeded.summary
+    metrics = [(m.label, m.value) for m in at.metric]
+    old, new = s.by_version["1.0"], s.by_version["1.1"]
+    assert metrics[:3] == [
+        ("Scored", f"{old['scored']:,}"),
+        ("Flag rate", f"{old['flagged'] / old['scored']:.1%}"),
+        ("Erroneous", metrics[2][1]),
+    ]
+    assert metrics[3:5] == [
+        ("Scored", f"{new['scored']:,}"),
+        ("Flag rate", f"{new['flagged'] / new['scored']:.1%}"),
+    ]
+    assert new["flagged"] / new["scored"] > old["flagged"] / old["scored"]  # the new version is worse
+    assert len(at.get("vega_lite_chart")) == 4  # flag rates, two distributions, running precision
+    precision = at.dataframe[0].value
+    assert not precision.empty
+    assert (precision[["confirmed", "false_alarm", "unsure"]].sum(axis=1) == precision["reviewed"]).all()
+    assert precision["precision"].tolist() == pytest.approx(
+        (precision["confirmed"] / precision["reviewed"]).tolist()
+    )
+    with _store(seeded.url) as session:
+        reviewed_files = count_alerts(session, reviewed=True)
+    assert precision["reviewed"].sum() >= reviewed_files  # a file counts once per flag type it has
+    assert list(precision.columns) == list(flag_type_precision(precision.iloc[0:0]).columns)
+
+
+def test_schema_not_at_head_is_refused(app_test, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    at = app_test(f"sqlite:///{empty}").run()
+    assert not at.exception
+    (message,) = _texts(at.error)
+    assert "cannot use this database" in message
+    assert "cmr-monitor db upgrade" in message
+    assert not at.metric  # no page ran
+
+
+def test_login_required_when_password_set(seeded_sqlite: Seeded, app_test) -> None:
+    at = app_test(seeded_sqlite, dashboard_password="s3cret-pw").run()
+    assert not at.exception
+    assert not at.metric and not at.dataframe  # nothing from the database before login
+    assert [t.label for t in at.text_input] == ["Password"]
+    at.text_input(key="login_password").input("wrong")
+    at.button[0].click().run()
+    assert _texts(at.error) == ["Wrong password."]
+    assert not at.metric
+    at.text_input(key="login_password").input("s3cret-pw")
+    at.button[0].click().run()
+    _ok(at)
+    assert _metrics(at)["Masks scored"] == f"{seeded_sqlite.summary.scored:,}"
+
+
+def test_login_password_from_streamlit_secrets(seeded_sqlite: Seeded, app_test) -> None:
+    at = app_test(seeded_sqlite)
+    at.secrets["dashboard_password"] = "from-secrets"
+    at.run()
+    assert [t.label for t in at.text_input] == ["Password"]
+    at.text_input(key="login_password").input("from-secrets")
+    at.button[0].click().run()
+    _ok(at)
+    assert re.fullmatch(r"[\d,]+", _metrics(at)["Masks scored"])

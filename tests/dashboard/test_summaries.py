@@ -1,0 +1,143 @@
+"""dashboard.summaries and dashboard.queries table builders on hand-made frames."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from dashboard.filters import bucket_for, day_range
+from dashboard.summaries import (
+    flag_type,
+    flag_type_precision,
+    running_precision,
+    structure_flag_rates,
+    utc_text,
+    version_starts,
+    version_summary,
+)
+from monitor.flags import flag_structure
+from monitor.labels import Structure
+
+T0 = pd.Timestamp("2026-03-01", tz="UTC")
+
+
+def _volume(rows: list[tuple[int, str, int, int, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "bucket_start": T0 + pd.Timedelta(days=d),
+                "segmenter_name": "unet",
+                "segmenter_version": v,
+                "scored": ok + sus + err,
+                "ok": ok,
+                "suspicious": sus,
+                "erroneous": err,
+                "flagged": sus + err,
+                "flag_rate": (sus + err) / (ok + sus + err) if ok + sus + err else math.nan,
+                "rejected": rej,
+            }
+            for d, v, ok, sus, err, rej in rows
+        ]
+    )
+
+
+def test_version_summary_and_starts() -> None:
+    volume = _volume([(0, "1", 8, 2, 0, 1), (1, "1", 9, 1, 0, 0), (1, "2", 5, 3, 2, 0), (2, "2", 0, 0, 0, 2)])
+    summary = version_summary(volume).set_index("version")
+    assert summary.loc["unet 1", "scored"] == 20 and summary.loc["unet 1", "flag_rate"] == pytest.approx(0.15)
+    assert summary.loc["unet 2", "scored"] == 10 and summary.loc["unet 2", "rejected"] == 2
+    assert summary.loc["unet 2", "first_scored"] == T0 + pd.Timedelta(days=1)
+    assert summary.loc["unet 2", "last_scored"] == T0 + pd.Timedelta(
+        days=1
+    )  # the reject-only day is not a score
+    starts = version_starts(volume)
+    assert starts.to_dict("records") == [
+        {"version": "unet 2", "bucket_start": T0 + pd.Timedelta(days=1), "label": "new: unet 2"}
+    ]
+    assert version_summary(volume.iloc[0:0]).empty and version_starts(volume.iloc[0:0]).empty
+
+
+def test_structure_flag_rates_in_structure_order() -> None:
+    frame = pd.DataFrame(
+        [
+            {"segmenter_name": "u", "segmenter_version": "1", "structure": s, "scored": 10, "flagged": f}
+            for s, f in (("MYO", 1), ("LV", 2), ("RV", 0), ("LV", 3))
+        ]
+    )
+    rates = structure_flag_rates(frame)
+    assert rates["structure"].tolist() == ["LV", "RV", "MYO"]
+    assert rates["flag_rate"].tolist() == pytest.approx([0.25, 0.0, 0.1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"mask_voxels": 0, "pgt_voxels": 5, "pdsc": 0.0, "phd_mm": math.nan}, {"LV missing"}),
+        ({"mask_voxels": 5, "pgt_voxels": 0, "pdsc": 0.0, "phd_mm": math.nan}, {"LV vanished from pGT"}),
+        ({"mask_voxels": 5, "pgt_voxels": 5, "pdsc": 0.3, "phd_mm": 80.0}, {"LV pHD high", "LV pDSC low"}),
+    ],
+    ids=["missing", "vanished", "both-thresholds"],
+)
+def test_flag_type_parses_every_reason_of_monitor_flags(kwargs: dict, expected: set[str]) -> None:
+    _, reasons = flag_structure(Structure.LV, **kwargs)
+    assert {flag_type(r) for r in reasons} == expected
+
+
+def test_flag_type_other() -> None:
+    assert flag_type("something new") == "other"
+
+
+def _reviewed() -> pd.DataFrame:
+    rows = [
+        (1, "u 1", "LV missing", "confirmed"),
+        (2, "u 1", "LV missing", "confirmed"),
+        (3, "u 2", "LV missing", "false_alarm"),
+        (4, "u 2", "RV pHD high", "unsure"),
+        (5, "u 2", "RV pHD high", "confirmed"),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "file_id": i,
+                "version": v,
+                "scored_at": T0 + pd.Timedelta(hours=i),
+                "flag_type": t,
+                "verdict": verdict,
+            }
+            for i, v, t, verdict in rows
+        ]
+    )
+
+
+def test_flag_type_precision() -> None:
+    table = flag_type_precision(_reviewed()).set_index("flag_type")
+    assert table.loc["LV missing"].tolist()[:4] == [3, 2, 1, 0]
+    assert table.loc["LV missing", "precision"] == pytest.approx(2 / 3)
+    assert table.loc["RV pHD high", "precision"] == pytest.approx(1 / 2)  # unsure counts as reviewed
+    per_version = flag_type_precision(_reviewed(), by_version=True)
+    assert per_version.set_index(["version", "flag_type"]).loc[("u 2", "LV missing"), "precision"] == 0.0
+    assert flag_type_precision(_reviewed().iloc[0:0]).empty
+
+
+def test_running_precision_is_cumulative() -> None:
+    running = running_precision(_reviewed())
+    lv = running[running["flag_type"] == "LV missing"]
+    assert lv["reviewed"].tolist() == [1, 2, 3]
+    assert lv["precision"].tolist() == pytest.approx([1.0, 1.0, 2 / 3])
+
+
+def test_utc_text() -> None:
+    assert utc_text(datetime(2026, 3, 1, 12, 5, tzinfo=UTC)) == "2026-03-01 12:05"
+    assert utc_text(pd.Timestamp("2026-03-01 13:05", tz="Europe/Berlin")) == "2026-03-01 12:05"
+    assert utc_text(None) == "" and utc_text(pd.NaT) == ""
+
+
+def test_day_range_and_bucket() -> None:
+    start, end = day_range(datetime(2026, 3, 5).date(), datetime(2026, 3, 1).date())
+    assert (start, end) == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 6, tzinfo=UTC))
+    assert bucket_for(None, start, start + pd.Timedelta(days=3)) == "hour"
+    assert bucket_for(None, start, end) == "day"
+    assert bucket_for("hour", start, end) == "hour"
