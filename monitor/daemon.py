@@ -572,15 +572,9 @@ class Daemon:
                 math.inf if next_check is None else max(next_check, self._db_blocked_until),
             )
             try:
-                item = self._queue.get(timeout=max(0.0, wake_at - now))
-                while item is not None:
-                    self._on_sighting(item)
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            if self._stop.is_set():
-                break
-            try:
+                self._drain_queue(timeout_s=max(0.0, wake_at - now))
+                if self._stop.is_set():
+                    break
                 self._check_due()
                 now = time.monotonic()
                 if now >= next_rescan:
@@ -594,6 +588,16 @@ class Daemon:
                 log.exception("intake step failed; continuing", extra={"action": "intake_error"})
                 self._stop.wait(config.poll_interval_s)
             self.metrics.files_waiting.set(len(self._tracker))
+
+    def _drain_queue(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for a sighting, then handle every queued one (None = stop)."""
+        try:
+            item = self._queue.get(timeout=timeout_s)
+            while item is not None:
+                self._on_sighting(item)
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            pass
 
     def _shutdown(self) -> None:
         self._ready = False
@@ -793,50 +797,45 @@ class Daemon:
             self._done[path] = (prepared.size, prepared.mtime_ns)
 
     def _prepare(self, path: Path, st: os.stat_result, now: float) -> _Prepared | None:
-        """Hash, name and validate a complete file; None (deferred) when it does not parse yet."""
+        """Hash, name and validate a complete file; None when it is deferred (it may still be being
+        written: it does not parse, its sidecar does not, or it cannot be read) or has vanished."""
         root = find_root(path, self._roots)
         assert root is not None  # tracked paths are under a root
-        retry_s = max(self.config.stable_s, 1.0)
-        rejection: tuple[str, str] | None = None
+        problem: tuple[str, str, bool] | None = None  # (reason, detail, may still be being written)
         try:
             content_hash = _sha256(path)
         except FileNotFoundError:
             self._forget(path)
             return None
         except OSError as exc:
-            content_hash, rejection = "", ("unreadable", f"the file cannot be read: {exc.strerror or exc}")
+            content_hash = f"unreadable:{st.st_size}:{st.st_mtime_ns}"
+            problem = ("unreadable", f"the file cannot be read: {exc.strerror or type(exc).__name__}", True)
         try:
             identity = identify(path, root, self.config.ingest)
         except SidecarError as exc:
-            if not self._tracker.expired(path, now):
-                self._tracker.defer(path, now, retry_s)
-                return None
-            identity, rejection = self._fallback_identity(path, root), (exc.reason, exc.detail)
+            identity = self._fallback_identity(path, root)
+            problem = problem or (exc.reason, exc.detail, True)
         except ValueError as exc:
-            identity, rejection = self._fallback_identity(path, root), (_REASON_BAD_NAME, str(exc))
-        if rejection is None:
+            identity = self._fallback_identity(path, root)
+            problem = problem or (_REASON_BAD_NAME, str(exc), False)
+        if problem is None:
             try:
                 load_mask(path, self._label_map, self._limits)
             except InvalidMask as exc:
                 if exc.reason == "missing":
                     self._forget(path)
                     return None
-                if exc.reason in TRANSIENT_REASONS and not self._tracker.expired(path, now):
-                    log.debug("not complete yet: %s (%s)", path, exc.reason)
-                    self._tracker.defer(path, now, retry_s)
-                    return None
-                rejection = (exc.reason, exc.detail)
-        if rejection is not None and rejection[0] == "unreadable":
-            if not self._tracker.expired(path, now):
-                self._tracker.defer(path, now, retry_s)
-                return None
-            content_hash = content_hash or f"unreadable:{st.st_size}:{st.st_mtime_ns}"
+                problem = (exc.reason, exc.detail, exc.reason in TRANSIENT_REASONS)
+        if problem is not None and problem[2] and not self._tracker.expired(path, now):
+            log.debug("not complete yet: %s (%s)", path, problem[0])
+            self._tracker.defer(path, now, max(self.config.stable_s, 1.0))
+            return None
         return _Prepared(
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
             content_hash=content_hash,
             identity=identity,
-            rejection=rejection,
+            rejection=problem[:2] if problem is not None else None,
             received_at=datetime.now(UTC),
         )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from monitor.config import Settings
 from monitor.daemon import (
@@ -25,7 +26,7 @@ from monitor.daemon import (
     worker_identity,
 )
 from monitor.labels import STRUCTURES
-from monitor.nifti import MaskVolume, load_mask
+from monitor.nifti import MaskVolume, load_mask, save_labels
 from monitor.records import FlagLevel, StructureScore, VolumeScore
 from tests.daemon._harness import (
     Stream,
@@ -35,6 +36,7 @@ from tests.daemon._harness import (
     wait_for_end_state,
     write_renamed,
 )
+from tests.phantoms import phantom_volume
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ def test_backfill_and_batches_across_files(tmp_path: Path) -> None:
     config = _config(tmp_path, batch_size=4)
     for i in range(9):
         write_renamed(config.roots[0] / "seg" / "v1" / f"c{i}_ED.nii.gz", mask_bytes(200 + i))
-    scorer = FakeScorer(delay_s=0.2)
+    scorer = FakeScorer(delay_s=0.5)
     daemon = Daemon(config, scorer_factory=lambda _: scorer)
     thread = _start(daemon)
     try:
@@ -219,3 +221,86 @@ def test_dead_local_worker_detection() -> None:
     assert not _is_dead_local_worker(f"other-host/{boot}/{namespace}/{gone.pid}", me)
     assert not _is_dead_local_worker(f"{host}/{boot}/other-ns/{gone.pid}", me)
     assert not _is_dead_local_worker("host:1234", me)
+
+
+def test_polling_mode_takes_files_when_stable(tmp_path: Path) -> None:
+    """Without inotify (NFS/SMB), a file written slowly is taken once its size and mtime are stable."""
+    config = _config(tmp_path, polling=True, stable_s=0.5)
+    daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
+    thread = _start(daemon)
+    try:
+        stream = Stream(config.roots[0], n_valid=6, n_duplicates=1, seed=6, max_pause_s=0.01)
+        stream.run()
+        rows = wait_for_end_state(config.database_url, stream.expected_files, timeout_s=30)
+        assert_end_state(rows, stream)
+    finally:
+        daemon.stop()
+        thread.join(timeout=5)
+
+
+def test_sidecar_overrides_and_broken_sidecar_rejects(tmp_path: Path) -> None:
+    config = _config(tmp_path, quarantine_dir=tmp_path / "quarantine")
+    folder = config.roots[0] / "unet" / "1.0"
+    folder.mkdir(parents=True)
+    (folder / "p1_ED.json").write_text('{"segmenter": "nnunet", "version": "7", "site": "H1", "case": "P-1"}')
+    write_renamed(folder / "p1_ED.nii.gz", mask_bytes(1))
+    (folder / "p2_ED.nii.gz.json").write_text('{"segmenter": ')  # never completed
+    write_renamed(folder / "p2_ED.nii.gz", mask_bytes(2))
+    daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
+    thread = _start(daemon)
+    try:
+        rows = wait_for_end_state(config.database_url, 2, timeout_s=20)
+    finally:
+        daemon.stop()
+        thread.join(timeout=5)
+    assert [(r.status, r.reason) for r in rows] == [("scored", None), ("rejected", "bad_sidecar")]
+    engine = sa.create_engine(config.database_url)
+    with engine.connect() as connection:
+        named = connection.execute(
+            sa.text(
+                "SELECT f.case_key, f.phase, f.site, s.name, s.version FROM mask_files f"
+                " JOIN segmenters s ON s.id = f.segmenter_id ORDER BY f.id"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in named] == [
+        ("P-1", "ED", "H1", "nnunet", "7"),
+        ("p2", "ED", None, "unet", "1.0"),
+    ]
+    moved = tmp_path / "quarantine" / "unet" / "1.0"
+    assert sorted(p.name for p in moved.iterdir()) == ["p2_ED.nii.gz", "p2_ED.nii.gz.json"]
+
+
+class _FlakyScorer(FakeScorer):
+    """Out of memory on any batch of more than one file, and always fails on 5-slice masks."""
+
+    def score_batch(self, volumes: list[MaskVolume]) -> list[_Scored]:
+        self.batches.append(len(volumes))
+        if len(volumes) > 1:
+            raise MemoryError("batch too large")
+        time.sleep(0.5)  # slow enough that the other files are queued and claimed together next
+        if volumes[0].shape[0] == 5:
+            raise ValueError("cannot score this one")
+        return super().score_batch(volumes)
+
+
+def test_out_of_memory_splits_batches_and_a_failing_mask_is_rejected(tmp_path: Path) -> None:
+    config = _config(tmp_path, batch_size=4)
+    for i in range(4):
+        write_renamed(config.roots[0] / f"c{i}_ED.nii.gz", mask_bytes(300 + i))
+    odd = phantom_volume(7, n_slices=5, shape_yx=(96, 96))
+    save_labels(config.roots[0] / "odd_ED.nii.gz", odd.labels, odd.affine)
+    scorer = _FlakyScorer()
+    daemon = Daemon(config, scorer_factory=lambda _: scorer)
+    thread = _start(daemon)
+    try:
+        rows = wait_for_end_state(config.database_url, 5, timeout_s=30)
+    finally:
+        daemon.stop()
+        thread.join(timeout=5)
+    by_name = {Path(r.path).name: (r.status, r.reason) for r in rows}
+    assert by_name.pop("odd_ED.nii.gz") == ("rejected", "scoring_failed")
+    assert set(by_name.values()) == {("scored", None)}
+    assert max(scorer.batches) > 1
+    value = daemon.registry.get_sample_value
+    assert value("cmr_monitor_transient_errors_total", {"kind": "out_of_memory"}) >= 1
