@@ -113,14 +113,15 @@ def test_database_outage_loses_nothing(
     daemon = _daemon(tmp_path, url, checkpoint).start()
     try:
         daemon.wait_ready()
-        stream = Stream(incoming, seed=3)
+        stream = Stream(incoming, n_valid=36, seed=3)
         outage: dict[str, float] = {}
 
         def cut(index: int) -> None:
-            if index == 20:
+            if index == 10:
                 proxy.stop()
                 outage["start"] = time.monotonic()
-            elif index == 45:
+            elif index == 32:
+                time.sleep(max(0.0, outage["start"] + 3.0 - time.monotonic()))  # at least 3 s down
                 assert daemon.alive
                 assert daemon.get("/readyz")[0] == 503
                 assert daemon.get("/healthz")[0] == 200
@@ -128,7 +129,7 @@ def test_database_outage_loses_nothing(
                 outage["end"] = time.monotonic()
 
         stream.run(on_written=cut)
-        assert outage["end"] - outage["start"] > 2.0
+        assert outage["end"] - outage["start"] >= 3.0
         rows = wait_for_end_state(direct_url, stream.expected_files, alive=lambda: daemon.alive)
         assert_end_state(rows, stream)
         assert daemon.alive
@@ -157,7 +158,7 @@ def test_two_daemons_share_database_and_folder(
     try:
         for daemon in daemons:
             daemon.wait_ready()
-        stream = Stream(incoming, seed=4)
+        stream = Stream(incoming, n_valid=36, seed=4)
         stream.run()
         rows = wait_for_end_state(url, stream.expected_files, alive=lambda: all(d.alive for d in daemons))
         assert_end_state(rows, stream)
