@@ -56,6 +56,9 @@ def main() -> None:
         st.error(f"The dashboard cannot use this database. {problem}")
         st.stop()
 
+    if settings.dashboard_warm_cache_s > 0:
+        data.start_cache_warmer(url, settings.dashboard_warm_cache_s)
+
     pages = [
         st.Page(
             "views/overview.py",

@@ -31,7 +31,9 @@ class DashboardSettings(Settings):
         description="folders besides artifacts_dir from which masks and MR images may be shown "
         f"(the watch folder, the image archive), separated by {os.pathsep!r}",
     )
-    dashboard_cache_ttl_s: float = Field(30.0, gt=0, description="seconds a query result is reused")
+    dashboard_warm_cache_s: float = Field(
+        30.0, ge=0, description="seconds between background runs of the default views' queries; 0 = off"
+    )
     dashboard_refresh_s: float = Field(
         0.0, ge=0, description="auto-refresh interval in seconds when the page opens; 0 = off"
     )

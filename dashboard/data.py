@@ -9,7 +9,9 @@ show reviews. Everything goes through ``monitor.store``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -37,9 +39,11 @@ from monitor.store import (
     structure_time_series,
     volume_time_series,
 )
+from monitor.store.queries import Bucket
 
 __all__ = [
     "CACHE_TTL_S",
+    "PAST_TTL_S",
     "VolumeKind",
     "alert_count",
     "alerts",
@@ -48,17 +52,21 @@ __all__ = [
     "reviewed_alerts",
     "schema_problem",
     "session_factory",
+    "start_cache_warmer",
     "status",
     "structure_series",
     "submit_review",
     "volume",
     "volume_series",
+    "warm_default_views",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Seconds a query result is reused before the database is asked again.
 CACHE_TTL_S = 30
+#: Seconds the time series of days before today are reused (they only change by deletion).
+PAST_TTL_S = 3600
 #: How a NIfTI file is read: a label mask (canonical labels), a binary map, or an MR image (float).
 VolumeKind = Literal["labels", "map", "image"]
 
@@ -86,7 +94,6 @@ def status(url: str) -> StatusCounts:
         return status_counts(session)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def volume_series(
     url: str,
     bucket: Literal["hour", "day"],
@@ -95,19 +102,16 @@ def volume_series(
     segmenter_name: str | None = None,
     segmenter_version: str | None = None,
 ) -> pd.DataFrame:
-    """``monitor.store.volume_time_series`` (files scored, flag counts and rate per bucket and version)."""
-    with session_factory(url)() as session:
-        return volume_time_series(
-            session,
-            bucket=bucket,
-            start=start,
-            end=end,
-            segmenter_name=segmenter_name,
-            segmenter_version=segmenter_version,
-        )
+    """``monitor.store.volume_time_series`` (files scored, flag counts and rate per bucket and version).
+
+    The range is split at today's midnight (UTC): days before it are cached for ``PAST_TTL_S`` (files are
+    scored at the time they are scored, so past buckets do not change), today for ``CACHE_TTL_S``.
+    """
+    return _split_by_today(
+        _volume_past, _volume_live, url, bucket, start, end, segmenter_name, segmenter_version
+    )
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def structure_series(
     url: str,
     bucket: Literal["hour", "day"],
@@ -116,16 +120,89 @@ def structure_series(
     segmenter_name: str | None = None,
     segmenter_version: str | None = None,
 ) -> pd.DataFrame:
-    """``monitor.store.structure_time_series`` (pDSC / pHD quantiles, flag rate per structure)."""
+    """``monitor.store.structure_time_series`` (pDSC / pHD quantiles, flag rate per structure).
+
+    Cached like ``volume_series``: days before today for ``PAST_TTL_S``, today for ``CACHE_TTL_S``.
+    """
+    return _split_by_today(
+        _structure_past, _structure_live, url, bucket, start, end, segmenter_name, segmenter_version
+    )
+
+
+def _volume(
+    url: str,
+    bucket: Bucket,
+    start: datetime | None,
+    end: datetime | None,
+    name: str | None,
+    version: str | None,
+) -> pd.DataFrame:
+    with session_factory(url)() as session:
+        return volume_time_series(
+            session, bucket=bucket, start=start, end=end, segmenter_name=name, segmenter_version=version
+        )
+
+
+def _structure(
+    url: str,
+    bucket: Bucket,
+    start: datetime | None,
+    end: datetime | None,
+    name: str | None,
+    version: str | None,
+) -> pd.DataFrame:
     with session_factory(url)() as session:
         return structure_time_series(
-            session,
-            bucket=bucket,
-            start=start,
-            end=end,
-            segmenter_name=segmenter_name,
-            segmenter_version=segmenter_version,
+            session, bucket=bucket, start=start, end=end, segmenter_name=name, segmenter_version=version
         )
+
+
+@st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=32)
+def _volume_past(*args: object) -> pd.DataFrame:
+    return _volume(*args)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=32)
+def _volume_live(*args: object) -> pd.DataFrame:
+    return _volume(*args)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=32)
+def _structure_past(*args: object) -> pd.DataFrame:
+    return _structure(*args)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=32)
+def _structure_live(*args: object) -> pd.DataFrame:
+    return _structure(*args)  # type: ignore[arg-type]
+
+
+def _split_by_today(
+    past: Callable[..., pd.DataFrame],
+    live: Callable[..., pd.DataFrame],
+    url: str,
+    bucket: Bucket,
+    start: datetime | None,
+    end: datetime | None,
+    name: str | None,
+    version: str | None,
+) -> pd.DataFrame:
+    """Query ``[start, midnight)`` with ``past`` and ``[midnight, end)`` with ``live``; concatenate.
+
+    Midnight (UTC) is a boundary of hour and day buckets alike, so no bucket is split.
+    """
+    cut = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    parts = []
+    if start is None or start < cut:
+        parts.append(past(url, bucket, start, cut if end is None or end > cut else end, name, version))
+    if end is None or end > cut:
+        parts.append(live(url, bucket, cut if start is None or start < cut else start, end, name, version))
+    if len(parts) == 1:
+        return parts[0]
+    frames = [p for p in parts if not p.empty]
+    if not frames:
+        return parts[0]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -243,3 +320,48 @@ def submit_review(url: str, file_id: int, *, verdict: str, reviewer: str, note: 
 def clear_all() -> None:
     """Drop every cached query result (the Refresh button)."""
     st.cache_data.clear()
+
+
+def warm_default_views(url: str) -> None:
+    """Run the queries of every page's default view, so that the next visitor finds them cached."""
+    from dashboard.filters import default_filters
+
+    f = default_filters(status(url))
+    for bucket in dict.fromkeys([f.bucket, "day"]):
+        volume_series(url, bucket, f.start, f.end, None, None)  # type: ignore[arg-type]
+        structure_series(url, bucket, f.start, f.end, None, None)  # type: ignore[arg-type]
+    filters = {
+        "levels": ("erroneous", "suspicious"),
+        "structure": None,
+        "segmenter_name": None,
+        "segmenter_version": None,
+        "start": f.start,
+        "end": f.end,
+        "reviewed": None,
+    }
+    alert_count(url, **filters)
+    alerts(url, **filters, limit=50, offset=0)
+    reviewed_alerts(url, f.start, f.end)
+
+
+@st.cache_resource(show_spinner=False)
+def start_cache_warmer(url: str, every_s: float) -> threading.Event:
+    """Start (once per URL and process) a thread that runs ``warm_default_views`` every ``every_s`` seconds.
+
+    The long queries of a large database (the time series of 100,000 files take seconds) then run in the
+    background instead of in a visitor's page load. Returns the event that stops the thread.
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                warm_default_views(url)
+            except Exception as exc:  # the pages report database problems; the warmer only retries
+                log.warning(
+                    "dashboard cache warm-up failed: %s", type(exc).__name__, extra={"action": "warm_cache"}
+                )
+            stop.wait(every_s)
+
+    threading.Thread(target=loop, name="cmr-dashboard-cache-warmer", daemon=True).start()
+    return stop

@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard.summaries import version_label
 from monitor.store import StatusCounts
 
-__all__ = ["DEFAULT_DAYS", "Filters", "bucket_for", "day_range", "sidebar_filters"]
+__all__ = ["DEFAULT_DAYS", "Filters", "bucket_for", "day_range", "default_filters", "sidebar_filters"]
 
 #: Days shown by default, ending on the day of the latest score.
 DEFAULT_DAYS = 28
@@ -55,6 +55,23 @@ def bucket_for(choice: str | None, start: datetime, end: datetime) -> Literal["h
     return "hour" if end - start <= timedelta(days=3) else "day"
 
 
+def _last_day(counts: StatusCounts, today: date | None) -> date:
+    """The day of the latest score, else ``today`` (UTC)."""
+    if counts.last_scored_at is not None:
+        return counts.last_scored_at.astimezone(UTC).date()
+    return today or datetime.now(UTC).date()
+
+
+def default_filters(counts: StatusCounts, *, today: date | None = None) -> Filters:
+    """What the sidebar shows before anyone touches it: the ``DEFAULT_DAYS`` days up to the latest score,
+    all segmenter versions, automatic bucket (the cache warmer prepares exactly this view)."""
+    last = _last_day(counts, today)
+    start, end = day_range(last - timedelta(days=DEFAULT_DAYS - 1), last)
+    return Filters(
+        start=start, end=end, segmenter_name=None, segmenter_version=None, bucket=bucket_for(None, start, end)
+    )
+
+
 def sidebar_filters(counts: StatusCounts, *, today: date | None = None) -> Filters:
     """Render the shared filters in the sidebar and return the selection.
 
@@ -62,8 +79,7 @@ def sidebar_filters(counts: StatusCounts, *, today: date | None = None) -> Filte
         counts: status counts (for the segmenter versions and the latest score).
         today: the default last day when nothing has been scored; today (UTC) when None.
     """
-    last_day = counts.last_scored_at.astimezone(UTC).date() if counts.last_scored_at else None
-    last_day = last_day or today or datetime.now(UTC).date()
+    last_day = _last_day(counts, today)
     with st.sidebar:
         st.subheader("Filters")
         picked = st.date_input(

@@ -19,6 +19,7 @@ __all__ = [
     "VERSION_SUMMARY_COLUMNS",
     "flag_type",
     "flag_type_precision",
+    "md_escape",
     "running_precision",
     "structure_flag_rates",
     "utc_text",
@@ -46,6 +47,15 @@ FLAG_TYPE_COLUMNS = ["file_id", "version", "scored_at", "flag_type", "verdict"]
 PRECISION_COLUMNS = ["flag_type", "reviewed", "confirmed", "false_alarm", "unsure", "precision"]
 _REASON = re.compile(r"^(?P<structure>LV|RV|MYO) (?P<what>missing|vanished|pHD|pDSC)\b")
 _KIND = {"missing": "missing", "vanished": "vanished from pGT", "pHD": "pHD high", "pDSC": "pDSC low"}
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` with Markdown (and Streamlit's ``:directive[...]``) syntax escaped, for names that come from
+    file names or sidecars (case keys, segmenter names) shown in Markdown elements."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def version_label(name: str, version: str) -> str:

@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.context import current
 from dashboard.queries import alerts_table
-from dashboard.summaries import utc_text
+from dashboard.summaries import md_escape, utc_text
 from monitor.labels import STRUCTURES
 
 PAGE_SIZE = 50
@@ -46,7 +46,7 @@ pages = max(1, math.ceil(total / PAGE_SIZE))
 top = st.columns([3, 1])
 top[0].markdown(
     f"**{total:,} alerts** scored {utc_text(f.start)} to {utc_text(f.end)} UTC"
-    + (f" for {f.segmenter_name} {f.segmenter_version}" if f.segmenter_name else "")
+    + (md_escape(f" for {f.segmenter_name} {f.segmenter_version}") if f.segmenter_name else "")
 )
 page = int(top[1].number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="alerts_page"))
 page = min(page, pages)

@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.context import current
 from dashboard.queries import case_scores_table, reviews_table
-from dashboard.summaries import utc_text
+from dashboard.summaries import md_escape, utc_text
 from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
 from monitor.errors import InvalidMask
 from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStateError, ReviewVerdict
@@ -52,7 +52,7 @@ if record is None:
     st.stop()
 
 flag = str(record.flag) if record.flag is not None else str(record.status)
-st.subheader(f"{record.case_key} {record.phase or ''} · {flag}")
+st.subheader(md_escape(f"{record.case_key} {record.phase or ''}") + f" · {flag}")
 meta = st.columns(4)
 meta[0].metric("Flag", flag)
 meta[1].metric("Segmenter", f"{record.segmenter_name} {record.segmenter_version}")

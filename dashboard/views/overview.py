@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.context import current
-from dashboard.summaries import utc_text, version_starts, version_summary
+from dashboard.summaries import md_escape, utc_text, version_starts, version_summary
 from monitor.labels import STRUCTURES
 
 ctx = current()
@@ -17,7 +17,11 @@ f = ctx.filters
 st.title("Overview")
 st.caption(
     f"Scored {utc_text(f.start)} to {utc_text(f.end)} UTC, per {f.bucket}"
-    + (f", {f.segmenter_name} {f.segmenter_version}" if f.segmenter_name else ", all segmenter versions")
+    + (
+        md_escape(f", {f.segmenter_name} {f.segmenter_version}")
+        if f.segmenter_name
+        else ", all segmenter versions"
+    )
 )
 args = (ctx.url, f.bucket, f.start, f.end, f.segmenter_name, f.segmenter_version)
 volume = data.volume_series(*args)
@@ -77,7 +81,7 @@ st.dataframe(
 if not starts.empty:
     st.caption(
         "New in this range: "
-        + ", ".join(f"{r.version} from {utc_text(r.bucket_start)}" for r in starts.itertuples())
+        + ", ".join(f"{md_escape(r.version)} from {utc_text(r.bucket_start)}" for r in starts.itertuples())
     )
 with st.expander("Time series tables"):
     st.dataframe(volume, hide_index=True)

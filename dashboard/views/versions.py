@@ -12,6 +12,7 @@ from dashboard import charts, data
 from dashboard.context import current
 from dashboard.summaries import (
     flag_type_precision,
+    md_escape,
     running_precision,
     structure_flag_rates,
     utc_text,
@@ -38,7 +39,7 @@ chosen = list(dict.fromkeys([baseline, candidate]))
 for column, label in zip(st.columns(len(chosen)), chosen, strict=True):
     row = summary[summary["version"] == label].iloc[0]
     with column:
-        st.markdown(f"**{label}**")
+        st.markdown(f"**{md_escape(label)}**")
         m = st.columns(3)
         m[0].metric("Scored", f"{int(row['scored']):,}")
         m[1].metric("Flag rate", f"{row['flag_rate']:.1%}" if row["scored"] else "–")

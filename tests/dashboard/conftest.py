@@ -46,6 +46,7 @@ _ENV = (
     "CMR_MONITOR_DASHBOARD_REFRESH_S",
     "CMR_MONITOR_LABEL_MAP",
     "CMR_MONITOR_CONFIG",
+    "CMR_MONITOR_DASHBOARD_WARM_CACHE_S",
 )
 
 
@@ -147,6 +148,7 @@ def dashboard_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
     def apply(url: str, artifacts_dir: Path | None = None, **extra: str) -> None:
         monkeypatch.setenv("CMR_MONITOR_DATABASE_URL", url)
+        monkeypatch.setenv("CMR_MONITOR_DASHBOARD_WARM_CACHE_S", "0")  # no background thread in AppTest
         if artifacts_dir is not None:
             monkeypatch.setenv("CMR_MONITOR_ARTIFACTS_DIR", str(artifacts_dir))
         for key, value in extra.items():

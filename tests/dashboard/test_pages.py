@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from dashboard.summaries import flag_type_precision
+from dashboard.summaries import flag_type_precision, md_escape
 from monitor.store import count_alerts, get_case, make_engine, make_session_factory
 from tests.dashboard.conftest import Seeded
 
@@ -51,7 +51,7 @@ def test_overview_shows_counts_and_charts(seeded: Seeded, app_test) -> None:
     assert metrics["Erroneous"] == f"{s.by_flag['erroneous']:,}"
     assert metrics["Rejected"] == f"{s.rejected:,}"
     assert len(at.get("vega_lite_chart")) == 1 + 3 + 3 + 3  # scored, flag rate, pDSC, pHD
-    assert "New in this range: cardioseg 1.1 from" in " ".join(_texts(at.caption))
+    assert f"New in this range: {md_escape('cardioseg 1.1')} from" in " ".join(_texts(at.caption))
     summary_table = at.dataframe[0].value.set_index("version")
     for version, counts in s.by_version.items():
         assert summary_table.loc[f"cardioseg {version}", "scored"] == counts["scored"]

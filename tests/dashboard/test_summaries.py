@@ -12,6 +12,7 @@ from dashboard.filters import bucket_for, day_range
 from dashboard.summaries import (
     flag_type,
     flag_type_precision,
+    md_escape,
     running_precision,
     structure_flag_rates,
     utc_text,
@@ -127,6 +128,13 @@ def test_running_precision_is_cumulative() -> None:
     lv = running[running["flag_type"] == "LV missing"]
     assert lv["reviewed"].tolist() == [1, 2, 3]
     assert lv["precision"].tolist() == pytest.approx([1.0, 1.0, 2 / 3])
+
+
+def test_md_escape_neutralises_markdown_from_file_names() -> None:
+    assert md_escape("patient_01 [x](http://e.vil) :red[y] **z**") == (
+        r"patient\_01 \[x\]\(http\://e\.vil\) \:red\[y\] \*\*z\*\*"
+    )
+    assert md_escape("plain 12") == "plain 12"
 
 
 def test_utc_text() -> None:
