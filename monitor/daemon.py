@@ -584,8 +584,8 @@ class Daemon:
                 if now >= next_reclaim:
                     next_reclaim = now + min(config.lease_s / 2, 60.0)
                     self._maintain()
-            except Exception:  # one bad file or a bug must not end the daemon
-                log.exception("intake step failed; continuing", extra={"action": "intake_error"})
+            except Exception as exc:  # one bad file or a bug must not end the daemon
+                _log_unexpected("intake step failed; continuing", exc, action="intake_error")
                 self._stop.wait(config.poll_interval_s)
             self.metrics.files_waiting.set(len(self._tracker))
 
@@ -1082,11 +1082,9 @@ class _Worker(threading.Thread):
                     self._process(session, claimed)
                 except _Abandoned:
                     return
-                except Exception:  # a bug must not end the worker: the claims go back to the queue
-                    log.exception("batch failed; releasing it", extra={"action": "batch_error"})
-                    d._release(self.unfinished())
-                    with self._lock:
-                        self._in_flight.clear()
+                except Exception as exc:  # a bug must not end the worker
+                    _log_unexpected("batch failed; its files go back to the queue", exc, action="batch_error")
+                    self._requeue_own(session)
                     d._stop.wait(d.config.poll_interval_s)
 
     def _claim(self, session: Session) -> list[ClaimedFile]:
@@ -1109,6 +1107,19 @@ class _Worker(threading.Thread):
                 raise
 
         return d._retry("database", claim, until=d._stop)  # nothing in flight: stop at once
+
+    def _requeue_own(self, session: Session) -> None:
+        """After a failed batch, put this worker's claims back (the claim counts, so a file that keeps
+        failing ends ``too_many_attempts``); nothing else is in flight."""
+        d = self._d
+        with self._lock:
+            self._in_flight.clear()
+        with contextlib.suppress(_Abandoned):  # stopping: the leases expire instead
+            d._retry(
+                "database",
+                lambda: requeue_worker(session, d.worker_id, max_attempts=d.config.max_attempts),
+                until=d._stop,
+            )
 
     def _done_with(self, file_id: int) -> None:
         with self._lock:
@@ -1185,7 +1196,7 @@ class _Worker(threading.Thread):
                         yield from self._score(session, [single])
                     return
                 item = items[0][0]
-                log.exception("scoring failed for file %d", item.file_id, extra={"action": "scoring_failed"})
+                _log_unexpected(f"scoring failed for file {item.file_id}", exc, action="scoring_failed")
                 d._record_rejection(
                     session,
                     item.file_id,
@@ -1247,6 +1258,12 @@ class _Worker(threading.Thread):
                 "latency_s": round(latency_s, 3),
             },
         )
+
+
+def _log_unexpected(message: str, exc: BaseException, *, action: str) -> None:
+    """An unexpected error: its type at ERROR, the traceback (which may name files) only at DEBUG."""
+    log.error("%s: %s", message, type(exc).__name__, extra={"action": action})
+    log.debug("%s", message, exc_info=exc)
 
 
 def _free_device_memory() -> None:

@@ -55,7 +55,8 @@ def scoring_workers(session: Session) -> list[str]:
 def requeue_worker(
     session: Session, worker_id: str, *, max_attempts: int, now: datetime | None = None
 ) -> tuple[int, int]:
-    """Take back every ``scoring`` file of a worker known to be dead, without waiting for its leases.
+    """Take back every ``scoring`` file of a worker that is dead (or idle after a failed batch),
+    without waiting for its leases.
 
     Like ``reclaim_expired`` for one worker: files go back to ``pending`` (the lost claim still counts),
     and a file already claimed ``max_attempts`` times is rejected with ``"too_many_attempts"`` instead
@@ -76,7 +77,7 @@ def requeue_worker(
                 status=FileStatus.REJECTED,
                 rejected_at=when,
                 rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
-                rejection_detail=f"its worker died on each of {max_attempts} or more claims",
+                rejection_detail=f"its worker died or failed on each of {max_attempts} or more claims",
                 worker_id=None,
                 lease_expires_at=None,
             ),
@@ -90,7 +91,7 @@ def requeue_worker(
         ).rowcount
     if requeued or rejected:
         log.warning(
-            "files of a dead worker taken back",
+            "claims of a worker taken back",
             extra={"action": "requeue_worker", "requeued": requeued, "rejected": rejected},
         )
     return requeued, rejected

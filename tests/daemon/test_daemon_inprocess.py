@@ -304,3 +304,26 @@ def test_out_of_memory_splits_batches_and_a_failing_mask_is_rejected(tmp_path: P
     assert max(scorer.batches) > 1
     value = daemon.registry.get_sample_value
     assert value("cmr_monitor_transient_errors_total", {"kind": "out_of_memory"}) >= 1
+
+
+class _BrokenScorer(FakeScorer):
+    """Returns results the worker cannot use (a bug): the batch fails after scoring."""
+
+    def score_batch(self, volumes: list[MaskVolume]) -> list[_Scored]:
+        return [object() for _ in volumes]  # type: ignore[misc]
+
+
+def test_a_batch_that_keeps_failing_ends_too_many_attempts(tmp_path: Path) -> None:
+    """A bug after scoring does not end the worker; the file is retried max_attempts times, then
+    rejected, and the daemon keeps running."""
+    config = _config(tmp_path, max_attempts=2)
+    write_renamed(config.roots[0] / "p1_ED.nii.gz", mask_bytes(1))
+    daemon = Daemon(config, scorer_factory=lambda _: _BrokenScorer())
+    thread = _start(daemon)
+    try:
+        rows = wait_for_end_state(config.database_url, 1, timeout_s=20)
+        assert daemon.healthz() == (True, "ok")
+    finally:
+        daemon.stop()
+        thread.join(timeout=5)
+    assert [(r.status, r.reason, r.attempts) for r in rows] == [("rejected", "too_many_attempts", 2)]
