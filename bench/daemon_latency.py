@@ -67,6 +67,8 @@ def _scored_at(url: str) -> dict[str, float]:
             rows = connection.execute(
                 sa.text("SELECT path, scored_at FROM mask_files WHERE status = 'scored'")
             ).all()
+    except sa.exc.OperationalError:  # the daemon has not created its tables yet
+        return {}
     finally:
         engine.dispose()
     out = {}
