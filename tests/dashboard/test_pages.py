@@ -266,3 +266,18 @@ def test_login_password_from_streamlit_secrets(seeded_sqlite: Seeded, app_test) 
     at.button[0].click().run()
     _ok(at)
     assert re.fullmatch(r"[\d,]+", _metrics(at)["Masks scored"])
+
+
+def test_sidebar_auto_refresh_refresh_now_and_logout(seeded_sqlite: Seeded, app_test) -> None:
+    at = app_test(seeded_sqlite, dashboard_password="pw").run()
+    at.text_input(key="login_password").input("pw")
+    at.button[0].click().run()
+    at.toggle(key="auto_refresh").set_value(True).run()
+    _ok(at)
+    assert at.select_slider(key="auto_refresh_s").value == 30
+    next(b for b in at.sidebar.button if b.label == "Refresh now").click().run()
+    _ok(at)
+    assert _metrics(at)["Masks scored"] == f"{seeded_sqlite.summary.scored:,}"
+    next(b for b in at.sidebar.button if b.label == "Log out").click().run()
+    assert not at.metric
+    assert [t.label for t in at.text_input] == ["Password"]
