@@ -33,7 +33,7 @@ _FLAG_ICON = {
 ctx = current()
 st.title("Case")
 raw = st.query_params.get("file_id", "")
-known = int(raw) if raw.isdigit() and int(raw) > 0 else None
+known = int(raw) if raw.isdigit() and len(raw) <= 18 and int(raw) > 0 else None  # ids are 64-bit
 entered = st.number_input(
     "File id", min_value=1, value=known, step=1, placeholder="file id", key=f"case_file_id_{known}"
 )
@@ -61,7 +61,7 @@ meta[3].metric("Phase", record.phase or "–")
 st.caption(f"File {record.file_id}, scored {utc_text(record.scored_at) or '–'} UTC, status {record.status}.")
 if record.status != "scored":
     reason = f": {record.rejection_reason} ({record.rejection_detail})" if record.rejection_reason else ""
-    st.info(f"This file is {record.status}{reason}.")
+    st.info(f"This file is {record.status}{md_escape(reason)}.")
 
 # ---------------------------------------------------------------- slice viewer
 roots = ctx.settings.allowed_roots

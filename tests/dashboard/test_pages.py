@@ -281,3 +281,27 @@ def test_sidebar_auto_refresh_refresh_now_and_logout(seeded_sqlite: Seeded, app_
     next(b for b in at.sidebar.button if b.label == "Log out").click().run()
     assert not at.metric
     assert [t.label for t in at.text_input] == ["Password"]
+
+
+@pytest.mark.parametrize("raw", ["abc", "-3", "0", "9" * 40], ids=["text", "negative", "zero", "huge"])
+def test_case_ignores_bad_file_ids(seeded_sqlite: Seeded, app_test, raw: str) -> None:
+    at = app_test(seeded_sqlite).run()
+    at.query_params["file_id"] = raw
+    at.switch_page("views/case.py").run()
+    assert not at.exception
+    assert any("enter its file id" in t for t in _texts(at.info))
+
+
+def test_case_of_a_rejected_file(seeded_sqlite: Seeded, app_test) -> None:
+    with _store(seeded_sqlite.url) as session:
+        rejected = next(
+            i
+            for i in seeded_sqlite.summary.file_ids
+            if (c := get_case(session, i)) and c.status == "rejected"
+        )
+    at = app_test(seeded_sqlite).run()
+    at.query_params["file_id"] = str(rejected)
+    at.switch_page("views/case.py").run()
+    assert not at.exception
+    assert any(t.startswith("This file is rejected") for t in _texts(at.info))
+    assert "Only scored files can be reviewed." in _texts(at.caption)
