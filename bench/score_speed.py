@@ -31,7 +31,9 @@ def _files(data: Path | None, n: int) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--batch", type=int, default=1, help="volumes per Scorer.score_batch call")
@@ -49,11 +51,19 @@ def main() -> None:
     if not files:
         sys.exit("no masks found")
     scorer = Scorer(args.checkpoint, device=args.device, threads=args.threads)
-    print(f"{len(files)} volumes, batch {args.batch}, device {scorer.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{len(files)} volumes, batch {args.batch}, device {scorer.device}, torch threads {torch.get_num_threads()}"
+    )
     # warm-up
     scorer.score_batch([load_mask(files[0])])
 
-    stages: dict[str, list[float]] = {"load": [], "preprocess": [], "model": [], "postprocess": [], "metrics": []}
+    stages: dict[str, list[float]] = {
+        "load": [],
+        "preprocess": [],
+        "model": [],
+        "postprocess": [],
+        "metrics": [],
+    }
     totals: list[float] = []
     slices = 0
     began = time.perf_counter()
@@ -76,7 +86,9 @@ def main() -> None:
     for key, values in stages.items():
         print(f"{key:<12} {statistics.fmean(values):>10.4f} {statistics.median(values):>10.4f}")
     print(f"{'end-to-end':<12} {statistics.fmean(totals):>10.4f} {statistics.median(totals):>10.4f}")
-    print(f"volumes/s: {len(files) / wall:.2f}   slices/volume: {slices / len(files):.1f}   peak RSS: {peak_mb:.0f} MB")
+    print(
+        f"volumes/s: {len(files) / wall:.2f}   slices/volume: {slices / len(files):.1f}   peak RSS: {peak_mb:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -321,10 +321,10 @@ def demo(
 
 
 def _register_subcommands() -> None:
-    """Commands that live in their own modules: db/status/export and evaluate."""
+    """Commands that live in their own modules: db/status/export, evaluate and dashboard."""
     import importlib
 
-    for name in ("monitor.cli_db", "monitor.cli_evaluate"):
+    for name in ("monitor.cli_db", "monitor.cli_evaluate", "monitor.cli_dashboard"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:  # pragma: no cover - only while a module is being written

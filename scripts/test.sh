@@ -6,6 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+
+# Debian packages the tests drive for real: Chromium (dashboard browser test).
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "missing Debian packages: ${need[*]} (install them with apt-get)" >&2
+    fi
+fi
 VENV=${CMR_MONITOR_VENV:-.venv}
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -33,7 +33,12 @@ def test_flag_levels(pdsc, phd, mask, pgt, level):
 
 def test_custom_policy_and_worst():
     level, reasons = flag_structure(
-        Structure.RV, pdsc=0.7, phd_mm=30.0, mask_voxels=5, pgt_voxels=5, policy=FlagPolicy(suspicious_hd_mm=20.0)
+        Structure.RV,
+        pdsc=0.7,
+        phd_mm=30.0,
+        mask_voxels=5,
+        pgt_voxels=5,
+        policy=FlagPolicy(suspicious_hd_mm=20.0),
     )
     assert level == FlagLevel.SUSPICIOUS and reasons == ("RV pHD 30.0 mm > 20 mm",)
     assert worst_flag([FlagLevel.OK, FlagLevel.ERRONEOUS, FlagLevel.SUSPICIOUS]) == FlagLevel.ERRONEOUS
