@@ -1,4 +1,4 @@
-"""``cmr-monitor`` command line: train, score, synth, db, status, export.
+"""``cmr-monitor`` command line: train, score, synth; watch, demo, db, status, export, evaluate, dashboard.
 
 Each command parses options and calls a library function; heavy imports (torch) happen inside the
 commands so that ``--help`` stays fast. Errors print their cause chain and exit 1; usage errors exit 2.
@@ -268,63 +268,11 @@ def synth(
     console.print(summary)
 
 
-@app.command()
-def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the phantoms and scores are written.")] = Path(
-        "cmr-monitor-demo"
-    ),
-    patients: Annotated[int, typer.Option(help="Synthetic patients (two volumes each per segmenter).")] = 6,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[Device, typer.Option(help="auto, cpu or cuda.")] = Device.auto,
-) -> None:
-    """Build phantoms from graded simulated segmenters and score them with the shipped checkpoint."""
-    from monitor.demo import score_phantom_dataset
-    from monitor.scoring import Scorer
-    from monitor.synthetic import write_dataset
-
-    console.print(
-        f"[bold]1/2[/] writing {patients} synthetic patients and simulated segmentations to {workdir}/"
-    )
-    write_dataset(workdir, patients=patients, seed=seed)
-    scorer = Scorer(device=device.value)
-    console.print(
-        f"[bold]2/2[/] scoring with the shipped autoencoder ({scorer.checkpoint_path.name}, "
-        f"{scorer.meta.epochs} epochs, sha256 {scorer.checkpoint_sha256[:12]}) on {scorer.device}"
-    )
-    table = Table(title="real Dice (needs ground truth) vs pseudo Dice (the monitor, without it)")
-    for column in (
-        "segmenter",
-        "volumes",
-        "real DSC",
-        "pDSC",
-        "ok",
-        "suspicious",
-        "erroneous",
-        "missing caught",
-    ):
-        table.add_column(column, justify="left" if column == "segmenter" else "right")
-    for s in score_phantom_dataset(workdir, scorer):
-        table.add_row(
-            s.segmenter,
-            str(s.volumes),
-            f"{s.real_dice:.3f}",
-            f"{s.pseudo_dice:.3f}",
-            str(s.ok),
-            str(s.suspicious),
-            str(s.erroneous),
-            s.missing_caught,
-        )
-    console.print(table)
-    console.print(
-        f"score any folder yourself: cmr-monitor score {workdir}/predictions/poor --out {workdir}/scores"
-    )
-
-
 def _register_subcommands() -> None:
-    """Commands that live in their own modules: db/status/export, evaluate and dashboard."""
+    """Commands that live in their own modules: watch/demo, db/status/export, evaluate, dashboard."""
     import importlib
 
-    for name in ("monitor.cli_db", "monitor.cli_evaluate", "monitor.cli_dashboard"):
+    for name in ("monitor.cli_watch", "monitor.cli_db", "monitor.cli_evaluate", "monitor.cli_dashboard"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:  # pragma: no cover - only while a module is being written

@@ -8,9 +8,6 @@ way through, version ``1.1`` takes over and is worse, so the flag rate and the p
 daemon (``monitor.daemon``) watches the folder with a SQLite database in the work folder; at the end a
 table compares, per version, the real Dice (known here only because the phantoms are ground truth) with
 the pseudo Dice the monitor estimated without it.
-
-``score_phantom_dataset`` is the earlier offline demo (score an ``acdc-dev``-like tree once), kept while
-``cmr-monitor demo`` moves to the live one.
 """
 
 from __future__ import annotations
@@ -25,22 +22,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
 from monitor.config import get_settings
 from monitor.daemon import Daemon, DaemonConfig
 from monitor.labels import ACDC, CANONICAL_CHANNEL, STRUCTURES
 from monitor.metrics import dice
-from monitor.nifti import load_mask, save_labels
+from monitor.nifti import save_labels
 from monitor.records import FlagLevel
 from monitor.synthetic import SEGMENTERS, Phantom, make_patient
-
-if TYPE_CHECKING:
-    from monitor.scoring import Scorer
 
 __all__ = [
     "DEMO_SEGMENTER",
@@ -49,12 +41,10 @@ __all__ = [
     "DemoConfig",
     "DemoProgress",
     "DemoResult",
-    "SegmenterSummary",
     "VersionSummary",
     "plan_deliveries",
     "prepare_workdir",
     "run_demo",
-    "score_phantom_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -439,49 +429,3 @@ def _summarise(
 # ---------------------------------------------------------------------------------------------------
 # The earlier offline demo (one pass over a write_dataset tree)
 # ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SegmenterSummary:
-    """How one simulated segmenter fared: real vs pseudo Dice and flag counts."""
-
-    segmenter: str  #: simulated segmenter name
-    volumes: int  #: masks scored
-    real_dice: float  #: mean real Dice over structures and volumes (nan-aware)
-    pseudo_dice: float  #: mean pDSC over structures and volumes (nan-aware)
-    ok: int  #: volumes flagged ok
-    suspicious: int  #: volumes flagged suspicious
-    erroneous: int  #: volumes flagged erroneous
-    missing_caught: str  #: "k/n": volumes with a really missing structure that were flagged erroneous
-
-
-def score_phantom_dataset(root: Path, scorer: Scorer, batch: int = 8) -> list[SegmenterSummary]:
-    """Score every ``predictions/<segmenter>/*.nii.gz`` under ``root`` and compare with its ``metrics.csv``."""
-    summaries = []
-    for folder in sorted(p for p in (root / "predictions").iterdir() if p.is_dir()):
-        truth = pd.read_csv(folder / "metrics.csv", keep_default_na=True)
-        files = sorted(folder.glob("*.nii.gz"))
-        flags: dict[str, FlagLevel] = {}
-        pdsc: list[float] = []
-        for start in range(0, len(files), batch):
-            chunk = files[start : start + batch]
-            for path, result in zip(chunk, scorer.score_batch([load_mask(p) for p in chunk]), strict=True):
-                flags[path.name] = result.score.flag
-                pdsc += [s.pdsc for s in result.score.structures]
-        real = truth[[f"dice_{s.value.lower()}" for s in STRUCTURES]].to_numpy(dtype=float).ravel()
-        missing = truth[truth["pred_missing_structures"].fillna("").astype(str).str.len() > 0]["pred_file"]
-        caught = sum(flags.get(name) == FlagLevel.ERRONEOUS for name in missing)
-        counts = {level: sum(f == level for f in flags.values()) for level in FlagLevel}
-        summaries.append(
-            SegmenterSummary(
-                segmenter=folder.name,
-                volumes=len(files),
-                real_dice=float(np.nanmean(real)) if real.size else math.nan,
-                pseudo_dice=float(np.nanmean(pdsc)) if pdsc else math.nan,
-                ok=counts[FlagLevel.OK],
-                suspicious=counts[FlagLevel.SUSPICIOUS],
-                erroneous=counts[FlagLevel.ERRONEOUS],
-                missing_caught=f"{caught}/{len(missing)}",
-            )
-        )
-    return summaries
