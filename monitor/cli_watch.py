@@ -252,6 +252,12 @@ def demo(
         Path | None,
         typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
+    dashboard_port: Annotated[
+        int, typer.Option(help="Port of the dashboard (busy = any free port); 0 = no dashboard.")
+    ] = 8501,
+    history_weeks: Annotated[
+        float, typer.Option(min=0, help="Weeks of simulated past scores seeded first (0 = none).")
+    ] = 4.0,
 ) -> None:
     """Live demo: a simulated segmenter writes masks into a watched folder; the daemon scores them."""
     from monitor.demo import DemoConfig, prepare_workdir, run_demo
@@ -275,6 +281,8 @@ def demo(
         metrics_port=metrics_port if _port_free(metrics_port) else 0,
         drain_timeout_s=60.0 if fast else 120.0,
         checkpoint=checkpoint,
+        history_weeks=history_weeks,
+        dashboard_port=dashboard_port or None,
     )
     n = max(2, round(duration * rate))
     typer.echo(
@@ -303,7 +311,13 @@ def demo(
 
     try:
         with on_stop(stop.set):
-            result = run_demo(config, stop=stop, on_start=started, on_progress=progress)
+            result = run_demo(
+                config,
+                stop=stop,
+                on_start=started,
+                on_progress=progress,
+                on_dashboard=lambda url: typer.echo(f"  dashboard: {url}   (drift, alerts, cases, reviews)"),
+            )
     except (MonitorError, OSError, RuntimeError) as exc:
         _fail(exc)
     if live:

@@ -16,6 +16,8 @@ import logging
 import math
 import os
 import shutil
+import socket
+import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -81,6 +83,8 @@ class DemoConfig:
     metrics_port: int | None = 0  #: port of /metrics, /healthz, /readyz (0 = any free port)
     checkpoint: Path | None = None  #: autoencoder checkpoint; None = the shipped one
     drain_timeout_s: float = 120.0  #: after the last write, wait at most this long for the scores
+    history_weeks: float = 4.0  #: weeks of simulated past scores seeded first (0 = none)
+    dashboard_port: int | None = 8501  #: port of the Streamlit dashboard; None = no dashboard
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0 or not self.rate_per_s > 0:
@@ -143,6 +147,7 @@ class DemoResult:
     artifacts: Path  #: pGT and inconsistency maps
     interrupted: bool  #: stopped early (Ctrl-C)
     drained: bool  #: every written file reached scored or rejected
+    history_files: int = 0  #: simulated past files seeded before the live part
 
 
 def plan_deliveries(*, duration_s: float, rate_per_s: float, seed: int = 0) -> list[Delivery]:
@@ -267,6 +272,7 @@ def run_demo(
     stop: threading.Event | None = None,
     on_start: Callable[[Daemon], None] | None = None,
     on_progress: Callable[[DemoProgress], None] | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
     progress_interval_s: float = 0.5,
 ) -> DemoResult:
     """Run the live demo: start the daemon, write the planned masks, wait for the scores, summarise.
@@ -276,6 +282,7 @@ def run_demo(
         stop: set it to end early (Ctrl-C); the daemon then stops cleanly and the summary is still made.
         on_start: called once the daemon is ready (e.g. to print its metrics URL).
         on_progress: called about every ``progress_interval_s`` seconds.
+        on_dashboard: called with the dashboard's URL once it answers.
     Returns: the per-version summary and where everything is.
     Raises: FileExistsError for a work folder that is not the demo's; MonitorError when the daemon
         cannot start (its error is re-raised here).
@@ -313,14 +320,19 @@ def run_demo(
         except BaseException as exc:  # re-raised in the caller's thread
             failure.append(exc)
 
+    # The past is written before the daemon starts, so that it never claims a simulated file.
+    history_files = _seed_history(url, artifacts, config)
     thread = threading.Thread(target=serve, name="cmr-monitor-demo-daemon", daemon=True)
     thread.start()
     while not daemon.readyz()[0] and thread.is_alive() and not stop.is_set():
         time.sleep(0.1)
     if failure:
         raise failure[0]
+    dashboard = _start_dashboard(url, artifacts, incoming, config) if thread.is_alive() else None
     if on_start is not None and thread.is_alive():
         on_start(daemon)
+        if dashboard is not None and on_dashboard is not None:
+            on_dashboard(dashboard[1])
 
     plan = plan_deliveries(duration_s=config.duration_s, rate_per_s=config.rate_per_s, seed=config.seed)
     writer = _Writer(incoming, staging, config.seed, config.small)
@@ -330,9 +342,20 @@ def run_demo(
     start = time.monotonic()
     next_progress = start
 
-    def report(version: str) -> dict[str, int]:
+    def live_counts() -> tuple[dict[str, int], int]:
+        """Files per status and flagged files, the seeded history left out."""
         with sessions() as session:
             counts = status_counts(session)
+        by_status = {k: v - past_status.get(k, 0) for k, v in counts.by_status.items()}
+        flagged = counts.by_flag.get("suspicious", 0) + counts.by_flag.get("erroneous", 0)
+        return by_status, flagged - past_flagged
+
+    past_status: dict[str, int] = {}
+    past_flagged = 0
+    past_status, past_flagged = live_counts()
+
+    def report(version: str) -> dict[str, int]:
+        by_status, flagged = live_counts()
         if on_progress is not None:
             on_progress(
                 DemoProgress(
@@ -340,11 +363,11 @@ def run_demo(
                     written=len(written),
                     planned=len(plan),
                     version=version,
-                    by_status=dict(counts.by_status),
-                    flagged=counts.by_flag.get("suspicious", 0) + counts.by_flag.get("erroneous", 0),
+                    by_status=by_status,
+                    flagged=flagged,
                 )
             )
-        return dict(counts.by_status)
+        return by_status
 
     try:
         for delivery in plan:
@@ -375,6 +398,8 @@ def run_demo(
         daemon.stop()
         thread.join(timeout=30.0)
         shutil.rmtree(staging, ignore_errors=True)
+        if dashboard is not None:
+            _stop_process(dashboard[0])
     if failure:
         raise failure[0]
 
@@ -383,22 +408,113 @@ def run_demo(
     engine.dispose()
     return DemoResult(
         versions=_summarise(written, rows, writer.real_dice),
-        rejection_reasons=dict(Counter(r["rejection_reason"] for r in rows if r["status"] == "rejected")),
+        rejection_reasons=dict(
+            Counter(
+                r["rejection_reason"]
+                for r in rows
+                if r["status"] == "rejected" and str(r["path"]) in {str(p) for _, p in written}
+            )
+        ),
         database_url=url,
         incoming=incoming,
         artifacts=artifacts,
         interrupted=interrupted,
         drained=drained,
+        history_files=history_files,
     )
+
+
+#: Versions of the simulated past: 0.9 for most of it, then 1.0, which is worse; the live part goes on
+#: with 1.0 and brings 1.1 half way.
+HISTORY_VERSIONS_DEMO: tuple[str, str] = ("0.9", DEMO_VERSIONS[0])
+
+
+def _seed_history(url: str, artifacts: Path, config: DemoConfig) -> int:
+    """Seed ``config.history_weeks`` of simulated past scores ending now; return the files written."""
+    if config.history_weeks <= 0:
+        return 0
+    from monitor.history import seed_history
+    from monitor.store import upgrade
+
+    upgrade(url)
+    summary = seed_history(
+        url,
+        weeks=config.history_weeks,
+        volumes_per_day=20 if config.small else 40,
+        seed=config.seed,
+        artifacts_dir=artifacts / "history",
+        artifact_files=4 if config.small else 12,
+        segmenter_name=DEMO_SEGMENTER,
+        versions=HISTORY_VERSIONS_DEMO,
+    )
+    return int(summary.scored + summary.rejected)
+
+
+def _start_dashboard(
+    url: str, artifacts: Path, incoming: Path, config: DemoConfig
+) -> tuple[subprocess.Popen[bytes], str] | None:
+    """Start the Streamlit dashboard on the demo database; None when disabled or when it fails to start."""
+    if config.dashboard_port is None:
+        return None
+    from monitor.cli_dashboard import launch_dashboard, wait_for_dashboard
+
+    port = config.dashboard_port if _port_free(config.dashboard_port) else _free_port()
+    log = (config.workdir.resolve() / "dashboard.log").open("ab")
+    process = launch_dashboard(
+        url,
+        port=port,
+        host="127.0.0.1",
+        artifacts_dir=artifacts,
+        data_dirs=(incoming,),
+        stdout=log,
+        stderr=log,
+    )
+    dashboard_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_dashboard(dashboard_url, timeout_s=90.0, process=process)
+    except (TimeoutError, RuntimeError) as exc:
+        log.warning("the dashboard did not start (%s); see dashboard.log", exc)
+        _stop_process(process)
+        return None
+    return process, dashboard_url
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _summarise(
     written: list[tuple[Delivery, Path]], rows: list[dict[str, object]], real_dice: dict[str, float]
 ) -> tuple[VersionSummary, ...]:
-    """Per-version counts and mean Dice from the export rows (one per file and structure)."""
+    """Per-version counts and mean Dice from the export rows (one per file and structure) of the files
+    the simulated segmenter wrote (the seeded history is left out)."""
     files: dict[int, dict[str, object]] = {}
     pdsc: dict[int, list[float]] = defaultdict(list)
+    live_paths = {str(path) for _, path in written}
     for row in rows:
+        if str(row["path"]) not in live_paths:
+            continue
         file_id = int(row["file_id"])  # type: ignore[call-overload]
         files[file_id] = row
         value = row.get("pdsc")

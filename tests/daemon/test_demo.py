@@ -40,20 +40,39 @@ def test_workdir_of_someone_else_is_refused(tmp_path: Path) -> None:
     assert [p.name for p in demo.iterdir()] == [".cmr-monitor-demo"]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.slow
 def test_demo_fast_runs_on_cpu(tmp_path: Path, checkpoint: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
     done = subprocess.run(
         [sys.executable, "-m", "monitor.cli_watch", "demo", "--fast", "--workdir", str(tmp_path / "demo"),
-         "--device", "cpu", "--metrics-port", "0", "--checkpoint", str(checkpoint)],
+         "--device", "cpu", "--metrics-port", "0", "--checkpoint", str(checkpoint),
+         "--dashboard-port", str(_free_port())],
         cwd=_REPO, env=env, capture_output=True, text=True, timeout=150,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "metrics:   http://127.0.0.1:" in out
+    assert "dashboard: http://127.0.0.1:" in out  # the Streamlit app answered beside the daemon
     assert "written 30/30" in out
     table = out[out.index("cardioseg by version") :]
     for version in DEMO_VERSIONS:
         assert f"│ {version} " in table
     assert "rejected files by reason:" in out
     assert (tmp_path / "demo" / "cmr-monitor.db").is_file()
+    # weeks of simulated history were seeded before the live part, so the drift charts have data
+    from monitor.store import make_engine, make_session_factory, status_counts
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'demo' / 'cmr-monitor.db'}")
+    with make_session_factory(engine)() as session:
+        counts = status_counts(session)
+    engine.dispose()
+    assert counts.by_status.get("scored", 0) > 300
+    assert {"0.9", "1.0", "1.1"} <= {s.segmenter_version for s in counts.segmenters}
