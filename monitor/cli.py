@@ -69,6 +69,8 @@ def _root(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # Alembic announces every plugin and migration step at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _mask_files(paths: list[Path]) -> list[tuple[Path, Path]]:
