@@ -68,6 +68,7 @@ __all__ = [
     "run_evaluation",
     "summarise",
     "write_report",
+    "zero_filled",
 ]
 
 log = logging.getLogger(__name__)
@@ -763,6 +764,20 @@ def _nan_mean(values: pd.Series) -> float:
     return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
 
+def zero_filled(cases: pd.DataFrame) -> pd.DataFrame:
+    """The paper's convention for erroneous structures: pDSC = 0 where it is undefined.
+
+    When a structure is missing from both the mask and its pGT, pDSC is nan here (nothing to
+    compare), while the real DSC is 0 (the reference has the structure). The paper scores such cases
+    pDSC = pHD = 0; this copy sets pDSC to 0 for erroneous rows with a nan pDSC, so that correlations
+    can be compared with the paper's. HD columns are left as they are (the real HD is undefined there).
+    """
+    out = cases.copy()
+    fill = (out["flag"] == "erroneous") & out["pdsc"].isna()
+    out.loc[fill, "pdsc"] = 0.0
+    return out
+
+
 def summarise(
     cases: pd.DataFrame, *, failure_dice: float = FAILURE_DICE, failure_hd_mm: float = FAILURE_HD_MM
 ) -> dict[str, Any]:
@@ -782,6 +797,7 @@ def summarise(
         "thresholds": {"failure_dice": failure_dice, "failure_hd_mm": failure_hd_mm},
         "per_segmenter": _per_segmenter(cases, failure_dice, failure_hd_mm),
         "correlation": correlation_table(cases),
+        "correlation_zero_filled": {"dice": correlation_table(zero_filled(cases))["dice"]},
         "ranking": rank_segmenters(cases),
         "flags": {
             **flag_quality(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm),
@@ -974,6 +990,18 @@ def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]
     lines += _md_table(
         ["metric", "structure", "phase", "Pearson r", "Spearman ρ", "MAE", "n", "dropped"], rows
     )
+    rows = [
+        [structure, phase, c["pearson"], c["spearman"], c["mae"], c["n"], c["n_dropped"]]
+        for structure, by_phase in summary.get("correlation_zero_filled", {}).get("dice", {}).items()
+        for phase, c in by_phase.items()
+    ]
+    if rows:
+        lines += [
+            "DSC vs pDSC with the paper's convention (pDSC = 0 for an erroneous structure that is missing "
+            "from both mask and pGT, where it is otherwise undefined and dropped):",
+            "",
+        ]
+        lines += _md_table(["structure", "phase", "Pearson r", "Spearman ρ", "MAE", "n", "dropped"], rows)
     for metric in METRICS:
         if plots.get(f"scatter_{metric}"):
             lines += [f"![{metric}: real vs pseudo]({plots[f'scatter_{metric}']})", ""]
