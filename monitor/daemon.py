@@ -92,11 +92,18 @@ from monitor.store import (
     safe_url,
     upgrade,
 )
-from monitor.store.daemon_queries import known_paths, requeue_worker, scoring_workers
+from monitor.store.daemon_queries import (
+    QueueState,
+    known_paths,
+    queue_state,
+    requeue_worker,
+    scoring_workers,
+)
 from monitor.telemetry import (
     DEFAULT_METRICS_ADDR,
     DEFAULT_METRICS_PORT,
     DaemonMetrics,
+    QueueCollector,
     TelemetryServer,
     build_metrics,
     serve_http,
@@ -399,6 +406,7 @@ class Daemon:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics: DaemonMetrics = build_metrics(self.registry)
+        self.registry.register(QueueCollector(self._queue_state))
         self.worker_id = worker_identity()
         self._scorer_factory = scorer_factory
         self._label_map: LabelMap = get_label_map(config.settings.label_map)
@@ -445,6 +453,16 @@ class Daemon:
     def metrics_url(self) -> str | None:
         """Base URL of the metrics and health endpoint, once it is serving."""
         return self._server.url if self._server is not None else None
+
+    def _queue_state(self) -> QueueState:
+        """The queue gauges' reading (from the scrape thread: a session of its own).
+
+        Raises: DatabaseUnavailable; RuntimeError before the database is opened.
+        """
+        if self._sessions is None:
+            raise RuntimeError("database not opened yet")
+        with self._sessions() as session:
+            return queue_state(session)
 
     def healthz(self) -> tuple[bool, str]:
         """Alive: the intake loop turned recently and the worker thread runs."""
@@ -518,6 +536,13 @@ class Daemon:
                     until=self._stop,
                 )
                 self._retry("database", lambda: self._take_back_dead_work(session), until=self._stop)
+            self.metrics.set_model(
+                checkpoint_sha256=scorer.checkpoint_sha256,
+                created=str(metadata.get("created_utc", "")),
+                trained_with=str(metadata.get("package_version", "")),
+                device=str(getattr(scorer, "device", "")),
+                model_id=model_id,
+            )
             self._start_observer()
             self._backfill()
         except _Abandoned:
@@ -872,7 +897,14 @@ class Daemon:
                 )
                 self._log_received(file_id, created, path, identity)
                 if prepared.rejection is not None:  # also when known: a rejection may have been lost
-                    self._record_rejection(session, file_id, *prepared.rejection, path=path, blocking=False)
+                    self._record_rejection(
+                        session,
+                        file_id,
+                        *prepared.rejection,
+                        path=path,
+                        segmenter=(identity.segmenter_name, identity.segmenter_version),
+                        blocking=False,
+                    )
                 elif created and self._worker is not None:
                     self._worker.wake()
         except DatabaseUnavailable as exc:
@@ -896,7 +928,7 @@ class Daemon:
         if not created:
             log.debug("already known: %s (file %d)", path, file_id)
             return
-        self.metrics.files_received.inc()
+        self.metrics.record_received(identity.segmenter_name, identity.segmenter_version)
         log.info(
             "received file %d (%s %s)",
             file_id,
@@ -933,9 +965,19 @@ class Daemon:
     # ------------------------------------------------------------------ shared by both threads
 
     def _record_rejection(
-        self, session: Session, file_id: int, reason: str, detail: str, *, path: Path, blocking: bool = True
+        self,
+        session: Session,
+        file_id: int,
+        reason: str,
+        detail: str,
+        *,
+        path: Path,
+        segmenter: tuple[str, str],
+        blocking: bool = True,
     ) -> bool:
-        """Mark a file rejected (and quarantine it); False when it was already finished by someone else."""
+        """Mark a file rejected (and quarantine it); False when it was already finished by someone else.
+
+        ``segmenter`` (name, version) labels the rejection in the metrics."""
         try:
             if blocking:
                 self._retry("database", lambda: record_rejection(session, file_id, reason[:64], detail))
@@ -943,7 +985,7 @@ class Daemon:
                 record_rejection(session, file_id, reason[:64], detail)
         except FileStateError:  # already finished (by us before, or by another daemon)
             return False
-        self.metrics.files_rejected.labels(reason=reason[:64]).inc()
+        self.metrics.record_rejected(*segmenter, reason[:64])
         log.warning(
             "rejected file %d: %s",
             file_id,
@@ -1128,13 +1170,17 @@ class _Worker(threading.Thread):
     def _process(self, session: Session, claimed: list[ClaimedFile]) -> None:
         d = self._d
         started = time.perf_counter()
+        claimed_at = datetime.now(UTC)
         loaded: list[tuple[ClaimedFile, MaskVolume]] = []
         for item in claimed:
+            d.metrics.record_claimed((claimed_at - item.received_at).total_seconds())
             volume = self._load(item)
             if isinstance(volume, MaskVolume):
                 loaded.append((item, volume))
             else:
-                d._record_rejection(session, item.file_id, *volume, path=Path(item.path))
+                d._record_rejection(
+                    session, item.file_id, *volume, path=Path(item.path), segmenter=_segmenter_of(item)
+                )
                 self._done_with(item.file_id)
         for item, volume, result in self._score(session, loaded):
             self._finish(session, item, volume, result)
@@ -1203,6 +1249,7 @@ class _Worker(threading.Thread):
                     _REASON_SCORING_FAILED,
                     f"the scorer failed on this mask: {type(exc).__name__}: {exc}",
                     path=Path(item.path),
+                    segmenter=_segmenter_of(item),
                 )
                 self._done_with(item.file_id)
                 return
@@ -1242,10 +1289,7 @@ class _Worker(threading.Thread):
             return
         self._done_with(item.file_id)
         latency_s = max(0.0, (datetime.now(UTC) - item.received_at).total_seconds())
-        d.metrics.scoring_latency.observe(latency_s)
-        d.metrics.files_scored.labels(
-            segmenter=item.segmenter_name, segmenter_version=item.segmenter_version, flag=str(score.flag)
-        ).inc()
+        d.metrics.record_scored(item.segmenter_name, item.segmenter_version, score, latency_s)
         log.info(
             "scored file %d: %s in %.2f s",
             item.file_id,
@@ -1258,6 +1302,10 @@ class _Worker(threading.Thread):
                 "latency_s": round(latency_s, 3),
             },
         )
+
+
+def _segmenter_of(item: ClaimedFile) -> tuple[str, str]:
+    return item.segmenter_name, item.segmenter_version
 
 
 def _log_unexpected(message: str, exc: BaseException, *, action: str) -> None:

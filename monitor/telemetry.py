@@ -1,8 +1,11 @@
 """Prometheus metrics of the watch daemon and the HTTP endpoint that serves them with health checks.
 
 Every metric is built by ``build_metrics(registry)`` (a fresh ``CollectorRegistry`` in tests), named
-``cmr_monitor_*`` in base units, with labels from bounded sets only (segmenter name/version, flag level,
-rejection reason, error kind), never a case or file name. ``serve_http`` answers:
+``cmr_monitor_*`` with its unit in the name, and labelled from bounded sets only: structure, flag
+level, rejection reason, error kind, and segmenter name/version capped by ``LabelBudget`` (extra values
+fold into ``"other"``). Never a patient, case or file name. The gauges of the work queue come from the
+database at scrape time (``QueueCollector``), so they are right from the first scrape after a restart
+and the same whichever daemon is asked. ``serve_http`` answers:
 
 - ``/metrics``: the registry in the Prometheus text format;
 - ``/healthz``: 200 while the daemon's loops are alive, else 503 (restart me);
@@ -16,17 +19,21 @@ Example::
     registry = CollectorRegistry()
     metrics = build_metrics(registry)
     server = serve_http(registry, healthz=lambda: (True, "ok"), readyz=lambda: (True, "ok"), port=0)
-    metrics.files_received.inc()
+    metrics.record_received("unet", "1.2")
     server.close()
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import platform
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,15 +41,34 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.labels import STRUCTURES
+from monitor.records import FlagLevel
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from monitor.records import VolumeScore
+    from monitor.store.daemon_queries import QueueState
 
 __all__ = [
     "DEFAULT_METRICS_ADDR",
     "DEFAULT_METRICS_PORT",
     "LATENCY_BUCKETS_S",
+    "OTHER",
+    "PDSC_BUCKETS",
+    "PHD_BUCKETS_MM",
+    "QUEUE_METRICS",
     "DaemonMetrics",
     "HealthCheck",
+    "LabelBudget",
+    "QueueCollector",
     "TelemetryServer",
     "build_metrics",
     "serve_http",
@@ -54,54 +80,273 @@ log = logging.getLogger(__name__)
 DEFAULT_METRICS_PORT = 9750
 #: Address it binds by default (loopback only).
 DEFAULT_METRICS_ADDR = "127.0.0.1"
-#: Buckets (seconds) of the latency from a complete file to its scored row.
+#: Label value that stands for every value beyond a ``LabelBudget`` cap.
+OTHER = "other"
+#: Buckets (seconds) of the latency from a complete file to its scored row, and of the queue wait.
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60, 300, 1800)  # fmt: skip
 _BATCH_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Buckets of pseudo Dice (0-1): fine where good masks lie (0.7-1), coarse below the 0.5 flag threshold.
+PDSC_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 1.0)  # fmt: skip
+#: Buckets of pseudo Hausdorff distance (mm): 2.5 mm steps where good masks lie, past the 50 mm threshold.
+PHD_BUCKETS_MM: tuple[float, ...] = (2.5, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200)  # fmt: skip
+#: Names of the gauges that ``QueueCollector`` reads from the database.
+QUEUE_METRICS: tuple[str, ...] = (
+    "cmr_monitor_queue_files",
+    "cmr_monitor_queue_oldest_pending_timestamp_seconds",
+    "cmr_monitor_last_scored_timestamp_seconds",
+    "cmr_monitor_database_up",
+)
+_SEGMENTER_LABELS = ("segmenter", "segmenter_version")
+_MAX_LABEL_CHARS = 64
 
 #: A health check: (healthy, one line saying why).
 HealthCheck = Callable[[], tuple[bool, str]]
 
 
+class LabelBudget:
+    """Caps the distinct values of the open-ended labels (segmenter name and version, rejection reason).
+
+    Segmenter names and versions come from folder names and sidecars, so their number is not bounded by
+    the code. The first ``max_segmenters`` names are kept, and per name the first ``max_versions``
+    versions; a later version of a known name becomes ``(name, "other")``, a later name
+    ``("other", "other")``. Reasons beyond ``max_reasons`` become ``"other"``. Values are cut to 64
+    characters. The series of one metric are then at most ``max_segmenters * (max_versions + 1) + 1``
+    per combination of the other labels. Thread-safe; a warning is logged the first time a value folds.
+
+    Example:
+        >>> budget = LabelBudget(max_segmenters=1, max_versions=1)
+        >>> budget.segmenter("unet", "1.0"), budget.segmenter("unet", "1.1"), budget.segmenter("x", "2")
+        (('unet', '1.0'), ('unet', 'other'), ('other', 'other'))
+    """
+
+    def __init__(self, *, max_segmenters: int = 20, max_versions: int = 20, max_reasons: int = 40) -> None:
+        for name, value in (
+            ("max_segmenters", max_segmenters),
+            ("max_versions", max_versions),
+            ("max_reasons", max_reasons),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.max_segmenters = max_segmenters
+        self.max_versions = max_versions
+        self.max_reasons = max_reasons
+        self._versions: dict[str, set[str]] = {}
+        self._reasons: set[str] = set()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def segmenter(self, name: str, version: str) -> tuple[str, str]:
+        """The (segmenter, segmenter_version) label values to use for a file of ``name`` ``version``."""
+        name, version = name[:_MAX_LABEL_CHARS], version[:_MAX_LABEL_CHARS]
+        with self._lock:
+            versions = self._versions.get(name)
+            if versions is None:
+                if len(self._versions) >= self.max_segmenters:
+                    self._warn_once("segmenter", self.max_segmenters)
+                    return OTHER, OTHER
+                versions = self._versions[name] = set()
+            if version not in versions:
+                if len(versions) >= self.max_versions:
+                    self._warn_once("segmenter_version", self.max_versions)
+                    return name, OTHER
+                versions.add(version)
+            return name, version
+
+    def reason(self, reason: str) -> str:
+        """The ``reason`` label value for a rejection reason code."""
+        reason = reason[:_MAX_LABEL_CHARS]
+        with self._lock:
+            if reason not in self._reasons:
+                if len(self._reasons) >= self.max_reasons:
+                    self._warn_once("reason", self.max_reasons)
+                    return OTHER
+                self._reasons.add(reason)
+            return reason
+
+    def _warn_once(self, label: str, cap: int) -> None:
+        if label not in self._warned:
+            self._warned.add(label)
+            log.warning(
+                "more than %d distinct values of the metrics label %s; further ones are counted as %r",
+                cap,
+                label,
+                OTHER,
+                extra={"action": "label_budget", "label": label},
+            )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonMetrics:
-    """The daemon's metrics (all registered in one registry)."""
+    """The daemon's metrics (all registered in one registry) and the verbs that update them.
 
-    files_received: Counter  #: complete mask files handed to the queue (new path or content)
-    files_scored: Counter  #: files scored, by segmenter, segmenter_version and flag
-    files_rejected: Counter  #: files rejected, by reason code
+    Call the ``record_*`` methods rather than the metrics themselves: they apply the ``LabelBudget``
+    the same way for every metric, so that series of one segmenter version line up across metrics.
+    """
+
+    files_received: Counter  #: complete mask files enqueued, by segmenter, segmenter_version
+    files_scored: Counter  #: files scored, by segmenter, segmenter_version and (file) flag
+    files_rejected: Counter  #: files rejected, by segmenter, segmenter_version and reason code
+    flags: Counter  #: structure verdicts (ok too), by segmenter, segmenter_version, structure, level
+    pdsc: Histogram  #: pseudo Dice per structure, by segmenter, segmenter_version, structure
+    phd_mm: Histogram  #: pseudo Hausdorff distance (mm) per structure, same labels
     scoring_latency: Histogram  #: seconds from the file being complete to its scored row
+    queue_wait: Histogram  #: seconds from the file being complete to its claim by a worker
     batch_duration: Histogram  #: seconds to load, score, write and record one batch
     transient_errors: Counter  #: retried failures, by kind (database, out_of_memory, artifacts)
     files_waiting: Gauge  #: files seen but not yet complete or not yet handed to the queue
     ready: Gauge  #: 1 while the daemon can take work, else 0
+    model: Info  #: the autoencoder checkpoint in use (sha256, creation time, device, database id)
+    build: Info  #: cmr-monitor and Python versions
+    budget: LabelBudget = field(default_factory=LabelBudget)  #: caps on segmenter and reason values
+    _initialised: set[tuple[str, str]] = field(default_factory=set)  #: segmenter labels with zero series
+
+    def _segmenter_labels(self, segmenter: str, version: str) -> tuple[str, str]:
+        """The label values of a segmenter version; the first time, its series start at zero.
+
+        Prometheus's ``increase``/``rate`` cannot see the first increment of a series that appears with
+        a non-zero value, so every flag level, structure and histogram of a new segmenter version is
+        exposed at 0 as soon as its first file is received (before it is scored).
+        """
+        labels = self.budget.segmenter(segmenter, version)
+        if labels not in self._initialised:  # a race only repeats idempotent .labels() calls
+            self._initialised.add(labels)
+            for level in FlagLevel:
+                self.files_scored.labels(*labels, str(level))
+            for structure in STRUCTURES:
+                self.pdsc.labels(*labels, str(structure))
+                self.phd_mm.labels(*labels, str(structure))
+                for level in FlagLevel:
+                    self.flags.labels(*labels, str(structure), str(level))
+        return labels
+
+    def record_received(self, segmenter: str, version: str) -> None:
+        """A new file (path or content) was enqueued."""
+        self.files_received.labels(*self._segmenter_labels(segmenter, version)).inc()
+
+    def record_rejected(self, segmenter: str, version: str, reason: str) -> None:
+        """A file was rejected with ``reason`` (a stable code such as ``corrupt``)."""
+        labels = self._segmenter_labels(segmenter, version)
+        self.files_rejected.labels(*labels, self.budget.reason(reason)).inc()
+
+    def record_claimed(self, wait_s: float) -> None:
+        """A worker claimed a file ``wait_s`` seconds after it was received."""
+        self.queue_wait.observe(max(0.0, wait_s))
+
+    def record_scored(self, segmenter: str, version: str, score: VolumeScore, latency_s: float) -> None:
+        """A file's scores were recorded: its flag, each structure's verdict, pDSC and pHD (mm).
+
+        Undefined metrics (nan: pDSC of a structure absent from both masks, pHD of one absent from
+        either) are not observed, as the database stores them as NULL.
+        """
+        labels = self._segmenter_labels(segmenter, version)
+        self.scoring_latency.observe(max(0.0, latency_s))
+        self.files_scored.labels(*labels, str(score.flag)).inc()
+        for item in score.structures:
+            structure = str(item.structure)
+            self.flags.labels(*labels, structure, str(item.flag)).inc()
+            if math.isfinite(item.pdsc):
+                self.pdsc.labels(*labels, structure).observe(item.pdsc)
+            if math.isfinite(item.phd_mm):
+                self.phd_mm.labels(*labels, structure).observe(item.phd_mm)
+
+    def set_model(
+        self,
+        *,
+        checkpoint_sha256: str,
+        created: str = "",
+        trained_with: str = "",
+        device: str = "",
+        model_id: int | None = None,
+    ) -> None:
+        """Publish the checkpoint in use (``cmr_monitor_model_info``).
+
+        Args:
+            checkpoint_sha256: hex sha256 of the checkpoint file (its identity).
+            created: when it was written (ISO 8601, from its metadata); its version.
+            trained_with: cmr-monitor version that trained it.
+            device: where it runs (``cpu``, ``cuda``, ``cuda:0``).
+            model_id: its row in the database's ``monitor_models`` (scores refer to it).
+        """
+        self.model.info(
+            {
+                "checkpoint_sha256": checkpoint_sha256,
+                "checkpoint_created": created,
+                "trained_with": trained_with,
+                "device": device,
+                "model_id": "" if model_id is None else str(model_id),
+            }
+        )
 
 
-def build_metrics(registry: CollectorRegistry) -> DaemonMetrics:
+def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None) -> DaemonMetrics:
     """Create the daemon's metrics in ``registry``.
+
+    Args:
+        registry: where they are registered (``CollectorRegistry()`` in tests).
+        budget: caps on segmenter and reason label values (default ``LabelBudget()``).
 
     Example:
         >>> registry = CollectorRegistry()
         >>> metrics = build_metrics(registry)
-        >>> metrics.files_rejected.labels(reason="corrupt").inc()
-        >>> registry.get_sample_value("cmr_monitor_files_rejected_total", {"reason": "corrupt"})
+        >>> metrics.record_rejected("unet", "1.2", "corrupt")
+        >>> registry.get_sample_value(
+        ...     "cmr_monitor_files_rejected_total",
+        ...     {"segmenter": "unet", "segmenter_version": "1.2", "reason": "corrupt"},
+        ... )
         1.0
     """
+    structure_labels = (*_SEGMENTER_LABELS, "structure")
+    build = Info("cmr_monitor_build", "cmr-monitor build: version and Python", registry=registry)
+    build.info({"version": __version__, "python_version": platform.python_version()})
     return DaemonMetrics(
         files_received=Counter(
-            "cmr_monitor_files_received", "Complete mask files handed to the queue", registry=registry
+            "cmr_monitor_files_received",
+            "Complete mask files handed to the queue (new path or content), by segmenter version",
+            _SEGMENTER_LABELS,
+            registry=registry,
         ),
         files_scored=Counter(
             "cmr_monitor_files_scored",
-            "Mask files scored, by segmenter version and flag level",
-            ["segmenter", "segmenter_version", "flag"],
+            "Mask files scored, by segmenter version and flag level of the file",
+            (*_SEGMENTER_LABELS, "flag"),
             registry=registry,
         ),
         files_rejected=Counter(
-            "cmr_monitor_files_rejected", "Mask files rejected, by reason code", ["reason"], registry=registry
+            "cmr_monitor_files_rejected",
+            "Mask files rejected, by segmenter version and reason code",
+            (*_SEGMENTER_LABELS, "reason"),
+            registry=registry,
+        ),
+        flags=Counter(
+            "cmr_monitor_flags",
+            "Verdicts on structures of scored files (level ok, suspicious or erroneous), by segmenter "
+            "version and structure",
+            (*structure_labels, "level"),
+            registry=registry,
+        ),
+        pdsc=Histogram(
+            "cmr_monitor_pdsc_ratio",
+            "Pseudo Dice (0-1) of each structure of scored files",
+            structure_labels,
+            buckets=PDSC_BUCKETS,
+            registry=registry,
+        ),
+        phd_mm=Histogram(
+            "cmr_monitor_phd_millimeters",
+            "Pseudo Hausdorff distance (mm) of each structure of scored files",
+            structure_labels,
+            buckets=PHD_BUCKETS_MM,
+            registry=registry,
         ),
         scoring_latency=Histogram(
             "cmr_monitor_scoring_latency_seconds",
             "Seconds from a mask file being complete to its scored row",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        queue_wait=Histogram(
+            "cmr_monitor_queue_wait_seconds",
+            "Seconds from a mask file being complete to its claim by a worker",
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         ),
@@ -121,7 +366,96 @@ def build_metrics(registry: CollectorRegistry) -> DaemonMetrics:
             "cmr_monitor_files_waiting", "Files seen but not yet handed to the queue", registry=registry
         ),
         ready=Gauge("cmr_monitor_ready", "1 while the daemon can take work, else 0", registry=registry),
+        model=Info(
+            "cmr_monitor_model",
+            "Autoencoder checkpoint in use: sha256, creation time, cmr-monitor version that trained it, "
+            "device, database id",
+            registry=registry,
+        ),
+        build=build,
+        budget=budget if budget is not None else LabelBudget(),
     )
+
+
+class QueueCollector(Collector):
+    """Gauges of the work queue read from the database when scraped (at most once per ``max_age_s``).
+
+    Exposes ``cmr_monitor_queue_files{status="pending"|"scoring"}``,
+    ``cmr_monitor_queue_oldest_pending_timestamp_seconds`` and
+    ``cmr_monitor_last_scored_timestamp_seconds`` (Unix time; absent while there is no such file), and
+    ``cmr_monitor_database_up`` (1 when the last read succeeded; the queue gauges are absent when it
+    did not). Reading the database rather than counting in memory makes them right after a restart.
+
+    Args:
+        read: returns the current ``monitor.store.daemon_queries.QueueState``; any exception means the database is unavailable.
+        max_age_s: a snapshot younger than this is served again instead of asking the database.
+    """
+
+    def __init__(self, read: Callable[[], QueueState], *, max_age_s: float = 1.0) -> None:
+        if max_age_s < 0:
+            raise ValueError(f"max_age_s must be >= 0 seconds, got {max_age_s}")
+        self._read = read
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, QueueState | None] | None = None
+        self._failing = False
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric families without samples (so that registering does not query the database)."""
+        yield from self._families(None, samples=False)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(self._snapshot(), samples=True)
+
+    def _snapshot(self) -> QueueState | None:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._max_age_s:
+                return self._cached[1]
+            try:
+                snapshot: QueueState | None = self._read()
+            except Exception as exc:  # a scrape must answer even when the database does not
+                snapshot = None
+                if not self._failing:
+                    log.warning(
+                        "queue gauges unavailable: %s",
+                        type(exc).__name__,
+                        extra={"action": "queue_gauges_failed"},
+                    )
+                self._failing = True
+            else:
+                self._failing = False
+            self._cached = (time.monotonic(), snapshot)
+            return snapshot
+
+    @staticmethod
+    def _families(snapshot: QueueState | None, *, samples: bool) -> Iterator[Metric]:
+        queue = GaugeMetricFamily(
+            "cmr_monitor_queue_files",
+            "Files in the work queue (database), by status: pending or scoring",
+            labels=["status"],
+        )
+        oldest = GaugeMetricFamily(
+            "cmr_monitor_queue_oldest_pending_timestamp_seconds",
+            "Unix time at which the oldest pending file was received (absent when none is pending)",
+        )
+        last = GaugeMetricFamily(
+            "cmr_monitor_last_scored_timestamp_seconds",
+            "Unix time of the latest score recorded in the database, by any daemon",
+        )
+        up = GaugeMetricFamily(
+            "cmr_monitor_database_up", "1 when the queue gauges could be read from the database, else 0"
+        )
+        if samples:
+            up.add_metric([], 0.0 if snapshot is None else 1.0)
+            if snapshot is not None:
+                queue.add_metric(["pending"], snapshot.pending)
+                queue.add_metric(["scoring"], snapshot.scoring)
+                if snapshot.oldest_pending_received_at is not None:
+                    oldest.add_metric([], snapshot.oldest_pending_received_at.timestamp())
+                if snapshot.last_scored_at is not None:
+                    last.add_metric([], snapshot.last_scored_at.timestamp())
+        yield from (queue, oldest, last, up)
 
 
 class TelemetryServer:

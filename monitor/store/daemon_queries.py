@@ -7,6 +7,7 @@ move. Same rules as the rest of the store: a ``Session`` in, plain values out, o
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from monitor.store.models import MaskFile
 from monitor.store.records import FileStatus
 from monitor.store.repository import REJECTION_TOO_MANY_ATTEMPTS
 
-__all__ = ["known_paths", "requeue_worker", "scoring_workers"]
+__all__ = ["QueueState", "known_paths", "queue_state", "requeue_worker", "scoring_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,44 @@ def known_paths(session: Session, under: str | None = None) -> dict[str, datetim
     with read_transaction(session):
         rows = session.execute(stmt).all()
     return {path: aware(when, "received_at") for path, when in rows}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueState:
+    """The work queue as the database sees it (every daemon's files), for the metrics gauges."""
+
+    pending: int  #: files waiting to be claimed
+    scoring: int  #: files claimed and not yet finished
+    oldest_pending_received_at: datetime | None  #: when the oldest pending file was received (UTC)
+    last_scored_at: datetime | None  #: when the latest file was scored, by any daemon (UTC)
+
+
+def queue_state(session: Session) -> QueueState:
+    """Counts of pending and scoring files, the oldest pending file's receipt and the latest score.
+
+    Three index-backed reads (status + received_at; scored_at) in one read transaction.
+
+    Raises: DatabaseUnavailable.
+    """
+    queued = (FileStatus.PENDING, FileStatus.SCORING)
+    with read_transaction(session):
+        counts = dict(
+            session.execute(
+                sa.select(MaskFile.status, sa.func.count())
+                .where(MaskFile.status.in_(queued))
+                .group_by(MaskFile.status)
+            ).all()
+        )
+        oldest = session.scalar(
+            sa.select(sa.func.min(MaskFile.received_at)).where(MaskFile.status == FileStatus.PENDING)
+        )
+        last = session.scalar(sa.select(sa.func.max(MaskFile.scored_at)))
+    return QueueState(
+        pending=int(counts.get(FileStatus.PENDING, 0)),
+        scoring=int(counts.get(FileStatus.SCORING, 0)),
+        oldest_pending_received_at=oldest,  # min/max keep the column's type: aware UTC
+        last_scored_at=last,
+    )
 
 
 def scoring_workers(session: Session) -> list[str]:

@@ -180,7 +180,8 @@ def test_signal_exits_0_in_bounded_time(
     daemon.wait_ready()
     assert daemon.get("/healthz") == (200, "ok\n")
     assert daemon.get("/readyz") == (200, "ok\n")
-    assert "\ncmr_monitor_files_received_total 0.0\n" in daemon.get("/metrics")[1]
+    assert "\n# TYPE cmr_monitor_files_received_total counter\n" in daemon.get("/metrics")[1]
+    assert daemon.metric("cmr_monitor_files_received_total") == 0
     for i in range(12):
         write_renamed(incoming / f"case{i:02d}_ED.nii.gz", mask_bytes(100 + i))
     deadline = time.monotonic() + 30
