@@ -249,7 +249,7 @@ def read_rows(url: str) -> list[Row]:
 
 
 def wait_for_end_state(
-    url: str, expected: int, *, timeout_s: float = 90.0, alive: Callable[[], bool] | None = None
+    url: str, expected: int, *, timeout_s: float = 240.0, alive: Callable[[], bool] | None = None
 ) -> list[Row]:
     """Poll until ``expected`` rows exist and none is pending or scoring; return the rows."""
     deadline = time.monotonic() + timeout_s
