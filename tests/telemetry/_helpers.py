@@ -37,9 +37,33 @@ __all__ = [
     "promql_label_names",
     "promql_metric_names",
     "samples",
+    "structure_score",
+    "volume_score",
 ]
 
 _PROMQL_WORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"})
+
+
+def structure_score(structure: Structure, pdsc: float, phd_mm: float, flag: FlagLevel) -> StructureScore:
+    """A structure's scores, with voxel counts that fit the flag (0 mask voxels when erroneous)."""
+    return StructureScore(
+        structure=structure,
+        pdsc=pdsc,
+        phd_mm=phd_mm,
+        flag=flag,
+        reasons=() if flag == FlagLevel.OK else ("why",),
+        mask_voxels=0 if flag == FlagLevel.ERRONEOUS else 100,
+        pgt_voxels=100,
+        mask_volume_ml=1.0,
+    )
+
+
+def volume_score(*structures: StructureScore) -> VolumeScore:
+    """A small volume's scores; its flag is the worst of the structures'."""
+    worst = max((s.flag for s in structures), key=lambda level: level.severity)
+    return VolumeScore(
+        structures=structures, flag=worst, shape=(4, 96, 96), spacing_mm=(8.0, 1.5, 1.5), slices_scored=4
+    )
 
 
 def exported_metrics() -> dict[str, frozenset[str]]:
@@ -50,19 +74,7 @@ def exported_metrics() -> dict[str, frozenset[str]]:
     metrics.record_received("unet", "1.0")
     metrics.record_rejected("unet", "1.0", "corrupt")
     metrics.record_claimed(0.1)
-    score = StructureScore(
-        structure=Structure.LV,
-        pdsc=0.9,
-        phd_mm=5.0,
-        flag=FlagLevel.OK,
-        reasons=(),
-        mask_voxels=1,
-        pgt_voxels=1,
-        mask_volume_ml=1.0,
-    )
-    volume = VolumeScore(
-        structures=(score,), flag=FlagLevel.OK, shape=(1, 1, 1), spacing_mm=(1.0, 1.0, 1.0), slices_scored=1
-    )
+    volume = volume_score(structure_score(Structure.LV, 0.9, 5.0, FlagLevel.OK))
     metrics.record_scored("unet", "1.0", volume, latency_s=0.1)
     metrics.batch_duration.observe(0.1)
     metrics.transient_errors.labels(kind="database").inc()

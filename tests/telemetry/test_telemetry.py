@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor import __version__
 from monitor.labels import Structure
-from monitor.records import FlagLevel, StructureScore, VolumeScore
+from monitor.records import FlagLevel
 from monitor.store import (
     claim_batch,
     enqueue_file,
@@ -36,6 +36,7 @@ from monitor.telemetry import (
     build_metrics,
     serve_http,
 )
+from tests.telemetry._helpers import structure_score, volume_score
 
 #: Labels that may appear on any metric; anything naming a case, patient, file or path must not.
 ALLOWED_LABELS = frozenset(
@@ -61,36 +62,16 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _structure(structure: Structure, pdsc: float, phd_mm: float, flag: FlagLevel) -> StructureScore:
-    return StructureScore(
-        structure=structure,
-        pdsc=pdsc,
-        phd_mm=phd_mm,
-        flag=flag,
-        reasons=() if flag == FlagLevel.OK else ("why",),
-        mask_voxels=0 if flag == FlagLevel.ERRONEOUS else 100,
-        pgt_voxels=100,
-        mask_volume_ml=1.0,
-    )
-
-
-def _score(*structures: StructureScore) -> VolumeScore:
-    worst = max((s.flag for s in structures), key=lambda level: level.severity)
-    return VolumeScore(
-        structures=structures, flag=worst, shape=(4, 96, 96), spacing_mm=(8.0, 1.5, 1.5), slices_scored=4
-    )
-
-
 #: LV missing from the mask (pDSC 0, pHD undefined), RV fine, MYO suspicious.
-BAD = _score(
-    _structure(Structure.LV, 0.0, math.nan, FlagLevel.ERRONEOUS),
-    _structure(Structure.RV, 0.91, 6.0, FlagLevel.OK),
-    _structure(Structure.MYO, 0.42, 61.0, FlagLevel.SUSPICIOUS),
+BAD = volume_score(
+    structure_score(Structure.LV, 0.0, math.nan, FlagLevel.ERRONEOUS),
+    structure_score(Structure.RV, 0.91, 6.0, FlagLevel.OK),
+    structure_score(Structure.MYO, 0.42, 61.0, FlagLevel.SUSPICIOUS),
 )
-GOOD = _score(
-    _structure(Structure.LV, 0.93, 4.0, FlagLevel.OK),
-    _structure(Structure.RV, 0.88, 9.0, FlagLevel.OK),
-    _structure(Structure.MYO, 0.81, 5.0, FlagLevel.OK),
+GOOD = volume_score(
+    structure_score(Structure.LV, 0.93, 4.0, FlagLevel.OK),
+    structure_score(Structure.RV, 0.88, 9.0, FlagLevel.OK),
+    structure_score(Structure.MYO, 0.81, 5.0, FlagLevel.OK),
 )
 
 
