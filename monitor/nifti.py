@@ -41,6 +41,7 @@ class Limits:
     max_voxels: int = 64 * 1024**2  #: voxels in the volume
     max_dim: int = 2048  #: voxels along any axis
     min_inplane_voxels: int = 8  #: smallest in-plane extent
+    max_header_bytes: int = 16 * 1024**2  #: header + extensions (the voxel data offset), decompressed
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -91,7 +92,65 @@ def _check_raw_pixdim(path: Path, header_class: type) -> None:
         raise InvalidMask("bad_spacing", f"voxel spacing must be finite and positive, got {pixdim} mm", path)
 
 
-def _header_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
+def _check_preamble(path: Path, limits: Limits) -> None:
+    """Bound what nibabel will read before the voxels: the data offset and every header extension.
+
+    nibabel trusts ``vox_offset`` and each extension's size: a small ``.nii.gz`` can claim an offset of
+    gigabytes (decompressed and discarded: minutes of CPU) or an extension of a gigabyte (read into
+    memory). Only the fixed header and at most ``limits.max_header_bytes`` are decompressed here. Files
+    whose header cannot be read at all are left to ``nib.load``, which names the problem.
+    """
+    try:
+        with ImageOpener(str(path)) as fh:
+            head = fh.read(544)
+    except (OSError, EOFError, zlib.error):
+        return
+    header_class: type | None = None
+    for candidate in (nib.Nifti1Header, nib.Nifti2Header):
+        size = candidate.template_dtype.itemsize
+        if len(head) >= 4 and size in (int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")):
+            header_class = candidate
+    if header_class is None:
+        return
+    size = header_class.template_dtype.itemsize
+    if len(head) < size:
+        return  # a header still being written: nib.load says truncated
+    try:
+        header = header_class(head[:size], check=False)
+    except Exception:  # nibabel raises many types for garbage
+        return
+    offset = float(header["vox_offset"])
+    if not np.isfinite(offset) or offset < 0:
+        raise InvalidMask("bad_header", f"voxel data offset {offset} is not a valid byte position", path)
+    if offset > limits.max_header_bytes:
+        raise InvalidMask(
+            "too_large",
+            f"voxel data offset of {offset:.0f} bytes exceeds the header limit of {limits.max_header_bytes}",
+            path,
+        )
+    if len(head) < size + 4 or head[size : size + 1] == b"\x00":
+        return  # no extensions
+    end = int(offset)
+    try:
+        with ImageOpener(str(path)) as fh:
+            preamble = fh.read(end)
+    except (OSError, EOFError, zlib.error):
+        return
+    position = size + 4
+    order = "little" if int.from_bytes(head[:4], "little") == size else "big"
+    while end - position >= 16 and len(preamble) >= position + 8:
+        esize = int.from_bytes(preamble[position : position + 4], order, signed=True)
+        if esize < 16 or position + esize > end:
+            raise InvalidMask(
+                "bad_header",
+                f"header extension of {esize} bytes at byte {position} does not fit before the voxel "
+                f"data at byte {end}",
+                path,
+            )
+        position += esize
+
+
+def _header_image(path: Path, limits: Limits | None = None) -> nib.Nifti1Image | nib.Nifti2Image:
     """Open a NIfTI file lazily (header only), refusing anything that is not a NIfTI-1/2 image."""
     name = path.name.lower()
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
@@ -108,6 +167,7 @@ def _header_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
         raise InvalidMask("empty_file", "file is empty (0 bytes)", path)
     if not os.access(path, os.R_OK):
         raise InvalidMask("unreadable", "file is not readable (permission denied)", path)
+    _check_preamble(path, limits or Limits())
     try:
         img = nib.load(str(path), mmap=False)
     except PermissionError as exc:
@@ -220,7 +280,7 @@ def load_mask(path: Path | str, label_map: LabelMap = ACDC, limits: Limits | Non
     """
     path = Path(path)
     limits = limits or Limits()
-    img = _header_image(path)
+    img = _header_image(path, limits)
     shape_xyz, spacing = _check_header(img, path, limits)
     data = _read_voxels(img, path, shape_xyz)
     values = _to_label_values(data, path, label_map)
@@ -237,7 +297,7 @@ def load_image(path: Path | str, limits: Limits | None = None) -> tuple[np.ndarr
     """
     path = Path(path)
     limits = limits or Limits()
-    img = _header_image(path)
+    img = _header_image(path, limits)
     shape_xyz, spacing = _check_header(img, path, limits)
     data = _read_voxels(img, path, shape_xyz).astype(np.float32, copy=False)
     return np.ascontiguousarray(data.transpose(2, 1, 0)), spacing
