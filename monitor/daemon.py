@@ -35,9 +35,11 @@ import random
 import shutil
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -95,6 +97,7 @@ from monitor.store import (
 from monitor.store.daemon_queries import (
     QueueState,
     known_paths,
+    last_scoring_model,
     queue_state,
     requeue_worker,
     scoring_workers,
@@ -375,6 +378,45 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _warn_if_checkpoint_changed(
+    previous: tuple[int, str] | None, model_id: int, checkpoint_sha256: str
+) -> None:
+    """Warn when the checkpoint differs from the one that scored the last file: scores before and after
+    come from different models and are not comparable (``cmr_monitor_model_info`` shows the new hash)."""
+    if previous is None or previous[1] == checkpoint_sha256:
+        return
+    log.warning(
+        "checkpoint changed: the last file was scored by model %d (sha256 %s...), this run uses model %d "
+        "(sha256 %s...); scores before and after are not comparable",
+        previous[0],
+        previous[1][:12],
+        model_id,
+        checkpoint_sha256[:12],
+        extra={
+            "action": "checkpoint_changed",
+            "previous_model_id": previous[0],
+            "previous_checkpoint_sha256": previous[1],
+            "model_id": model_id,
+            "checkpoint_sha256": checkpoint_sha256,
+        },
+    )
+
+
+def _refuse_special(path: Path, root: Path, st: os.stat_result) -> tuple[str, str] | None:
+    """Why a candidate must not be opened, or None: it is not a regular file (a FIFO would block the
+    intake, a device never ends), or it is a symbolic link that leads outside its watched folder."""
+    if not stat.S_ISREG(st.st_mode):
+        return "not_a_file", "path is not a regular file (a FIFO, socket or device)"
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "outside_folder", "symbolic link that cannot be resolved"
+        if not target.is_relative_to(root):
+            return "outside_folder", "symbolic link to a file outside the watched folder"
+    return None
+
+
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -530,11 +572,13 @@ class Daemon:
                 **(_json_safe(asdict(meta)) if meta is not None else {}),
             }
             with self._sessions() as session:
+                previous = self._retry("database", lambda: last_scoring_model(session), until=self._stop)
                 model_id = self._retry(
                     "database",
                     lambda: register_model(session, scorer.checkpoint_sha256, metadata),
                     until=self._stop,
                 )
+                _warn_if_checkpoint_changed(previous, model_id, scorer.checkpoint_sha256)
                 self._retry("database", lambda: self._take_back_dead_work(session), until=self._stop)
             self.metrics.set_model(
                 checkpoint_sha256=scorer.checkpoint_sha256,
@@ -669,6 +713,12 @@ class Daemon:
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
+        # watchdog warns (on stderr, outside logging) when a folder's watch is added twice, e.g. for a
+        # folder created while the recursive watch is being set up; the warning is harmless and
+        # spells out watched paths, which may name patients.
+        warnings.filterwarnings(
+            "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+        )
         handler = _Handler(self._queue)
         if not self.config.polling:
             observer: BaseObserver = Observer()
@@ -827,8 +877,13 @@ class Daemon:
         root = find_root(path, self._roots)
         assert root is not None  # tracked paths are under a root
         problem: tuple[str, str, bool] | None = None  # (reason, detail, may still be being written)
+        refusal = _refuse_special(path, root, st)
         try:
-            content_hash = _sha256(path)
+            if refusal is not None:  # never open a FIFO, a device or a file outside the folder
+                content_hash = f"{refusal[0]}:{st.st_size}:{st.st_mtime_ns}"
+                problem = (*refusal, False)
+            else:
+                content_hash = _sha256(path)
         except FileNotFoundError:
             self._forget(path)
             return None

@@ -13,6 +13,7 @@ A checkpoint is a plain dict of tensors and JSON-compatible metadata, so that it
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -225,20 +226,26 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path | str | None = None, *, map_location: str | torch.device = "cpu"
+    path: Path | str | None = None,
+    *,
+    map_location: str | torch.device = "cpu",
+    data: bytes | None = None,
 ) -> tuple[ConvAutoencoder, CheckpointMeta, dict[str, Any]]:
     """Load a checkpoint safely (``weights_only=True``) into an eval-mode model.
 
     Args:
         path: checkpoint file; None = the shipped default.
+        data: the file's bytes, already read (so that a caller can hash exactly what was loaded while
+            the file is being replaced, e.g. by a training run); ``path`` then only names it in errors.
     Returns: (model in eval mode, metadata, the raw payload for resuming).
     Raises: CheckpointError when the file is missing, unsafe, of another format or mismatched.
     """
     path = Path(path) if path is not None else default_checkpoint_path()
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        source = io.BytesIO(data) if data is not None else path
+        payload = torch.load(source, map_location=map_location, weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"cannot load checkpoint {path} with weights_only=True: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

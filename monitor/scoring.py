@@ -7,6 +7,7 @@ model (their pGT is background). Slices of several volumes share model batches.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ import numpy as np
 import torch
 
 from monitor.config import Settings
+from monitor.errors import CheckpointError
 from monitor.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.labels import CANONICAL_CHANNEL, STRUCTURES
 from monitor.metrics import dice, hausdorff_mm, inconsistency_map, volume_ml
-from monitor.model import CheckpointMeta, default_checkpoint_path, file_sha256, load_checkpoint
+from monitor.model import CheckpointMeta, default_checkpoint_path, load_checkpoint
 from monitor.nifti import MaskVolume
 from monitor.preprocess import PreprocessInfo, from_model_space, one_hot, to_model_space
 from monitor.records import StructureScore, VolumeScore
@@ -108,10 +110,16 @@ class Scorer:
             torch.set_num_threads(threads)
         self.device = _resolve_device(device)
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
-        model, meta, _ = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        if not self.checkpoint_path.is_file():
+            raise CheckpointError(f"checkpoint not found: {self.checkpoint_path}")
+        try:  # hash the very bytes that are loaded: the file may be replaced meanwhile
+            raw = self.checkpoint_path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint not readable: {self.checkpoint_path} ({exc})") from exc
+        model, meta, _ = load_checkpoint(self.checkpoint_path, map_location=self.device, data=raw)
         self.model = model.to(self.device).eval()
         self.meta: CheckpointMeta = meta
-        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
+        self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
         self.batch_slices = batch_slices
         self.policy = policy or FlagPolicy()
 

@@ -14,11 +14,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.store._tx import aware, read_transaction, write_transaction
-from monitor.store.models import MaskFile
+from monitor.store.models import MaskFile, MonitorModel
 from monitor.store.records import FileStatus
 from monitor.store.repository import REJECTION_TOO_MANY_ATTEMPTS
 
-__all__ = ["QueueState", "known_paths", "queue_state", "requeue_worker", "scoring_workers"]
+__all__ = [
+    "QueueState",
+    "known_paths",
+    "last_scoring_model",
+    "queue_state",
+    "requeue_worker",
+    "scoring_workers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,24 @@ def known_paths(session: Session, under: str | None = None) -> dict[str, datetim
     with read_transaction(session):
         rows = session.execute(stmt).all()
     return {path: aware(when, "received_at") for path, when in rows}
+
+
+def last_scoring_model(session: Session) -> tuple[int, str] | None:
+    """The monitor model that scored the most recently scored file, as (id, checkpoint hash).
+
+    Returns: None when no file has been scored yet.
+    Raises: DatabaseUnavailable.
+    """
+    stmt = (
+        sa.select(MonitorModel.id, MonitorModel.checkpoint_hash)
+        .join(MaskFile, MaskFile.model_id == MonitorModel.id)
+        .where(MaskFile.scored_at.is_not(None))
+        .order_by(MaskFile.scored_at.desc(), MaskFile.id.desc())
+        .limit(1)
+    )
+    with read_transaction(session):
+        row = session.execute(stmt).first()
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
