@@ -2,7 +2,7 @@
 the process killed mid-transaction. Nothing is lost, no partial rows, and work resumes.
 
 The database connection drop on PostgreSQL (a TCP proxy cut for seconds) is
-``tests/daemon/test_daemon_process.py::test_database_outage_through_proxy``.
+``tests/daemon/test_daemon_process.py::test_database_outage_loses_nothing``.
 """
 
 from __future__ import annotations
