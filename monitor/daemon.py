@@ -407,13 +407,14 @@ def _refuse_special(path: Path, root: Path, st: os.stat_result) -> tuple[str, st
     intake, a device never ends), or it is a symbolic link that leads outside its watched folder."""
     if not stat.S_ISREG(st.st_mode):
         return "not_a_file", "path is not a regular file (a FIFO, socket or device)"
-    if path.is_symlink():
-        try:
-            target = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return "outside_folder", "symbolic link that cannot be resolved"
-        if not target.is_relative_to(root):
-            return "outside_folder", "symbolic link to a file outside the watched folder"
+    try:  # the file itself or a folder on its way may be a link
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return None  # gone: hashing finds that out and forgets the file
+    except (OSError, RuntimeError):
+        return "outside_folder", "symbolic link that cannot be resolved"
+    if not target.is_relative_to(root):
+        return "outside_folder", "symbolic link to a file outside the watched folder"
     return None
 
 
