@@ -124,7 +124,13 @@ class MaskFile(Base):
         # claim_batch: oldest pending first; reclaim_expired: scoring rows by lease
         sa.Index("ix_mask_files_status_received_at", "status", "received_at"),
         sa.Index("ix_mask_files_status_lease_expires_at", "status", "lease_expires_at"),
-        # dashboard: time range, flag level and segmenter filters over scored files
+        # dashboard: time range, flag level and segmenter filters over scored files. The time series
+        # and histograms filter on status and a range of scored_at (the status-only indexes above
+        # would walk every scored file of the history for a one-day range); segmenter_id and flag
+        # make the file counts index-only on SQLite.
+        sa.Index("ix_mask_files_status_scored_at", "status", "scored_at", "segmenter_id", "flag"),
+        # status_counts: files per segmenter, status and flag in index order (no table scan, no sort)
+        sa.Index("ix_mask_files_segmenter_id_status_flag", "segmenter_id", "status", "flag", "scored_at"),
         sa.Index("ix_mask_files_scored_at", "scored_at"),
         sa.Index("ix_mask_files_flag_scored_at", "flag", "scored_at"),
         sa.Index("ix_mask_files_segmenter_id_scored_at", "segmenter_id", "scored_at"),
