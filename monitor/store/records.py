@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from monitor.labels import Structure
-from monitor.records import FlagLevel
+from monitor.records import FlagLevel, VolumeScore
 
 __all__ = [
     "ARTIFACT_INCONSISTENCY",
@@ -17,6 +17,8 @@ __all__ = [
     "CaseRecord",
     "ClaimedFile",
     "FileStatus",
+    "FinishedFile",
+    "NewReview",
     "ReviewRecord",
     "ReviewVerdict",
     "SegmenterCounts",
@@ -192,3 +194,35 @@ class StatusCounts:
                 for s in self.segmenters
             ],
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewReview:
+    """A QA review to store with its file by ``bulk_insert_scored``."""
+
+    verdict: ReviewVerdict  #: confirmed, false_alarm or unsure
+    reviewer: str  #: who reviewed
+    note: str | None = None  #: free text
+    reviewed_at: datetime  #: when (timezone-aware)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishedFile:
+    """A mask file that was scored or rejected elsewhere (an import, a benchmark, a test), for
+    ``bulk_insert_scored``. Exactly one of ``score`` and ``rejection`` is given."""
+
+    path: str  #: mask file
+    content_hash: str  #: hash of its bytes; (path, content_hash) must be new
+    case_key: str  #: case identifier
+    phase: str | None  #: cardiac phase, when known
+    segmenter_name: str  #: model that produced the mask (created on first use)
+    segmenter_version: str  #: its version
+    received_at: datetime  #: when it arrived (timezone-aware)
+    done_at: datetime  #: when it was scored or rejected (timezone-aware)
+    score: VolumeScore | None = None  #: its scores; None for a rejected file
+    rejection: tuple[str, str] | None = None  #: (reason code, detail) of a rejected file
+    site: str | None = None  #: acquisition site, when known
+    scanner: str | None = None  #: scanner model, when known
+    image_path: str | None = None  #: the MR image, when known
+    artifacts: dict[str, str] = field(default_factory=dict)  #: kind -> path
+    reviews: tuple[NewReview, ...] = ()  #: reviews of a scored file
