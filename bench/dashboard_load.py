@@ -4,9 +4,9 @@ Usage:
     python bench/dashboard_load.py [--files 100000] [--weeks 4] [--backend sqlite|postgresql]
                                    [--db URL] [--runs 3] [--browser] [--keep DIR]
 
-Seeds a fresh database with a simulated history (``monitor.history.plan_history``, written by bulk
-``executemany`` inserts, then a few files with NIfTI artifacts through ``seed_history``), and reports
-each page's load time:
+Seeds a fresh database with a simulated history (``monitor.history.plan_history``, written by
+``monitor.store.bulk_insert_scored``, then a few files with NIfTI artifacts through ``seed_history``),
+and reports each page's load time:
 
 - AppTest: one ``streamlit.testing.v1.AppTest`` run per page, cold (empty caches) and warm (cached
   queries within their TTL), the median of ``--runs``;
@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -46,9 +45,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from monitor.history import HISTORY_CHECKPOINT_HASH, HistoryPlan, plan_history, seed_history  # noqa: E402
-from monitor.store import make_engine, upgrade  # noqa: E402
-from monitor.store.models import MaskFile, MonitorModel, Review, Segmenter, StructureScoreRow  # noqa: E402
-from monitor.store.records import FileStatus  # noqa: E402
+from monitor.store import (  # noqa: E402
+    FinishedFile,
+    NewReview,
+    bulk_insert_scored,
+    make_engine,
+    make_session_factory,
+    register_model,
+    upgrade,
+)
 
 APP = ROOT / "dashboard" / "app.py"
 PAGES = {
@@ -57,112 +62,43 @@ PAGES = {
     "case": "views/case.py",
     "versions": "views/versions.py",
 }
-_CHUNK = 5000
 
 
-def _nan_to_none(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def bulk_write(url: str, plan: HistoryPlan) -> int:
+    """Write a plan with ``monitor.store.bulk_insert_scored`` (one transaction, executemany inserts).
 
-
-def bulk_write(engine: sa.Engine, plan: HistoryPlan) -> int:
-    """Insert a plan with core ``executemany`` (no per-file transactions); returns files written.
-
-    Writes the same rows ``monitor.history.write_history`` writes through the store API, minus artifacts.
+    Writes the rows ``monitor.history.write_history`` writes through the per-file store API, minus
+    artifacts. Returns: files written.
     """
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        model_id = connection.execute(
-            sa.insert(MonitorModel.__table__).returning(MonitorModel.__table__.c.id),
-            {
-                "checkpoint_hash": HISTORY_CHECKPOINT_HASH + "b",
-                "metadata_json": {"bench": True},
-                "registered_at": now,
-            },
-        ).scalar_one()
-        segmenters: dict[str, int] = {}
-        for version in plan.versions:
-            segmenters[version] = connection.execute(
-                sa.insert(Segmenter.__table__).returning(Segmenter.__table__.c.id),
-                {"name": plan.segmenter_name, "version": version, "created_at": plan.start},
-            ).scalar_one()
-        first_id = (
-            int(connection.scalar(sa.select(sa.func.coalesce(sa.func.max(MaskFile.__table__.c.id), 0)))) + 1
+    files = [
+        FinishedFile(
+            path=f"/watch/{item.segmenter_name}/{item.segmenter_version}/{item.case_key}_{item.phase}.nii.gz",
+            content_hash=f"bench-{item.index:012d}".ljust(64, "0"),
+            case_key=item.case_key,
+            phase=item.phase,
+            site=item.site,
+            segmenter_name=item.segmenter_name,
+            segmenter_version=item.segmenter_version,
+            received_at=item.received_at,
+            done_at=item.done_at,
+            score=item.score,
+            rejection=item.rejection if item.score is None else None,
+            reviews=tuple(
+                NewReview(verdict=r.verdict, reviewer=r.reviewer, note=r.note, reviewed_at=r.reviewed_at)
+                for r in item.reviews
+            )
+            if item.score is not None
+            else (),
         )
-    files, scores, reviews = [], [], []
-    for offset, item in enumerate(plan.files):
-        file_id = first_id + offset
-        score = item.score
-        row: dict[str, Any] = {
-            "id": file_id,
-            "path": f"/watch/{item.segmenter_name}/{item.segmenter_version}/{item.case_key}_{item.phase}.nii.gz",
-            "content_hash": f"bench-{item.index:012d}".ljust(64, "0"),
-            "case_key": item.case_key,
-            "phase": item.phase,
-            "site": item.site,
-            "scanner": None,
-            "image_path": None,
-            "segmenter_id": segmenters[item.segmenter_version],
-            "model_id": model_id if score is not None else None,
-            "status": FileStatus.SCORED if score is not None else FileStatus.REJECTED,
-            "attempts": 1,
-            "worker_id": None,
-            "lease_expires_at": None,
-            "received_at": item.received_at,
-            "started_at": item.received_at,
-            "scored_at": item.done_at if score is not None else None,
-            "rejected_at": item.done_at if score is None else None,
-            "rejection_reason": item.rejection[0] if item.rejection else None,
-            "rejection_detail": item.rejection[1] if item.rejection else None,
-            "flag": score.flag if score is not None else None,
-            "shape_z": score.shape[0] if score else None,
-            "shape_y": score.shape[1] if score else None,
-            "shape_x": score.shape[2] if score else None,
-            "spacing_z_mm": score.spacing_mm[0] if score else None,
-            "spacing_y_mm": score.spacing_mm[1] if score else None,
-            "spacing_x_mm": score.spacing_mm[2] if score else None,
-            "slices_scored": score.slices_scored if score else None,
-            "timings_s": dict(score.timings_s) if score else None,
-        }
-        files.append(row)
-        if score is None:
-            continue
-        for s in score.structures:
-            scores.append(
-                {
-                    "file_id": file_id,
-                    "structure": s.structure,
-                    "pdsc": _nan_to_none(s.pdsc),
-                    "phd_mm": _nan_to_none(s.phd_mm),
-                    "flag": s.flag,
-                    "reasons": list(s.reasons),
-                    "mask_voxels": s.mask_voxels,
-                    "pgt_voxels": s.pgt_voxels,
-                    "mask_volume_ml": s.mask_volume_ml,
-                }
-            )
-        for r in item.reviews:
-            reviews.append(
-                {
-                    "file_id": file_id,
-                    "verdict": r.verdict,
-                    "reviewer": r.reviewer,
-                    "note": r.note,
-                    "reviewed_at": r.reviewed_at,
-                }
-            )
-    with engine.begin() as connection:
-        for table, rows in (
-            (MaskFile.__table__, files),
-            (StructureScoreRow.__table__, scores),
-            (Review.__table__, reviews),
-        ):
-            for start in range(0, len(rows), _CHUNK):
-                connection.execute(sa.insert(table), rows[start : start + _CHUNK])
-        if engine.dialect.name == "postgresql":  # explicit ids: move the sequence past them
-            connection.exec_driver_sql(
-                "SELECT setval(pg_get_serial_sequence('mask_files', 'id'), (SELECT max(id) FROM mask_files))"
-            )
-    return len(files)
+        for item in plan.files
+    ]
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            model_id = register_model(session, HISTORY_CHECKPOINT_HASH + "b", {"bench": True})
+            return len(bulk_insert_scored(session, files, model_id=model_id))
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -339,11 +275,9 @@ def main() -> None:
     plan = plan_history(weeks=args.weeks, volumes_per_day=per_day, seed=0, end=end, artifact_files=0)
     planned_s = time.perf_counter() - began
     with _database(args.backend, args.db, folder) as url:
-        engine = make_engine(url)
         began = time.perf_counter()
-        written = bulk_write(engine, plan)
+        written = bulk_write(url, plan)
         insert_s = time.perf_counter() - began
-        engine.dispose()
         extra = seed_history(
             url,
             weeks=1,
@@ -360,8 +294,13 @@ def main() -> None:
             f"+{len(extra.file_ids)} with artifacts"
         )
         print(f"plan {planned_s:.1f} s, bulk insert {insert_s:.1f} s ({written / insert_s:,.0f} files/s)")
-        print(f"\nAppTest, median of {args.runs} (seconds)      cold    warm")
-        for page, (cold, warm) in _apptest_times(url, folder / "artifacts", case_id, args.runs).items():
+        load_before = os.getloadavg()[0]
+        times = _apptest_times(url, folder / "artifacts", case_id, args.runs)
+        print(
+            f"\nAppTest, median of {args.runs} (seconds)      cold    warm"
+            f"    (load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        )
+        for page, (cold, warm) in times.items():
             print(f"  {page:<36} {cold:6.2f}  {warm:6.2f}")
         import streamlit as st
 
