@@ -35,11 +35,12 @@ from monitor.store import (
     list_alerts,
     make_engine,
     make_session_factory,
+    score_histogram,
     status_counts,
     structure_time_series,
     volume_time_series,
 )
-from monitor.store.queries import Bucket
+from monitor.store.queries import Bucket, GroupKey
 
 __all__ = [
     "CACHE_TTL_S",
@@ -49,6 +50,7 @@ __all__ = [
     "alerts",
     "case",
     "clear_all",
+    "histogram",
     "reviewed_alerts",
     "schema_problem",
     "session_factory",
@@ -96,65 +98,102 @@ def status(url: str) -> StatusCounts:
 
 def volume_series(
     url: str,
-    bucket: Literal["hour", "day"],
+    bucket: Bucket,
     start: datetime | None,
     end: datetime | None,
     segmenter_name: str | None = None,
     segmenter_version: str | None = None,
+    group_by: tuple[GroupKey, ...] = ("segmenter",),
 ) -> pd.DataFrame:
-    """``monitor.store.volume_time_series`` (files scored, flag counts and rate per bucket and version).
+    """``monitor.store.volume_time_series`` (files scored, flag counts and rate per bucket and version,
+    or site with ``group_by=("site",)``).
 
     The range is split at today's midnight (UTC): days before it are cached for ``PAST_TTL_S`` (files are
     scored at the time they are scored, so past buckets do not change), today for ``CACHE_TTL_S``.
     """
-    return _split_by_today(
-        _volume_past, _volume_live, url, bucket, start, end, segmenter_name, segmenter_version
-    )
+    rest = (bucket, segmenter_name, segmenter_version, tuple(group_by))
+    return _split_by_today(_volume_past, _volume_live, url, start, end, rest, _concat)
 
 
 def structure_series(
     url: str,
-    bucket: Literal["hour", "day"],
+    bucket: Bucket,
+    start: datetime | None,
+    end: datetime | None,
+    segmenter_name: str | None = None,
+    segmenter_version: str | None = None,
+    group_by: tuple[GroupKey, ...] = ("segmenter",),
+) -> pd.DataFrame:
+    """``monitor.store.structure_time_series`` (pDSC / pHD quantiles, flag rate per structure and bucket).
+
+    Cached like ``volume_series``: days before today for ``PAST_TTL_S``, today for ``CACHE_TTL_S``.
+    """
+    rest = (bucket, segmenter_name, segmenter_version, tuple(group_by))
+    return _split_by_today(_structure_past, _structure_live, url, start, end, rest, _concat)
+
+
+def histogram(
+    url: str,
     start: datetime | None,
     end: datetime | None,
     segmenter_name: str | None = None,
     segmenter_version: str | None = None,
 ) -> pd.DataFrame:
-    """``monitor.store.structure_time_series`` (pDSC / pHD quantiles, flag rate per structure).
+    """``monitor.store.score_histogram``: files per pDSC and pHD bin, per segmenter version and structure.
 
-    Cached like ``volume_series``: days before today for ``PAST_TTL_S``, today for ``CACHE_TTL_S``.
+    Cached like ``volume_series``; bin counts add up, so the two parts are summed.
     """
-    return _split_by_today(
-        _structure_past, _structure_live, url, bucket, start, end, segmenter_name, segmenter_version
-    )
+    rest = (segmenter_name, segmenter_version)
+    return _split_by_today(_histogram_past, _histogram_live, url, start, end, rest, _add_histograms)
 
 
 def _volume(
     url: str,
-    bucket: Bucket,
     start: datetime | None,
     end: datetime | None,
+    bucket: Bucket,
     name: str | None,
     version: str | None,
+    group_by: tuple[GroupKey, ...],
 ) -> pd.DataFrame:
     with session_factory(url)() as session:
         return volume_time_series(
-            session, bucket=bucket, start=start, end=end, segmenter_name=name, segmenter_version=version
+            session,
+            bucket=bucket,
+            start=start,
+            end=end,
+            segmenter_name=name,
+            segmenter_version=version,
+            group_by=group_by,
         )
 
 
 def _structure(
     url: str,
-    bucket: Bucket,
     start: datetime | None,
     end: datetime | None,
+    bucket: Bucket,
     name: str | None,
     version: str | None,
+    group_by: tuple[GroupKey, ...],
 ) -> pd.DataFrame:
     with session_factory(url)() as session:
         return structure_time_series(
-            session, bucket=bucket, start=start, end=end, segmenter_name=name, segmenter_version=version
+            session,
+            bucket=bucket,
+            start=start,
+            end=end,
+            segmenter_name=name,
+            segmenter_version=version,
+            group_by=group_by,
         )
+
+
+def _histogram(
+    url: str, start: datetime | None, end: datetime | None, name: str | None, version: str | None
+) -> pd.DataFrame:
+    with session_factory(url)() as session:
+        return score_histogram(session, start=start, end=end, segmenter_name=name, segmenter_version=version)
 
 
 @st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=32)
@@ -177,32 +216,56 @@ def _structure_live(*args: object) -> pd.DataFrame:
     return _structure(*args)  # type: ignore[arg-type]
 
 
+@st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=16)
+def _histogram_past(*args: object) -> pd.DataFrame:
+    return _histogram(*args)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def _histogram_live(*args: object) -> pd.DataFrame:
+    return _histogram(*args)  # type: ignore[arg-type]
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Time series of consecutive ranges, one after the other (midnight ends every bucket)."""
+    full = [f for f in frames if not f.empty]
+    if not full:
+        return frames[0]
+    return pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]
+
+
+def _add_histograms(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Histograms of consecutive ranges, summed bin by bin (in the order of the first)."""
+    full = [f for f in frames if not f.empty]
+    if len(full) < 2:
+        return full[0] if full else frames[0]
+    counts = ["files", "flagged"]
+    keys = [c for c in full[0].columns if c not in counts]
+    both = pd.concat(full, ignore_index=True)
+    summed = both.groupby(keys, sort=False, dropna=False)[counts].sum().reset_index()
+    return summed.reindex(columns=list(full[0].columns))
+
+
 def _split_by_today(
     past: Callable[..., pd.DataFrame],
     live: Callable[..., pd.DataFrame],
     url: str,
-    bucket: Bucket,
     start: datetime | None,
     end: datetime | None,
-    name: str | None,
-    version: str | None,
+    rest: tuple[object, ...],
+    combine: Callable[[list[pd.DataFrame]], pd.DataFrame],
 ) -> pd.DataFrame:
-    """Query ``[start, midnight)`` with ``past`` and ``[midnight, end)`` with ``live``; concatenate.
+    """Query ``[start, midnight)`` with ``past`` and ``[midnight, end)`` with ``live``; ``combine`` them.
 
     Midnight (UTC) is a boundary of hour and day buckets alike, so no bucket is split.
     """
     cut = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     parts = []
     if start is None or start < cut:
-        parts.append(past(url, bucket, start, cut if end is None or end > cut else end, name, version))
+        parts.append(past(url, start, cut if end is None or end > cut else end, *rest))
     if end is None or end > cut:
-        parts.append(live(url, bucket, cut if start is None or start < cut else start, end, name, version))
-    if len(parts) == 1:
-        return parts[0]
-    frames = [p for p in parts if not p.empty]
-    if not frames:
-        return parts[0]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        parts.append(live(url, cut if start is None or start < cut else start, end, *rest))
+    return parts[0] if len(parts) == 1 else combine(parts)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -328,8 +391,9 @@ def warm_default_views(url: str) -> None:
 
     f = default_filters(status(url))
     for bucket in dict.fromkeys([f.bucket, "day"]):
-        volume_series(url, bucket, f.start, f.end, None, None)  # type: ignore[arg-type]
-        structure_series(url, bucket, f.start, f.end, None, None)  # type: ignore[arg-type]
+        volume_series(url, bucket, f.start, f.end)
+        structure_series(url, bucket, f.start, f.end)
+    histogram(url, f.start, f.end)
     filters = {
         "levels": ("erroneous", "suspicious"),
         "structure": None,

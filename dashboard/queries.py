@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, utc_text, version_label
-from monitor.store import ALERT_LEVELS, AlertRecord, CaseRecord, ReviewRecord, list_alerts
+from monitor.store import AlertRecord, CaseRecord, ReviewRecord, reviewed_alert_scores
 
 __all__ = [
     "ALERT_TABLE_COLUMNS",
@@ -46,48 +46,42 @@ def reviewed_alerts_frame(
     end: datetime | None = None,
     segmenter_name: str | None = None,
     segmenter_version: str | None = None,
-    page_size: int = 5000,
 ) -> pd.DataFrame:
     """Reviewed flagged files, one row per file and flag type, with the latest verdict.
 
     Args:
         start, end: half-open range of scoring time (timezone-aware); None leaves a side open.
         segmenter_name, segmenter_version: keep only this segmenter / version.
-        page_size: alerts fetched per query.
     Returns: columns ``FLAG_TYPE_COLUMNS`` (``version`` is ``"name version"``); a file with flags of
-        several types appears once per type.
+        several types appears once per type; a file whose reasons name no known type counts once per
+        flagged structure (``"LV flagged"``).
     Raises: DatabaseUnavailable.
     """
-    rows: list[tuple[int, str, datetime, str, str]] = []
-    offset = 0
-    while True:
-        page = list_alerts(
-            session,
-            levels=ALERT_LEVELS,
-            segmenter_name=segmenter_name,
-            segmenter_version=segmenter_version,
-            start=start,
-            end=end,
-            reviewed=True,
-            limit=page_size,
-            offset=offset,
+    scores = reviewed_alert_scores(
+        session, start=start, end=end, segmenter_name=segmenter_name, segmenter_version=segmenter_version
+    )
+    if scores.empty:
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype="datetime64[ns, UTC]" if c == "scored_at" else object)
+                for c in FLAG_TYPE_COLUMNS
+            }
         )
-        for alert in page:
-            if alert.review_verdict is None:
-                continue
-            types = sorted({flag_type(r) for r in alert.reasons}) or [
-                f"{s} flagged" for s in alert.flagged_structures
-            ]
-            version = version_label(alert.segmenter_name, alert.segmenter_version)
-            rows.extend(
-                (alert.file_id, version, alert.scored_at, kind, str(alert.review_verdict)) for kind in types
-            )
-        if len(page) < page_size:
-            break
-        offset += page_size
-    frame = pd.DataFrame(rows, columns=FLAG_TYPE_COLUMNS)
-    frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True)
-    return frame
+    reasons = scores[["file_id", "reasons"]].explode("reasons").dropna(subset=["reasons"])
+    typed = pd.DataFrame({"file_id": reasons["file_id"], "flag_type": reasons["reasons"].map(flag_type)})
+    untyped = scores[~scores["file_id"].isin(typed["file_id"]) & (scores["flag"] != "ok")]
+    fallback = pd.DataFrame({"file_id": untyped["file_id"], "flag_type": untyped["structure"] + " flagged"})
+    types = pd.concat([typed, fallback], ignore_index=True).drop_duplicates()
+    files = scores.drop_duplicates("file_id")
+    files = files.assign(
+        version=[
+            version_label(n, v)
+            for n, v in zip(files["segmenter_name"], files["segmenter_version"], strict=True)
+        ]
+    )
+    frame = files[["file_id", "version", "scored_at", "verdict"]].merge(types, on="file_id")
+    frame = frame.sort_values(["file_id", "flag_type"], ignore_index=True)
+    return frame.reindex(columns=FLAG_TYPE_COLUMNS)
 
 
 def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:

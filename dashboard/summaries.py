@@ -1,7 +1,7 @@
 """Pure pandas transforms behind the dashboard's tables and charts (no Streamlit, no database).
 
-Inputs are the DataFrames of ``monitor.store`` (``volume_time_series``, ``structure_time_series``) and
-the frame of reviewed alerts built by ``dashboard.queries.reviewed_alerts_frame``.
+Inputs are the DataFrames of ``monitor.store`` (``volume_time_series``, ``structure_time_series``,
+``score_histogram``) and the frame of reviewed alerts built by ``dashboard.queries.reviewed_alerts_frame``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ __all__ = [
     "VERSION_SUMMARY_COLUMNS",
     "flag_type",
     "flag_type_precision",
+    "histogram_flag_rates",
     "md_escape",
     "running_precision",
+    "site_summary",
     "structure_flag_rates",
     "utc_text",
     "version_label",
@@ -87,6 +89,22 @@ def version_summary(volume: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(columns=VERSION_SUMMARY_COLUMNS)
 
 
+def site_summary(volume: pd.DataFrame) -> pd.DataFrame:
+    """Totals per site over the rows of ``volume_time_series(group_by=("site",))``.
+
+    Returns: columns ``site`` (``"(no site)"`` for files without one), ``scored``, ``ok``, ``suspicious``,
+        ``erroneous``, ``flag_rate`` (nan without scores), ``rejected``; most scored first.
+    """
+    columns = ["site", "scored", "ok", "suspicious", "erroneous", "flag_rate", "rejected"]
+    if volume.empty:
+        return pd.DataFrame(columns=columns)
+    frame = volume.assign(site=[s if isinstance(s, str) and s else "(no site)" for s in volume["site"]])
+    sums = frame.groupby("site")[["scored", "ok", "suspicious", "erroneous", "rejected"]].sum()
+    sums["flag_rate"] = (sums["suspicious"] + sums["erroneous"]) / sums["scored"].where(sums["scored"] > 0)
+    out = sums.reset_index().sort_values(["scored", "site"], ascending=[False, True], ignore_index=True)
+    return out.reindex(columns=columns)
+
+
 def version_starts(volume: pd.DataFrame) -> pd.DataFrame:
     """Where a segmenter version first appears inside the shown range (for chart markers).
 
@@ -129,6 +147,16 @@ def structure_flag_rates(structure: pd.DataFrame) -> pd.DataFrame:
     rank = {str(s): i for i, s in enumerate(STRUCTURES)}
     sums["_rank"] = sums["structure"].map(rank)
     return sums.sort_values(["version", "_rank"], ignore_index=True).reindex(columns=columns)
+
+
+def histogram_flag_rates(histogram: pd.DataFrame) -> pd.DataFrame:
+    """Flag rate per segmenter version and structure from ``monitor.store.score_histogram``: its pDSC
+    bins, the undefined bin (-1) included, add up to every scored file of the range.
+
+    Returns: as ``structure_flag_rates``.
+    """
+    pdsc = histogram[histogram["metric"] == "pdsc"].rename(columns={"files": "scored"})
+    return structure_flag_rates(pdsc)
 
 
 def flag_type(reason: str) -> str:

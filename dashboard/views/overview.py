@@ -1,6 +1,7 @@
 """Overview: masks scored, flag rate per structure, pDSC and pHD medians with inter-quartile bands over time.
 
-Split by segmenter version, with a marker where a new version appears; charts first, tables second.
+Split by segmenter version (default) or by site, with a marker where a new segmenter version appears;
+charts first, tables second.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.context import current
-from dashboard.summaries import md_escape, utc_text, version_starts, version_summary
-from monitor.labels import STRUCTURES
+from dashboard.summaries import md_escape, site_summary, utc_text, version_starts, version_summary
+
+_SPLITS = {"Segmenter version": "segmenter", "Site": "site"}
 
 ctx = current()
 f = ctx.filters
@@ -23,9 +25,12 @@ st.caption(
         else ", all segmenter versions"
     )
 )
+split_label = st.radio("Split by", list(_SPLITS), horizontal=True, key="overview_split")
+split = _SPLITS.get(split_label or "", "segmenter")
 args = (ctx.url, f.bucket, f.start, f.end, f.segmenter_name, f.segmenter_version)
 volume = data.volume_series(*args)
-structure = data.structure_series(*args)
+by_split = volume if split == "segmenter" else data.volume_series(*args, group_by=(split,))
+structure = data.structure_series(*args, group_by=(split,))
 
 scored = int(volume["scored"].sum())
 flagged = int(volume["flagged"].sum())
@@ -47,21 +52,16 @@ if scored == 0 and rejected == 0:
     st.stop()
 
 starts = version_starts(volume)
-st.subheader(f"Masks scored per {f.bucket}")
-st.altair_chart(charts.scored_chart(volume, starts, f.bucket), width="stretch")
+per = "segmenter version" if split == "segmenter" else "site"
+st.subheader(f"Masks scored per {f.bucket}, by {per}")
+st.altair_chart(charts.scored_chart(by_split, starts, f.bucket, split), width="stretch")
 
 st.subheader("Flag rate per structure")
-for column, s in zip(st.columns(3), STRUCTURES, strict=True):
-    rows = structure[structure["structure"] == str(s)]
-    column.markdown(f"**{s}**")
-    column.altair_chart(charts.rate_chart(rows, starts, f.bucket), width="stretch")
+st.altair_chart(charts.rate_chart(structure, starts, f.bucket, split))
 
 for metric, title in (("pdsc", "pDSC"), ("phd_mm", "pHD (mm)")):
     st.subheader(f"{title}: median and inter-quartile range")
-    for column, s in zip(st.columns(3), STRUCTURES, strict=True):
-        rows = structure[structure["structure"] == str(s)]
-        column.markdown(f"**{s}**")
-        column.altair_chart(charts.band_chart(rows, starts, f.bucket, metric), width="stretch")
+    st.altair_chart(charts.band_chart(structure, starts, f.bucket, metric, split))
 
 st.subheader("Per segmenter version")
 summary = version_summary(volume)
@@ -83,6 +83,13 @@ if not starts.empty:
         "New in this range: "
         + ", ".join(f"{md_escape(r.version)} from {utc_text(r.bucket_start)}" for r in starts.itertuples())
     )
+if split == "site":
+    st.subheader("Per site")
+    st.dataframe(
+        site_summary(by_split),
+        hide_index=True,
+        column_config={"flag_rate": st.column_config.NumberColumn("flag rate", format="percent")},
+    )
 with st.expander("Time series tables"):
-    st.dataframe(volume, hide_index=True)
+    st.dataframe(by_split, hide_index=True)
     st.dataframe(structure, hide_index=True)

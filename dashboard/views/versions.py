@@ -1,4 +1,7 @@
-"""Segmenter versions side by side: flag rates, score distributions, and each flag type's precision.
+"""Segmenter versions side by side: flag rates, exact score distributions, and each flag type's precision.
+
+The distributions are histograms of the per-file pDSC and pHD of the range (``monitor.store``'s
+``score_histogram``: fixed bins, counted in SQL), as shares of each version's files.
 
 Precision is confirmed / reviewed files per flag type (latest verdict of each file; ``unsure`` counts as
 reviewed), from the reviews entered on the Case page. The date range comes from the sidebar.
@@ -12,19 +15,20 @@ from dashboard import charts, data
 from dashboard.context import current
 from dashboard.summaries import (
     flag_type_precision,
+    histogram_flag_rates,
     md_escape,
     running_precision,
-    structure_flag_rates,
     utc_text,
     version_summary,
 )
+from monitor.store.queries import PDSC_BINS, PHD_BIN_MM, PHD_BINS
 
 ctx = current()
 f = ctx.filters
 st.title("Segmenter versions")
-st.caption(f"Scored {utc_text(f.start)} to {utc_text(f.end)} UTC; daily buckets.")
+st.caption(f"Scored {utc_text(f.start)} to {utc_text(f.end)} UTC.")
 volume = data.volume_series(ctx.url, "day", f.start, f.end)
-structure = data.structure_series(ctx.url, "day", f.start, f.end)
+histogram = data.histogram(ctx.url, f.start, f.end)
 summary = version_summary(volume)
 labels = list(summary["version"]) if not summary.empty else []
 if not labels:
@@ -48,17 +52,20 @@ for column, label in zip(st.columns(len(chosen)), chosen, strict=True):
             f"First scored {utc_text(row['first_scored'])}, last {utc_text(row['last_scored'])} (day buckets, UTC)"
         )
 
-versioned = charts.with_version(structure)
+versioned = charts.with_version(histogram)
 picked = versioned[versioned["version"].isin(chosen)]
 st.subheader("Flag rate per structure")
-rates = structure_flag_rates(picked)
+rates = histogram_flag_rates(picked)
 st.altair_chart(charts.flag_rate_bars(rates), width="stretch")
 
 st.subheader("Score distributions")
-st.caption("Each box summarises the daily medians of the range (one value per day and version).")
-d1, d2 = st.columns(2)
-d1.altair_chart(charts.daily_median_boxplot(picked, "pdsc"), width="stretch")
-d2.altair_chart(charts.daily_median_boxplot(picked, "phd_mm"), width="stretch")
+st.caption(
+    f"Share of each version's files per bin of pDSC ({1 / PDSC_BINS:g} wide) and pHD ({PHD_BIN_MM:g} mm "
+    f"wide; the last bin holds everything from {PHD_BIN_MM * PHD_BINS:g} mm), over every scored file of "
+    "the range. Undefined values (empty structures) are left out; the histogram table counts them in bin -1."
+)
+for metric in ("pdsc", "phd_mm"):
+    st.altair_chart(charts.histogram_chart(picked, metric))
 
 st.subheader("Flag precision from reviews")
 reviewed = data.reviewed_alerts(ctx.url, f.start, f.end)
@@ -89,3 +96,5 @@ st.dataframe(
     hide_index=True,
     column_config={"flag_rate": st.column_config.NumberColumn("flag rate", format="percent")},
 )
+with st.expander("Histogram table"):
+    st.dataframe(picked.drop(columns=["version"]), hide_index=True)

@@ -12,7 +12,14 @@ import pytest
 from sqlalchemy.orm import Session
 
 from dashboard.summaries import flag_type_precision, md_escape
-from monitor.store import count_alerts, get_case, make_engine, make_session_factory
+from monitor.store import (
+    count_alerts,
+    get_case,
+    make_engine,
+    make_session_factory,
+    score_histogram,
+    structure_time_series,
+)
 from tests.dashboard.conftest import Seeded
 
 
@@ -50,12 +57,30 @@ def test_overview_shows_counts_and_charts(seeded: Seeded, app_test) -> None:
     assert metrics["Flag rate"] == f"{s.flagged / s.scored:.1%}"
     assert metrics["Erroneous"] == f"{s.by_flag['erroneous']:,}"
     assert metrics["Rejected"] == f"{s.rejected:,}"
-    assert len(at.get("vega_lite_chart")) == 1 + 3 + 3 + 3  # scored, flag rate, pDSC, pHD
+    assert len(at.get("vega_lite_chart")) == 4  # scored; flag rate, pDSC, pHD (a panel per structure)
     assert f"New in this range: {md_escape('cardioseg 1.1')} from" in " ".join(_texts(at.caption))
     summary_table = at.dataframe[0].value.set_index("version")
     for version, counts in s.by_version.items():
         assert summary_table.loc[f"cardioseg {version}", "scored"] == counts["scored"]
         assert summary_table.loc[f"cardioseg {version}", "rejected"] == counts["rejected"]
+
+
+def test_overview_split_by_site(seeded: Seeded, app_test) -> None:
+    at = app_test(seeded).run()
+    at.radio(key="overview_split").set_value("Site").run()
+    _ok(at)
+    s = seeded.summary
+    assert _metrics(at)["Masks scored"] == f"{s.scored:,}"
+    assert len(at.get("vega_lite_chart")) == 4
+    assert "Masks scored per day, by site" in _texts(at.subheader)
+    per_site = at.dataframe[1].value
+    assert per_site["scored"].sum() == s.scored
+    assert per_site["rejected"].sum() == s.rejected
+    with _store(seeded.url) as session:
+        by_site = structure_time_series(session, bucket=None, group_by=("site",))
+    assert set(per_site["site"]) == {x if isinstance(x, str) else "(no site)" for x in by_site["site"]}
+    spec = at.get("vega_lite_chart")[1].proto.spec
+    assert '"facet"' in spec and '"site"' in spec  # flag rate: one panel per structure, a line per site
 
 
 def test_overview_segmenter_filter(seeded_sqlite: Seeded, app_test) -> None:
@@ -218,7 +243,18 @@ def test_versions_side_by_side_and_precision(seeded: Seeded, app_test) -> None:
         ("Flag rate", f"{new['flagged'] / new['scored']:.1%}"),
     ]
     assert new["flagged"] / new["scored"] > old["flagged"] / old["scored"]  # the new version is worse
-    assert len(at.get("vega_lite_chart")) == 4  # flag rates, two distributions, running precision
+    assert len(at.get("vega_lite_chart")) == 4  # flag rates, two histograms, running precision
+    # flag rates per structure and the histograms: exact counts over every file of the range
+    with _store(seeded.url) as session:
+        exact = structure_time_series(session, bucket=None)
+        histogram = score_histogram(session)
+    rates = at.dataframe[-2].value.set_index(["version", "structure"])
+    for row in exact.itertuples():
+        shown = rates.loc[(f"{row.segmenter_name} {row.segmenter_version}", row.structure)]
+        assert (shown["scored"], shown["flagged"]) == (row.scored, row.flagged)
+    table = at.dataframe[-1].value
+    assert table["files"].sum() == histogram["files"].sum()
+    assert '"bin_start"' in at.get("vega_lite_chart")[1].proto.spec
     precision = at.dataframe[0].value
     assert not precision.empty
     assert (precision[["confirmed", "false_alarm", "unsure"]].sum(axis=1) == precision["reviewed"]).all()

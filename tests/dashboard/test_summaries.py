@@ -12,8 +12,10 @@ from dashboard.filters import bucket_for, day_range
 from dashboard.summaries import (
     flag_type,
     flag_type_precision,
+    histogram_flag_rates,
     md_escape,
     running_precision,
+    site_summary,
     structure_flag_rates,
     utc_text,
     version_starts,
@@ -149,3 +151,37 @@ def test_day_range_and_bucket() -> None:
     assert bucket_for(None, start, start + pd.Timedelta(days=3)) == "hour"
     assert bucket_for(None, start, end) == "day"
     assert bucket_for("hour", start, end) == "hour"
+
+
+def test_site_summary_most_scored_first() -> None:
+    volume = _volume([(0, "1", 8, 2, 0, 1), (0, "1", 3, 0, 1, 0), (1, "1", 0, 0, 0, 2)]).assign(
+        site=["site-B", None, "site-B"]
+    )
+    summary = site_summary(volume)
+    assert summary["site"].tolist() == ["site-B", "(no site)"]
+    assert summary["scored"].tolist() == [10, 4]
+    assert summary["rejected"].tolist() == [3, 0]
+    assert summary["flag_rate"].tolist() == pytest.approx([0.2, 0.25])
+    assert site_summary(volume.iloc[0:0]).empty
+
+
+def test_histogram_flag_rates_count_every_bin() -> None:
+    rows = [
+        # version, structure, metric, bin, files, flagged
+        ("1", "LV", "pdsc", -1, 2, 2),  # undefined pDSC: still scored files
+        ("1", "LV", "pdsc", 0, 3, 1),
+        ("1", "LV", "pdsc", 19, 5, 0),
+        ("1", "LV", "phd_mm", 3, 10, 3),  # the other metric's bins hold the same files again
+        ("2", "RV", "pdsc", 4, 4, 4),
+    ]
+    histogram = pd.DataFrame(
+        [
+            {"segmenter_name": "unet", "segmenter_version": v, "structure": s, "metric": m, "bin": b}
+            | {"files": n, "flagged": f}
+            for v, s, m, b, n, f in rows
+        ]
+    )
+    rates = histogram_flag_rates(histogram).set_index(["version", "structure"])
+    assert rates.loc[("unet 1", "LV"), "scored"] == 10
+    assert rates.loc[("unet 1", "LV"), "flag_rate"] == pytest.approx(0.3)
+    assert rates.loc[("unet 2", "RV"), "flag_rate"] == 1.0
