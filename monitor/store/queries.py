@@ -545,8 +545,8 @@ def reviewed_alert_scores(
 ) -> pd.DataFrame:
     """Reviewed alerts with their latest verdict and their structure scores, for flag precision.
 
-    One query (the latest review per file by a window function), where ``list_alerts(reviewed=True)``
-    would build a record per file; a few thousand reviewed files take a fraction of a second.
+    One query, where ``list_alerts(reviewed=True)`` would build a record per file; a few thousand
+    reviewed files take a fraction of a second.
 
     Args:
         start, end: half-open range of scoring time (timezone-aware); None leaves that side open.
@@ -559,33 +559,41 @@ def reviewed_alert_scores(
     """
     import pandas as pd
 
-    ranked = sa.select(
-        Review.file_id,
-        sa.type_coerce(Review.verdict, sa.String()).label("verdict"),
-        sa.func.row_number()
-        .over(partition_by=Review.file_id, order_by=(Review.reviewed_at.desc(), Review.id.desc()))
-        .label("rank"),
-    ).subquery("ranked")
-    statement = (
+    # per reviewed file: the latest verdict by an index lookup of reviews (file_id, reviewed_at), so the
+    # plan does not hinge on table statistics (a window over all reviews joined back to the files made
+    # PostgreSQL without ANALYZE statistics choose a nested loop over both: 3 s at 5,000 reviews)
+    latest = (
+        sa.select(sa.type_coerce(Review.verdict, sa.String()))
+        .where(Review.file_id == MaskFile.id)
+        .order_by(Review.reviewed_at.desc(), Review.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    files = (
         sa.select(
             MaskFile.id.label("file_id"),
             MaskFile.segmenter_id.label("segmenter_id"),
             MaskFile.scored_at.label("scored_at"),
-            ranked.c.verdict,
-            sa.type_coerce(StructureScoreRow.structure, sa.String()).label("structure"),
-            sa.type_coerce(StructureScoreRow.flag, sa.String()).label("flag"),
-            StructureScoreRow.reasons.label("reasons"),
+            latest.label("verdict"),
         )
-        .select_from(MaskFile)
-        .join(ranked, sa.and_(ranked.c.file_id == MaskFile.id, ranked.c.rank == 1))
-        .join(StructureScoreRow, StructureScoreRow.file_id == MaskFile.id)
         .where(
             MaskFile.status == FileStatus.SCORED,
             MaskFile.flag.in_(ALERT_LEVELS),
             *_range(MaskFile.scored_at, start, end),
             *_segmenter_ids(segmenter_name, segmenter_version),
+            sa.exists().where(Review.file_id == MaskFile.id),
         )
+        .subquery("reviewed")
     )
+    statement = sa.select(
+        files.c.file_id,
+        files.c.segmenter_id,
+        files.c.scored_at,
+        files.c.verdict,
+        sa.type_coerce(StructureScoreRow.structure, sa.String()).label("structure"),
+        sa.type_coerce(StructureScoreRow.flag, sa.String()).label("flag"),
+        StructureScoreRow.reasons.label("reasons"),
+    ).join(StructureScoreRow, StructureScoreRow.file_id == files.c.file_id)
     with read_transaction(session):
         out = _fetch(session, statement)
         segmenters = _segmenter_names(session)

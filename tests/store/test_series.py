@@ -38,6 +38,7 @@ from monitor.store import (
     series_columns,
     status_counts,
     structure_time_series,
+    upgrade,
     volume_time_series,
 )
 from monitor.store.queries import PDSC_BINS, PHD_BIN_MM, PHD_BINS, REVIEWED_COLUMNS, _segment_quantiles
@@ -462,6 +463,26 @@ def test_bulk_insert_scored_round_trip(session: Session) -> None:
     assert counts.by_status["rejected"] == sum(f.score is None for f in HISTORY)
     assert counts.by_status["scored"] == sum(f.score is not None for f in HISTORY)
     assert len(export_frame(session)) == sum(len(f.score.structures) if f.score else 1 for f in HISTORY)
+
+
+def test_bulk_insert_scored_analyzes_on_postgresql(empty_url: str, backend: str) -> None:
+    """A bulk load leaves planner statistics behind on PostgreSQL (reltuples counted by ANALYZE)."""
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        with make_session_factory(engine)() as session:
+            _write(session, HISTORY[:100])
+            if backend == "postgresql":
+                reltuples = session.execute(
+                    sa.text("SELECT reltuples FROM pg_class WHERE oid = 'mask_files'::regclass")
+                ).scalar()
+                assert reltuples == 100
+            else:  # SQLite keeps planning by its heuristics: no sqlite_stat1 table
+                assert not session.execute(
+                    sa.text("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'")
+                ).first()
+    finally:
+        engine.dispose()
 
 
 def test_bulk_insert_scored_refuses_a_known_file_and_writes_nothing(session: Session) -> None:
