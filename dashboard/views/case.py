@@ -33,7 +33,9 @@ _FLAG_ICON = {
 ctx = current()
 st.title("Case")
 raw = st.query_params.get("file_id", "")
-known = int(raw) if raw.isdigit() and len(raw) <= 18 and int(raw) > 0 else None  # ids are 64-bit
+known = (
+    int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 and int(raw) > 0 else None
+)  # 64-bit ids
 entered = st.number_input(
     "File id", min_value=1, value=known, step=1, placeholder="file id", key=f"case_file_id_{known}"
 )

@@ -39,10 +39,6 @@ def test_hostile_file_id_in_the_url(seeded_sqlite, app_test, raw: str) -> None: 
     assert not at.exception, at.exception
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dashboard/views/case.py: '²'.isdigit() is True but int('²') raises ValueError (bug reported)",
-)
 def test_superscript_digit_file_id_in_the_url(seeded_sqlite, app_test) -> None:  # noqa: F811
     at = app_test(seeded_sqlite).run()
     at.query_params["file_id"] = "\u00b2"
