@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from monitor.store._tx import aware, read_transaction, write_transaction
 from monitor.store.models import MaskFile, MonitorModel
 from monitor.store.records import FileStatus
-from monitor.store.repository import REJECTION_TOO_MANY_ATTEMPTS
+from monitor.store.repository import requeue_held
 
 __all__ = [
     "QueueState",
@@ -134,25 +134,13 @@ def requeue_worker(
     when = aware(now, "now")
     held = sa.and_(MaskFile.status == FileStatus.SCORING, MaskFile.worker_id == worker_id)
     with write_transaction(session):
-        rejected = session.execute(
-            sa.update(MaskFile)
-            .where(held, MaskFile.attempts >= max_attempts)
-            .values(
-                status=FileStatus.REJECTED,
-                rejected_at=when,
-                rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
-                rejection_detail=f"its worker died or failed on each of {max_attempts} or more claims",
-                worker_id=None,
-                lease_expires_at=None,
-            ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
-        requeued = session.execute(
-            sa.update(MaskFile)
-            .where(held)
-            .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        requeued, rejected = requeue_held(
+            session,
+            held,
+            when=when,
+            max_attempts=max_attempts,
+            rejection_detail=f"its worker died or failed on each of {max_attempts} or more claims",
+        )
     if requeued or rejected:
         log.warning(
             "claims of a worker taken back",

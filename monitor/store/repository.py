@@ -44,6 +44,7 @@ __all__ = [
     "record_scores",
     "register_model",
     "release",
+    "requeue_held",
 ]
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,43 @@ def claim_batch(
     ]
 
 
+def requeue_held(
+    session: Session,
+    held: sa.ColumnElement[bool],
+    *,
+    when: datetime,
+    max_attempts: int | None,
+    rejection_detail: str,
+) -> tuple[int, int]:
+    """Put ``scoring`` rows matching ``held`` back to pending, rejecting those already claimed
+    ``max_attempts`` times (``too_many_attempts``); run inside the caller's write transaction.
+
+    Returns: (requeued, rejected) row counts.
+    """
+    rejected = 0
+    if max_attempts is not None:
+        rejected = session.execute(
+            sa.update(MaskFile)
+            .where(held, MaskFile.attempts >= max_attempts)
+            .values(
+                status=FileStatus.REJECTED,
+                rejected_at=when,
+                rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
+                rejection_detail=rejection_detail,
+                worker_id=None,
+                lease_expires_at=None,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+    requeued = session.execute(
+        sa.update(MaskFile)
+        .where(held)
+        .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    return requeued, rejected
+
+
 def reclaim_expired(session: Session, now: datetime | None = None, *, max_attempts: int | None = None) -> int:
     """Put ``scoring`` files whose lease has expired (their worker died or hung) back to ``pending``.
 
@@ -219,27 +257,13 @@ def reclaim_expired(session: Session, now: datetime | None = None, *, max_attemp
     when = aware(now, "now")
     expired = sa.and_(MaskFile.status == FileStatus.SCORING, MaskFile.lease_expires_at < when)
     with write_transaction(session):
-        rejected = 0
-        if max_attempts is not None:
-            rejected = session.execute(
-                sa.update(MaskFile)
-                .where(expired, MaskFile.attempts >= max_attempts)
-                .values(
-                    status=FileStatus.REJECTED,
-                    rejected_at=when,
-                    rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
-                    rejection_detail=f"lease expired on each of {max_attempts} or more claims",
-                    worker_id=None,
-                    lease_expires_at=None,
-                ),
-                execution_options={"synchronize_session": False},
-            ).rowcount
-        requeued = session.execute(
-            sa.update(MaskFile)
-            .where(expired)
-            .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        requeued, rejected = requeue_held(
+            session,
+            expired,
+            when=when,
+            max_attempts=max_attempts,
+            rejection_detail=f"lease expired on each of {max_attempts} or more claims",
+        )
     if requeued or rejected:
         log.warning(
             "expired leases reclaimed",
