@@ -106,6 +106,7 @@ from monitor.telemetry import (
     DEFAULT_METRICS_ADDR,
     DEFAULT_METRICS_PORT,
     DaemonMetrics,
+    DatabaseOperation,
     QueueCollector,
     TelemetryServer,
     build_metrics,
@@ -504,7 +505,7 @@ class Daemon:
         """
         if self._sessions is None:
             raise RuntimeError("database not opened yet")
-        with self._sessions() as session:
+        with self._sessions() as session, self.metrics.database_call("queue_gauges"):
             return queue_state(session)
 
     def healthz(self) -> tuple[bool, str]:
@@ -564,7 +565,7 @@ class Daemon:
         self._engine = make_engine(config.database_url, **_engine_options(config.database_url))
         self._sessions = make_session_factory(self._engine)
         try:
-            self._retry("database", self._probe_database, until=self._stop)
+            self._retry("database", self._probe_database, until=self._stop, operation="startup")
             self._check_schema(migrate=config.migrate or new_database)
             scorer = self._scorer_factory(config)
             meta = getattr(scorer, "meta", None)
@@ -573,14 +574,22 @@ class Daemon:
                 **(_json_safe(asdict(meta)) if meta is not None else {}),
             }
             with self._sessions() as session:
-                previous = self._retry("database", lambda: last_scoring_model(session), until=self._stop)
+                previous = self._retry(
+                    "database", lambda: last_scoring_model(session), until=self._stop, operation="startup"
+                )
                 model_id = self._retry(
                     "database",
                     lambda: register_model(session, scorer.checkpoint_sha256, metadata),
                     until=self._stop,
+                    operation="startup",
                 )
                 _warn_if_checkpoint_changed(previous, model_id, scorer.checkpoint_sha256)
-                self._retry("database", lambda: self._take_back_dead_work(session), until=self._stop)
+                self._retry(
+                    "database",
+                    lambda: self._take_back_dead_work(session),
+                    until=self._stop,
+                    operation="maintain",
+                )
             self.metrics.set_model(
                 checkpoint_sha256=scorer.checkpoint_sha256,
                 created=str(metadata.get("created_utc", "")),
@@ -697,7 +706,7 @@ class Daemon:
         if not file_ids or self._sessions is None:
             return
         try:
-            with self._sessions() as session:
+            with self._sessions() as session, self.metrics.database_call("release"):
                 n = release(session, file_ids, worker_id=self.worker_id)
             log.info("released %d claimed file(s)", n, extra={"action": "release", "files": n})
         except StoreError as exc:
@@ -755,6 +764,7 @@ class Daemon:
                         "database",
                         lambda root=root: known_paths(session, f"{root}{os.sep}"),
                         until=self._stop,
+                        operation="startup",
                     )
                 )
         n_known = 0
@@ -938,19 +948,20 @@ class Daemon:
         identity = prepared.identity
         try:
             with self._sessions() as session:
-                file_id, created = enqueue_file(
-                    session,
-                    path=str(path),
-                    content_hash=prepared.content_hash,
-                    case_key=identity.case_key,
-                    phase=identity.phase,
-                    segmenter_name=identity.segmenter_name,
-                    segmenter_version=identity.segmenter_version,
-                    site=identity.site,
-                    scanner=identity.scanner,
-                    image_path=identity.image_path,
-                    received_at=prepared.received_at,
-                )
+                with self.metrics.database_call("enqueue"):
+                    file_id, created = enqueue_file(
+                        session,
+                        path=str(path),
+                        content_hash=prepared.content_hash,
+                        case_key=identity.case_key,
+                        phase=identity.phase,
+                        segmenter_name=identity.segmenter_name,
+                        segmenter_version=identity.segmenter_version,
+                        site=identity.site,
+                        scanner=identity.scanner,
+                        image_path=identity.image_path,
+                        received_at=prepared.received_at,
+                    )
                 self._log_received(file_id, created, path, identity)
                 if prepared.rejection is not None:  # also when known: a rejection may have been lost
                     self._record_rejection(
@@ -998,7 +1009,7 @@ class Daemon:
         """Take back expired claims and those of dead workers; restart a dead observer."""
         assert self._sessions is not None
         try:
-            with self._sessions() as session:
+            with self._sessions() as session, self.metrics.database_call("maintain"):
                 reclaim_expired(session, max_attempts=self.config.max_attempts)
                 self._take_back_dead_work(session)
             self._db_ok = True
@@ -1036,9 +1047,14 @@ class Daemon:
         ``segmenter`` (name, version) labels the rejection in the metrics."""
         try:
             if blocking:
-                self._retry("database", lambda: record_rejection(session, file_id, reason[:64], detail))
+                self._retry(
+                    "database",
+                    lambda: record_rejection(session, file_id, reason[:64], detail),
+                    operation="reject",
+                )
             else:
-                record_rejection(session, file_id, reason[:64], detail)
+                with self.metrics.database_call("reject"):
+                    record_rejection(session, file_id, reason[:64], detail)
         except FileStateError:  # already finished (by us before, or by another daemon)
             return False
         self.metrics.record_rejected(*segmenter, reason[:64])
@@ -1081,9 +1097,20 @@ class Daemon:
             return
         log.info("quarantined file %d", file_id, extra={"action": "quarantined", "file_id": file_id})
 
-    def _retry(self, kind: str, fn: Callable[[], T], *, until: threading.Event | None = None) -> T:
+    def _retry(
+        self,
+        kind: str,
+        fn: Callable[[], T],
+        *,
+        until: threading.Event | None = None,
+        operation: DatabaseOperation | None = None,
+    ) -> T:
         """Run ``fn``, retrying transient failures of ``kind`` (``database``: DatabaseUnavailable,
         otherwise OSError) with backoff until ``until`` is set (default: the shutdown deadline passed).
+
+        ``operation`` names a database call in ``cmr_monitor_database_seconds``: the attempt that
+        succeeds is observed; failed attempts and the waits between them are not (failures count in
+        ``cmr_monitor_transient_errors_total``).
 
         Raises: _Abandoned when ``until`` is set while waiting to retry.
         """
@@ -1094,7 +1121,8 @@ class Daemon:
         delay = _BACKOFF_INITIAL_S
         while True:
             try:
-                value = fn()
+                with self.metrics.database_call(operation) if operation else contextlib.nullcontext():
+                    value = fn()
             except transient as exc:
                 if kind == "database":
                     self._db_ok = False
@@ -1204,7 +1232,8 @@ class _Worker(threading.Thread):
                 lost_answer = True
                 raise
 
-        return d._retry("database", claim, until=d._stop)  # nothing in flight: stop at once
+        # nothing in flight: stop at once
+        return d._retry("database", claim, until=d._stop, operation="claim")
 
     def _requeue_own(self, session: Session) -> None:
         """After a failed batch, put this worker's claims back (the claim counts, so a file that keeps
@@ -1217,6 +1246,7 @@ class _Worker(threading.Thread):
                 "database",
                 lambda: requeue_worker(session, d.worker_id, max_attempts=d.config.max_attempts),
                 until=d._stop,
+                operation="requeue",
             )
 
     def _done_with(self, file_id: int) -> None:
@@ -1334,6 +1364,7 @@ class _Worker(threading.Thread):
                     model_id=self._model_id,
                     artifacts={kind: str(p) for kind, p in paths.items()},
                 ),
+                operation="record",
             )
         except FileStateError:
             log.info(

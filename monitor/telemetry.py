@@ -2,8 +2,8 @@
 
 Every metric is built by ``build_metrics(registry)`` (a fresh ``CollectorRegistry`` in tests), named
 ``cmr_monitor_*`` with its unit in the name, and labelled from bounded sets only: structure, flag
-level, rejection reason, error kind, and segmenter name/version capped by ``LabelBudget`` (extra values
-fold into ``"other"``). Never a patient, case or file name. The gauges of the work queue come from the
+level, rejection reason, error kind, database operation, and segmenter name/version capped by
+``LabelBudget`` (extra values fold into ``"other"``). Never a patient, case or file name. The gauges of the work queue come from the
 database at scrape time (``QueueCollector``), so they are right from the first scrape after a restart
 and the same whichever daemon is asked. ``serve_http`` answers:
 
@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import platform
@@ -33,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from monitor.store.daemon_queries import QueueState
 
 __all__ = [
+    "DATABASE_BUCKETS_S",
+    "DATABASE_OPERATIONS",
     "DEFAULT_METRICS_ADDR",
     "DEFAULT_METRICS_PORT",
     "LATENCY_BUCKETS_S",
@@ -66,6 +69,7 @@ __all__ = [
     "PHD_BUCKETS_MM",
     "QUEUE_METRICS",
     "DaemonMetrics",
+    "DatabaseOperation",
     "HealthCheck",
     "LabelBudget",
     "QueueCollector",
@@ -85,6 +89,18 @@ OTHER = "other"
 #: Buckets (seconds) of the latency from a complete file to its scored row, and of the queue wait.
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60, 300, 1800)  # fmt: skip
 _BATCH_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Buckets (seconds) of one database call: a commit on local disk takes about a millisecond.
+DATABASE_BUCKETS_S: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)  # fmt: skip
+#: What the daemon asks of the database (the ``operation`` label of ``cmr_monitor_database_seconds``):
+#: ``enqueue`` a complete file (intake), ``claim`` a batch, ``record`` a file's scores, ``reject`` a
+#: file, ``requeue`` a failed batch's files, ``maintain`` (take back expired and dead workers' claims),
+#: ``release`` claims at shutdown, ``startup`` (probe, model row, backfill's known paths) and
+#: ``queue_gauges`` (the queue gauges read at scrape time).
+DatabaseOperation = Literal[
+    "enqueue", "claim", "record", "reject", "requeue", "maintain", "release", "startup", "queue_gauges"
+]
+#: Every ``DatabaseOperation``, in that order.
+DATABASE_OPERATIONS: tuple[DatabaseOperation, ...] = get_args(DatabaseOperation)
 #: Buckets of pseudo Dice (0-1): fine where good masks lie (0.7-1), coarse below the 0.5 flag threshold.
 PDSC_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 1.0)  # fmt: skip
 #: Buckets of pseudo Hausdorff distance (mm): 2.5 mm steps where good masks lie, past the 50 mm threshold.
@@ -193,6 +209,7 @@ class DaemonMetrics:
     queue_wait: Histogram  #: seconds from the file being complete to its claim by a worker
     batch_duration: Histogram  #: seconds to load, score, write and record one batch
     transient_errors: Counter  #: retried failures, by kind (database, out_of_memory, artifacts)
+    database: Histogram  #: seconds of each successful database call, by operation
     files_waiting: Gauge  #: files seen but not yet complete or not yet handed to the queue
     ready: Gauge  #: 1 while the daemon can take work, else 0
     model: Info  #: the autoencoder checkpoint in use (sha256, creation time, device, database id)
@@ -231,6 +248,25 @@ class DaemonMetrics:
     def record_claimed(self, wait_s: float) -> None:
         """A worker claimed a file ``wait_s`` seconds after it was received."""
         self.queue_wait.observe(max(0.0, wait_s))
+
+    @contextlib.contextmanager
+    def database_call(self, operation: DatabaseOperation) -> Iterator[None]:
+        """Observe the wall time of the block in ``cmr_monitor_database_seconds{operation=...}`` when it
+        succeeds; a block that raises (the database is down, the file was finished elsewhere) is not
+        observed: retried failures are counted by ``transient_errors``.
+
+        Raises: ValueError for an operation outside ``DATABASE_OPERATIONS`` (labels stay bounded).
+
+        Example:
+            >>> metrics = build_metrics(CollectorRegistry())
+            >>> with metrics.database_call("claim"):
+            ...     pass  # claim_batch(session, ...)
+        """
+        if operation not in DATABASE_OPERATIONS:
+            raise ValueError(f"operation must be one of {DATABASE_OPERATIONS}, got {operation!r}")
+        started = time.perf_counter()
+        yield
+        self.database.labels(operation=operation).observe(time.perf_counter() - started)
 
     def record_scored(self, segmenter: str, version: str, score: VolumeScore, latency_s: float) -> None:
         """A file's scores were recorded: its flag, each structure's verdict, pDSC and pHD (mm).
@@ -298,6 +334,15 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
     structure_labels = (*_SEGMENTER_LABELS, "structure")
     build = Info("cmr_monitor_build", "cmr-monitor build: version and Python", registry=registry)
     build.info({"version": __version__, "python_version": platform.python_version()})
+    database = Histogram(
+        "cmr_monitor_database_seconds",
+        "Seconds of each successful database call of the daemon, by operation",
+        ["operation"],
+        buckets=DATABASE_BUCKETS_S,
+        registry=registry,
+    )
+    for operation in DATABASE_OPERATIONS:  # every series from zero, so that rate() sees the first call
+        database.labels(operation=operation)
     return DaemonMetrics(
         files_received=Counter(
             "cmr_monitor_files_received",
@@ -362,6 +407,7 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
             ["kind"],
             registry=registry,
         ),
+        database=database,
         files_waiting=Gauge(
             "cmr_monitor_files_waiting", "Files seen but not yet handed to the queue", registry=registry
         ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import platform
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from monitor.store import (
 )
 from monitor.store.daemon_queries import QueueState, queue_state
 from monitor.telemetry import (
+    DATABASE_OPERATIONS,
     OTHER,
     PDSC_BUCKETS,
     PHD_BUCKETS_MM,
@@ -40,7 +42,18 @@ from tests.telemetry._helpers import structure_score, volume_score
 
 #: Labels that may appear on any metric; anything naming a case, patient, file or path must not.
 ALLOWED_LABELS = frozenset(
-    {"segmenter", "segmenter_version", "flag", "level", "structure", "reason", "kind", "status", "le"}
+    {
+        "segmenter",
+        "segmenter_version",
+        "flag",
+        "level",
+        "structure",
+        "reason",
+        "kind",
+        "status",
+        "operation",
+        "le",
+    }
 )
 INFO_LABELS = {
     "cmr_monitor_build_info": {"version", "python_version"},
@@ -148,6 +161,26 @@ def test_names_units_and_bounded_labels() -> None:
         {"checkpoint_sha256": "ab" * 32, "checkpoint_created": "2026-01-01", "trained_with": "", "device": "cpu", "model_id": "1"},
     )  # fmt: skip
     assert model == 1
+
+
+def test_database_call_observes_successful_calls_only() -> None:
+    """Every operation's series exists from the start at zero; a block that returns is observed, one
+    that raises is not; an operation outside the bounded set is refused."""
+    registry = CollectorRegistry()
+    metrics = build_metrics(registry)
+    value = registry.get_sample_value
+    for operation in DATABASE_OPERATIONS:
+        assert value("cmr_monitor_database_seconds_count", {"operation": operation}) == 0
+    with metrics.database_call("claim"):
+        time.sleep(0.01)
+    with pytest.raises(OSError), metrics.database_call("claim"):
+        raise OSError("connection lost")
+    assert value("cmr_monitor_database_seconds_count", {"operation": "claim"}) == 1
+    assert 0.01 <= value("cmr_monitor_database_seconds_sum", {"operation": "claim"}) < 1.0
+    assert value("cmr_monitor_database_seconds_bucket", {"operation": "claim", "le": "0.001"}) == 0
+    assert value("cmr_monitor_database_seconds_bucket", {"operation": "claim", "le": "+Inf"}) == 1
+    with pytest.raises(ValueError, match="operation"), metrics.database_call("drop_table"):  # type: ignore[arg-type]
+        pass
 
 
 def test_buckets_cover_the_flag_thresholds() -> None:
