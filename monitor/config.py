@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_slices: int = Field(64, ge=1, description="slices per model forward pass")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's default")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="model arithmetic: auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
+    )
 
     # --- flag thresholds
     suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")

@@ -2,7 +2,8 @@
 
 For each volume: pseudo ground truth (pGT) in the mask's own geometry, pDSC and pHD (mm) per
 structure, the XOR inconsistency map, and flags. Slices without any structure are not sent through the
-model (their pGT is background). Slices of several volumes share model batches.
+model (their pGT is background). Slices of several volumes share model batches. The model runs in its
+inference form (``monitor.inference``: BatchNorm folded, channels-last on CPU, optional mixed precision).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import torch
 from monitor.config import Settings
 from monitor.errors import CheckpointError
 from monitor.flags import FlagPolicy, flag_structure, worst_flag
+from monitor.inference import InferenceNetwork
 from monitor.labels import CANONICAL_CHANNEL, STRUCTURES
-from monitor.metrics import dice, hausdorff_mm, inconsistency_map, volume_ml
+from monitor.metrics import bounding_box, dice, hausdorff_mm, inconsistency_map, volume_ml
 from monitor.model import CheckpointMeta, default_checkpoint_path, load_checkpoint
 from monitor.nifti import MaskVolume
-from monitor.preprocess import PreprocessInfo, from_model_space, one_hot, to_model_space
+from monitor.preprocess import PreprocessInfo, from_model_space, to_model_space
 from monitor.records import StructureScore, VolumeScore
 
 __all__ = ["ScoredVolume", "Scorer", "score_structures"]
@@ -48,6 +50,9 @@ def score_structures(
         spacing_mm: (dz, dy, dx) in mm.
         policy: flag thresholds.
     """
+    # Every structure lies inside the foreground box of both volumes: work there only (same results).
+    box = bounding_box((mask > 0) | (pgt > 0))
+    mask, pgt = mask[box], pgt[box]
     scores = []
     for structure in STRUCTURES:
         channel = CANONICAL_CHANNEL[structure]
@@ -90,6 +95,8 @@ class Scorer:
         batch_slices: slices per forward pass.
         policy: flag thresholds.
         threads: CPU threads for torch (None = torch's default).
+        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``; see
+            docs/evaluation.md for how far reduced precision moves the scores.
 
     Example:
         >>> scorer = Scorer()
@@ -105,6 +112,7 @@ class Scorer:
         batch_slices: int = 64,
         policy: FlagPolicy | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
@@ -118,6 +126,8 @@ class Scorer:
             raise CheckpointError(f"checkpoint not readable: {self.checkpoint_path} ({exc})") from exc
         model, meta, _ = load_checkpoint(self.checkpoint_path, map_location=self.device, data=raw)
         self.model = model.to(self.device).eval()
+        self.network = InferenceNetwork(self.model, self.device, precision)
+        self.precision = self.network.precision
         self.meta: CheckpointMeta = meta
         self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
         self.batch_slices = batch_slices
@@ -134,15 +144,21 @@ class Scorer:
                 suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
             ),
             threads=settings.torch_threads,
+            precision=settings.precision,
         )
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities of one batch of one-hot slices [n, 4, 256, 256] on the device."""
+        return self.network(batch)
 
     @torch.inference_mode()
     def _reconstruct(self, slices: np.ndarray) -> torch.Tensor:
         """Softmax reconstruction [n, 4, 256, 256] (on CPU) of model-space labels [n, 256, 256]."""
         outputs = []
         for start in range(0, slices.shape[0], self.batch_slices):
-            batch = one_hot(slices[start : start + self.batch_slices]).to(self.device)
-            outputs.append(self.model(batch).float().cpu())
+            batch = self.network.encode(slices[start : start + self.batch_slices])
+            outputs.append(self._forward(batch).cpu())
         if not outputs:
             return torch.zeros((0, 4, *slices.shape[1:]))
         return torch.cat(outputs)
