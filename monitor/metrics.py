@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 __all__ = [
     "boundary",
+    "bounding_box",
     "dice",
     "hausdorff_mm",
     "inconsistency_map",
@@ -55,8 +57,10 @@ def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3 | tuple
     """Symmetric Hausdorff distance between the boundaries of two boolean masks, in mm.
 
     The maximum over both directions of the largest distance from a boundary voxel of one mask to the
-    nearest boundary voxel of the other, with Euclidean distance transforms at the given voxel spacing.
-    Work is confined to the bounding box of both masks, which gives the same result as the full volume.
+    nearest boundary voxel of the other, Euclidean at the given voxel spacing. Exact: nearest
+    neighbours come from a k-d tree of boundary voxel centres in mm, and only the boundary voxels of
+    one mask that are not boundary voxels of the other are queried (the others are at distance 0). Work
+    is confined to the bounding box of both masks, which gives the same result as the full volume.
 
     Args:
         pred, ref: boolean masks, same shape ([z, y, x] or [y, x]).
@@ -74,15 +78,33 @@ def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3 | tuple
         return float("nan")
     # Everything happens inside the union bounding box: a mask voxel on the box edge touches a voxel
     # outside both masks, so it is boundary either way, and all boundary voxels lie in the box.
-    union = p | r
-    box = ndimage.find_objects(union.astype(np.uint8))[0]
+    box = bounding_box(p | r)
     pb = boundary(p[box])
     rb = boundary(r[box])
-    if np.array_equal(pb, rb):
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    return max(_farthest_mm(pb & ~rb, rb, spacing), _farthest_mm(rb & ~pb, pb, spacing))
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Smallest box (one slice per axis, voxels) holding every True voxel; empty slices for an empty mask."""
+    if not mask.any():
+        return tuple(slice(0, 0) for _ in range(mask.ndim))
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        index = np.flatnonzero(mask.any(axis=others))
+        box.append(slice(int(index[0]), int(index[-1]) + 1))
+    return tuple(box)
+
+
+def _farthest_mm(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> float:
+    """Largest distance (mm) from a True voxel of ``points`` to its nearest True voxel of ``targets``;
+    0 when ``points`` is empty. ``targets`` must not be empty."""
+    if not points.any():
         return 0.0
-    dist_to_r = ndimage.distance_transform_edt(~rb, sampling=spacing_mm)
-    dist_to_p = ndimage.distance_transform_edt(~pb, sampling=spacing_mm)
-    return float(max(dist_to_r[pb].max(), dist_to_p[rb].max()))
+    tree = cKDTree(np.argwhere(targets) * spacing, balanced_tree=False, compact_nodes=False)
+    distances, _ = tree.query(np.argwhere(points) * spacing)
+    return float(distances.max())
 
 
 def inconsistency_map(mask: np.ndarray, pgt: np.ndarray) -> np.ndarray:
