@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
+from monitor.cli_options import Device, Precision
 from monitor.errors import MonitorError
 
 __all__ = ["app", "main"]
@@ -38,12 +39,6 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 class FailOn(StrEnum):
@@ -109,6 +104,10 @@ def score(
         str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP].")
     ] = None,
     device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(help="Model arithmetic: auto = fp16 on CUDA, fp32 on CPU [env CMR_MONITOR_PRECISION]."),
+    ] = None,
     batch: Annotated[int, typer.Option(help="Volumes scored together.")] = 8,
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 3 when any mask is flagged at this level or worse (for pipelines).")
@@ -123,7 +122,10 @@ def score(
     from monitor.scoring import Scorer
 
     settings = get_settings().with_overrides(
-        checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
+        checkpoint=checkpoint,
+        label_map=label_map,
+        device=device.value if device else None,
+        precision=precision.value if precision else None,
     )
     lmap = get_label_map(settings.label_map)
     limits = Limits.from_settings(settings)

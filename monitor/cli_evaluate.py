@@ -6,19 +6,14 @@ matplotlib) happen inside the command so ``--help`` stays fast.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from monitor.cli_options import Device
+
 __all__ = ["parse_pred_specs", "register"]
-
-
-class _Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def register(app: typer.Typer) -> None:
@@ -80,9 +75,7 @@ def evaluate(
             help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP]."
         ),
     ] = None,
-    device: Annotated[
-        _Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")
-    ] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Volumes per scoring batch.")] = 8,
     ground_truth: Annotated[
         bool,

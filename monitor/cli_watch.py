@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from monitor.cli_options import Device, Precision
+
 if TYPE_CHECKING:
     from monitor.demo import DemoProgress, DemoResult
 
@@ -29,12 +31,6 @@ __all__ = ["JsonFormatter", "LogFormat", "configure_logging", "register"]
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -185,6 +181,10 @@ def watch(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for torch (env CMR_MONITOR_TORCH_THREADS).")
     ] = None,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(help="Model arithmetic: auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."),
+    ] = None,
 ) -> None:
     """Watch folders and score every mask that appears in them, into the results database."""
     configure_logging(log_format)
@@ -201,6 +201,7 @@ def watch(
             artifacts_dir=artifacts,
             label_map=label_map,
             torch_threads=threads,
+            precision=precision.value if precision else None,
         )
         config = DaemonConfig(
             roots=tuple(folders),
