@@ -1,33 +1,121 @@
-"""Scoring speed: time per stage, volumes per second and peak memory, on CPU (or GPU when asked).
+"""Scoring speed end to end, per stage: what one mask costs from its file to its database row.
 
 Usage:
-    python bench/score_speed.py [--data DIR] [--n 40] [--batch 1] [--device cpu] [--threads 2]
+    python bench/score_speed.py [--data DIR] [--n 60] [--batch 1] [--device cpu] [--threads 2]
+                                [--precision fp32] [--database-url URL] [--conv-reference]
 
 DIR is any folder of masks (e.g. ../shared/data/acdc-dev/predictions/tiramisu); without it, synthetic
-phantoms are written to a temporary folder first. Prints one line per stage (mean and median seconds
-per volume) and the end-to-end figures. The first batch is a warm-up and is not counted.
+ACDC-like phantoms are written to a temporary folder first. Each volume goes through what the daemon
+does with a claimed file:
+
+- ``load``: SHA-256 of the file, NIfTI load and validation;
+- ``preprocess``, ``model``, ``postprocess``, ``metrics``: the ``Scorer``'s own timings;
+- ``artifacts``: writing the pGT and the inconsistency map as NIfTI;
+- ``database``: enqueue, claim and the scores transaction (file row, 3 structure rows, 2 artifact
+  rows) in a fresh SQLite file, or in ``--database-url`` (e.g. a scratch PostgreSQL database; its
+  tables are created by the migrations).
+
+Prints per-stage mean and median seconds per volume, the end to end median, volumes per second and
+peak memory. The first volume is a warm-up and is not counted.
+
+``--conv-reference`` also measures this machine's throughput for the model's own convolutions: each
+of the 20 convolution layers alone (random input of the layer's shape, the faster of the contiguous and
+channels-last layouts, bias only) for a batch of 10 slices, against the scorer's forward pass for 10
+real slices; the ratio is the forward pass's share of the achievable convolution throughput.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+STAGES = ("load", "preprocess", "model", "postprocess", "metrics", "artifacts", "database")
 
 
 def _files(data: Path | None, n: int) -> list[Path]:
     if data is not None:
         files = sorted([*data.rglob("*.nii.gz"), *data.rglob("*.nii")])
-        return files[:n]
+        return files[: n + 1]
     from monitor.synthetic import write_dataset
 
     out = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
-    write_dataset(out, patients=max(1, (n + 1) // 2), seed=0)
-    return sorted((out / "gt").rglob("*_gt.nii.gz"))[:n]
+    write_dataset(out, patients=max(1, (n + 2) // 2), seed=0)
+    return sorted((out / "gt").rglob("*_gt.nii.gz"))[: n + 1]
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def conv_reference(scorer: object, slices: object, repeats: int = 15) -> None:
+    """Print the standalone time of each convolution for ``slices`` [n, 256, 256] and the forward's share."""
+    import torch
+    from torch import nn
+
+    from monitor.model import DECODER_LAYERS, ENCODER_LAYERS
+    from monitor.preprocess import one_hot
+
+    n = len(slices)  # type: ignore[arg-type]
+    total_s = 0.0
+    flop = 0.0
+    rows = []
+    with torch.inference_mode():
+        x = torch.rand(n, 4, 256, 256)
+        for layers, conv_cls in ((ENCODER_LAYERS, nn.Conv2d), (DECODER_LAYERS, nn.ConvTranspose2d)):
+            for c_in, c_out, kernel, stride in layers:
+                conv = conv_cls(c_in, c_out, kernel, stride, 1).eval()
+                y = conv(x)
+                best = min(
+                    _median_time(lambda c=conv, i=x: c(i), repeats),
+                    _median_time(
+                        lambda c=conv.to(memory_format=torch.channels_last), i=x.contiguous(memory_format=torch.channels_last): (
+                            c(i)
+                        ),
+                        repeats,
+                    ),
+                )
+                macs = (y if conv_cls is nn.Conv2d else x).numel() * (
+                    c_in if conv_cls is nn.Conv2d else c_out
+                )
+                layer_flop = 2.0 * macs * kernel * kernel
+                rows.append(
+                    (conv_cls.__name__, c_in, c_out, kernel, stride, tuple(y.shape[2:]), best, layer_flop)
+                )
+                total_s += best
+                flop += layer_flop
+                x = torch.rand_like(y)
+        a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+        gemm = 2.0 * 2048**3 / _median_time(lambda: a @ b, 5)
+        batch = one_hot(slices)
+        forward = _median_time(lambda: scorer._forward(batch), repeats)  # type: ignore[attr-defined]
+    print(f"\nconvolutions alone, batch of {n} slices (best of contiguous / channels-last):")
+    for name, c_in, c_out, k, s, out, seconds, layer_flop in rows:
+        print(
+            f"  {name:<16} {c_in:>3}->{c_out:<3} k{k} s{s} out {out!s:<11} {seconds * 1e3:7.2f} ms "
+            f"{layer_flop / seconds / 1e9:6.1f} GFLOP/s"
+        )
+    print(
+        f"  sum {total_s * 1e3:.1f} ms for {flop / 1e9:.2f} GFLOP = {flop / total_s / 1e9:.0f} GFLOP/s "
+        f"(fp32 SGEMM 2048^3 on this machine: {gemm / 1e9:.0f} GFLOP/s)"
+    )
+    print(
+        f"scorer forward pass, same {n} slices: {forward * 1e3:.1f} ms = {flop / forward / 1e9:.0f} GFLOP/s, "
+        f"{100 * total_s / forward:.0f}% of the convolutions' own throughput"
+    )
 
 
 def main() -> None:
@@ -35,60 +123,118 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--n", type=int, default=60, help="volumes to time (one more is the warm-up)")
     parser.add_argument("--batch", type=int, default=1, help="volumes per Scorer.score_batch call")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (see monitor.inference)")
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--conv-reference", action="store_true")
     args = parser.parse_args()
 
     import torch
 
-    from monitor.nifti import load_mask
+    from monitor.nifti import load_mask, save_labels
     from monitor.scoring import Scorer
+    from monitor.store import migrate
+    from monitor.store.engine import make_engine, make_session_factory
+    from monitor.store.repository import claim_batch, enqueue_file, record_scores, register_model
 
     files = _files(args.data, args.n)
-    if not files:
-        sys.exit("no masks found")
-    scorer = Scorer(args.checkpoint, device=args.device, threads=args.threads)
+    if len(files) < 2:
+        sys.exit("need at least two masks (one is the warm-up)")
+    scorer = Scorer(args.checkpoint, device=args.device, threads=args.threads, precision=args.precision)
+    scratch = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
+    url = args.database_url or f"sqlite:///{scratch / 'bench.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    session = make_session_factory(engine)()
+    model_id = register_model(session, scorer.checkpoint_sha256, {"bench": "score_speed"})
     print(
-        f"{len(files)} volumes, batch {args.batch}, device {scorer.device}, torch threads {torch.get_num_threads()}"
+        f"{len(files) - 1} volumes (+1 warm-up), batch {args.batch}, device {scorer.device}, "
+        f"precision {scorer.precision}, torch threads {torch.get_num_threads()}, database {engine.dialect.name}"
     )
-    # warm-up
-    scorer.score_batch([load_mask(files[0])])
 
-    stages: dict[str, list[float]] = {
-        "load": [],
-        "preprocess": [],
-        "model": [],
-        "postprocess": [],
-        "metrics": [],
-    }
+    times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
     slices = 0
+    batches = [files[:1]] + [files[i : i + args.batch] for i in range(1, len(files), args.batch)]
     began = time.perf_counter()
-    for start in range(0, len(files), args.batch):
-        chunk = files[start : start + args.batch]
+    for index, chunk in enumerate(batches):
+        if index == 1:
+            began = time.perf_counter()
         t0 = time.perf_counter()
-        volumes = [load_mask(f) for f in chunk]
-        t_load = (time.perf_counter() - t0) / len(chunk)
+        ids, volumes = [], []
+        for path in chunk:
+            raw = path.read_bytes()
+            digest = hashlib.sha256(raw).hexdigest()
+            volumes.append(load_mask(path))
+            ids.append(digest)
+        t_load = time.perf_counter() - t0
         results = scorer.score_batch(volumes)
-        elapsed = (time.perf_counter() - t0) / len(chunk)
+        t1 = time.perf_counter()
+        for i, (volume, result) in enumerate(zip(volumes, results, strict=True)):
+            artifacts = {
+                "pgt": save_labels(scratch / f"{index}_{i}_pgt.nii.gz", result.pgt, volume.affine),
+                "inconsistency": save_labels(
+                    scratch / f"{index}_{i}_xor.nii.gz", result.inconsistency, volume.affine
+                ),
+            }
+        t2 = time.perf_counter()
+        for i, (path, digest, result) in enumerate(zip(chunk, ids, results, strict=True)):
+            file_id, _ = enqueue_file(
+                session,
+                path=f"{path}#{index}.{i}",
+                content_hash=digest,
+                case_key=path.stem,
+                phase=None,
+                segmenter_name="bench",
+                segmenter_version="1",
+            )
+            claim_batch(session, worker_id="bench", limit=1, lease_s=60)
+            record_scores(
+                session,
+                file_id,
+                result.score,
+                model_id=model_id,
+                artifacts={k: str(scratch / f"{file_id}_{k}.nii.gz") for k in artifacts},
+            )
+        t3 = time.perf_counter()
+        if index == 0:
+            continue
+        per = len(chunk)
         for result in results:
-            stages["load"].append(t_load)
-            for key in ("preprocess", "model", "postprocess", "metrics"):
-                stages[key].append(result.score.timings_s[key])
+            times["load"].append(t_load / per)
+            for stage in ("preprocess", "model", "postprocess", "metrics"):
+                times[stage].append(result.score.timings_s[stage])
+            times["artifacts"].append((t2 - t1) / per)
+            times["database"].append((t3 - t2) / per)
+            totals.append((t3 - t0) / per)
             slices += result.score.slices_scored
-            totals.append(elapsed)
     wall = time.perf_counter() - began
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    n = len(totals)
     print(f"{'stage':<12} {'mean s/vol':>10} {'median':>10}")
-    for key, values in stages.items():
-        print(f"{key:<12} {statistics.fmean(values):>10.4f} {statistics.median(values):>10.4f}")
-    print(f"{'end-to-end':<12} {statistics.fmean(totals):>10.4f} {statistics.median(totals):>10.4f}")
-    print(
-        f"volumes/s: {len(files) / wall:.2f}   slices/volume: {slices / len(files):.1f}   peak RSS: {peak_mb:.0f} MB"
-    )
+    for stage, values in times.items():
+        print(f"{stage:<12} {statistics.fmean(values):>10.4f} {statistics.median(values):>10.4f}")
+    print(f"{'end to end':<12} {statistics.fmean(totals):>10.4f} {statistics.median(totals):>10.4f}")
+    print(f"volumes/s: {n / wall:.2f}   slices/volume: {slices / n:.1f}   peak RSS: {peak_mb:.0f} MB")
+    session.close()
+    engine.dispose()
+
+    if args.conv_reference:
+        from monitor.preprocess import to_model_space
+
+        batch = []
+        for path in files:
+            volume = load_mask(path)
+            batch.extend(to_model_space(volume.labels, volume.spacing_mm)[0])
+            if len(batch) >= 10:
+                break
+        import numpy as np
+
+        conv_reference(scorer, np.stack(batch[:10]))
 
 
 if __name__ == "__main__":
