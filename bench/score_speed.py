@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 STAGES = ("load", "preprocess", "model", "postprocess", "metrics", "artifacts", "database")
@@ -48,6 +49,18 @@ def _files(data: Path | None, n: int) -> list[Path]:
     out = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
     write_dataset(out, patients=max(1, (n + 2) // 2), seed=0)
     return sorted((out / "gt").rglob("*_gt.nii.gz"))[: n + 1]
+
+
+def _load_chunk(chunk: list[Path]) -> tuple[list[object], list[str], float]:
+    """(volumes, SHA-256 of each file, seconds taken) for the files of one batch."""
+    from monitor.nifti import load_mask
+
+    began = time.perf_counter()
+    volumes, digests = [], []
+    for path in chunk:
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        volumes.append(load_mask(path))
+    return volumes, digests, time.perf_counter() - began
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -131,6 +144,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--conv-reference", action="store_true")
+    parser.add_argument(
+        "--cpu-workers",
+        type=int,
+        default=None,
+        help="Scorer threads for per-volume CPU stages (default: Scorer's)",
+    )
+    parser.add_argument("--prefetch", action="store_true", help="load the next batch while one is scored")
     args = parser.parse_args()
 
     import torch
@@ -144,7 +164,13 @@ def main() -> None:
     files = _files(args.data, args.n)
     if len(files) < 2:
         sys.exit("need at least two masks (one is the warm-up)")
-    scorer = Scorer(args.checkpoint, device=args.device, threads=args.threads, precision=args.precision)
+    scorer = Scorer(
+        args.checkpoint,
+        device=args.device,
+        threads=args.threads,
+        precision=args.precision,
+        cpu_workers=args.cpu_workers,
+    )
     scratch = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
     url = args.database_url or f"sqlite:///{scratch / 'bench.db'}"
     migrate.upgrade(url)
@@ -153,25 +179,27 @@ def main() -> None:
     model_id = register_model(session, scorer.checkpoint_sha256, {"bench": "score_speed"})
     print(
         f"{len(files) - 1} volumes (+1 warm-up), batch {args.batch}, device {scorer.device}, "
-        f"precision {scorer.precision}, torch threads {torch.get_num_threads()}, database {engine.dialect.name}"
+        f"precision {scorer.precision}, torch threads {torch.get_num_threads()}, CPU workers "
+        f"{scorer.cpu_workers}, prefetch {'on' if args.prefetch else 'off'}, database {engine.dialect.name}"
     )
 
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
     slices = 0
     batches = [files[:1]] + [files[i : i + args.batch] for i in range(1, len(files), args.batch)]
+    loader = ThreadPoolExecutor(1) if args.prefetch else None
+    pending = loader.submit(_load_chunk, batches[0]) if loader else None
     began = time.perf_counter()
     for index, chunk in enumerate(batches):
         if index == 1:
             began = time.perf_counter()
         t0 = time.perf_counter()
-        ids, volumes = [], []
-        for path in chunk:
-            raw = path.read_bytes()
-            digest = hashlib.sha256(raw).hexdigest()
-            volumes.append(load_mask(path))
-            ids.append(digest)
-        t_load = time.perf_counter() - t0
+        if pending is not None:
+            volumes, ids, t_load = pending.result()
+            if index + 1 < len(batches):  # load the next batch while this one is scored
+                pending = loader.submit(_load_chunk, batches[index + 1])  # type: ignore[union-attr]
+        else:
+            volumes, ids, t_load = _load_chunk(chunk)
         results = scorer.score_batch(volumes)
         t1 = time.perf_counter()
         for i, (volume, result) in enumerate(zip(volumes, results, strict=True)):

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_slices: int = Field(64, ge=1, description="slices per model forward pass")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's default")
+    cpu_workers: int | None = Field(
+        None, ge=1, description="threads for per-volume CPU stages; None = 1 on CPU, min(8, cores) on CUDA"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="model arithmetic: auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
     )

@@ -95,3 +95,15 @@ def test_empty_mask_is_erroneous_for_every_structure(scorer):
     score = scorer.score(_volume(np.zeros((5, 64, 64), np.uint8), (10.0, 1.5, 1.5))).score
     assert score.slices_scored == 0
     assert all(s.flag == FlagLevel.ERRONEOUS for s in score.structures)
+
+
+def test_cpu_workers_give_the_same_results_in_input_order(scorer):
+    from tests.phantoms import phantom_volume, segmented_volume
+
+    volumes = [phantom_volume(21), segmented_volume(22, "poor")[0], phantom_volume(23, "ES")]
+    threaded = Scorer(device="cpu", cpu_workers=3)
+    assert threaded.cpu_workers == 3 and scorer.cpu_workers == 1
+    for a, b in zip(scorer.score_batch(volumes), threaded.score_batch(volumes), strict=True):
+        assert np.array_equal(a.pgt, b.pgt)
+        assert a.score.structures == b.score.structures
+        assert a.score.flag == b.score.flag
