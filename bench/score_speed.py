@@ -15,6 +15,9 @@ does with a claimed file:
   rows) in a fresh SQLite file, or in ``--database-url`` (e.g. a scratch PostgreSQL database; its
   tables are created by the migrations).
 
+``--scorer-only`` leaves out artifacts and database (the ``Scorer``'s own throughput, e.g. on a GPU
+with ``--device cuda --batch 64 --prefetch``).
+
 Prints per-stage mean and median seconds per volume, the end to end median, volumes per second and
 peak memory. The first volume is a warm-up and is not counted.
 
@@ -151,6 +154,11 @@ def main() -> None:
         help="Scorer threads for per-volume CPU stages (default: Scorer's)",
     )
     parser.add_argument("--prefetch", action="store_true", help="load the next batch while one is scored")
+    parser.add_argument(
+        "--scorer-only",
+        action="store_true",
+        help="no artifacts and no database rows: the Scorer's throughput",
+    )
     args = parser.parse_args()
 
     import torch
@@ -202,15 +210,17 @@ def main() -> None:
             volumes, ids, t_load = _load_chunk(chunk)
         results = scorer.score_batch(volumes)
         t1 = time.perf_counter()
+        written: list[dict[str, str]] = []
         for i, (volume, result) in enumerate(zip(volumes, results, strict=True)):
-            artifacts = {
-                "pgt": save_labels(scratch / f"{index}_{i}_pgt.nii.gz", result.pgt, volume.affine),
-                "inconsistency": save_labels(
-                    scratch / f"{index}_{i}_xor.nii.gz", result.inconsistency, volume.affine
-                ),
-            }
+            if args.scorer_only:
+                break
+            pgt = save_labels(scratch / f"{index}_{i}_pgt.nii.gz", result.pgt, volume.affine)
+            xor = save_labels(scratch / f"{index}_{i}_xor.nii.gz", result.inconsistency, volume.affine)
+            written.append({"pgt": str(pgt), "inconsistency": str(xor)})
         t2 = time.perf_counter()
         for i, (path, digest, result) in enumerate(zip(chunk, ids, results, strict=True)):
+            if args.scorer_only:
+                break
             file_id, _ = enqueue_file(
                 session,
                 path=f"{path}#{index}.{i}",
@@ -226,7 +236,7 @@ def main() -> None:
                 file_id,
                 result.score,
                 model_id=model_id,
-                artifacts={k: str(scratch / f"{file_id}_{k}.nii.gz") for k in artifacts},
+                artifacts=written[i],
             )
         t3 = time.perf_counter()
         if index == 0:
