@@ -142,6 +142,21 @@ def _server_settings(url: str) -> str:
     return ", ".join(values)
 
 
+def _server_position(url: str) -> tuple[int, int]:
+    """(WAL position in bytes, size of the database in bytes) of the server now."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            lsn = str(connection.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar())
+            size = int(
+                connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() or 0
+            )
+    finally:
+        engine.dispose()
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16), size
+
+
 def _scored_at(sessions: Any, prefix: str) -> dict[str, float]:
     """path -> Unix time of its scored row, for scored files under ``prefix``."""
     from monitor.store import iter_export_rows
@@ -209,6 +224,27 @@ def _make_masks(staging: Path) -> list[bytes]:
         masks.append(path.read_bytes())
         path.unlink()
     return masks
+
+
+def _intake_ms(masks: list[bytes], staging: Path) -> float:
+    """Median ms of what a daemon's intake does to every file it sees: sha256 and ``load_mask``."""
+    import hashlib
+
+    from monitor.labels import get_label_map
+    from monitor.nifti import load_mask
+
+    label_map = get_label_map("acdc")
+    times = []
+    for i, data in enumerate(masks):
+        path = staging / f"intake{i}.nii.gz"
+        path.write_bytes(data)
+        t0 = time.perf_counter()
+        with open(path, "rb") as fh:
+            hashlib.file_digest(fh, "sha256")
+        load_mask(path, label_map)
+        times.append(time.perf_counter() - t0)
+        path.unlink()
+    return 1000 * float(np.median(times))
 
 
 def _free_port() -> int:
@@ -577,6 +613,8 @@ class DbRun:
     postgres_cpu_s: float
     clients_cpu_s: float
     host_busy: float
+    wal_bytes: int  #: WAL the server wrote meanwhile (every database of the server)
+    size_bytes: int  #: growth of this database
 
 
 def run_db_ceiling(processes: int, *, url: str, args: argparse.Namespace) -> DbRun:
@@ -600,12 +638,14 @@ def run_db_ceiling(processes: int, *, url: str, args: argparse.Namespace) -> DbR
         client.start()
     for _ in clients:
         ready.get(timeout=120)
+    position_before = _server_position(url)
     pg_before, host_before = _postgres_cpu_s(), _host_jiffies()
     clients_before = sum(_process_cpu_s(c.pid) for c in clients if c.pid is not None)
     start.set()
     results = [out.get(timeout=args.db_seconds + 120) for _ in clients]
     pg_after, host_after = _postgres_cpu_s(), _host_jiffies()
     clients_after = sum(_process_cpu_s(c.pid) for c in clients if c.pid is not None)
+    position_after = _server_position(url)
     finish.set()
     for client in clients:
         client.join(timeout=30)
@@ -624,6 +664,8 @@ def run_db_ceiling(processes: int, *, url: str, args: argparse.Namespace) -> DbR
         postgres_cpu_s=pg_after - pg_before,
         clients_cpu_s=clients_after - clients_before,
         host_busy=(host_after[0] - host_before[0]) / max(1, host_after[1] - host_before[1]),
+        wal_bytes=position_after[0] - position_before[0],
+        size_bytes=position_after[1] - position_before[1],
     )
 
 
@@ -631,7 +673,8 @@ def print_db_table(runs: list[DbRun]) -> None:
     print()
     header = (
         f"{'procs':>5} {'files':>6} {'files/s':>8} {'tx/s':>7} {'enqueue ms':>10} {'claim ms':>8} "
-        f"{'record ms':>9} {'db ms/file':>10} {'pg ms/file':>10} {'client ms/file':>14} {'host busy':>9}"
+        f"{'record ms':>9} {'db ms/file':>10} {'pg ms/file':>10} {'client ms/file':>14} {'host busy':>9} "
+        f"{'WAL kB/file':>11} {'size kB/file':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -646,7 +689,8 @@ def print_db_table(runs: list[DbRun]) -> None:
             f"{r.processes:>5} {r.files:>6} {r.files / r.elapsed_s:>8.1f} {transactions / r.elapsed_s:>7.1f} "
             f"{mean['enqueue']:>10.2f} {mean['claim']:>8.2f} {mean['record']:>9.2f} {per_file:>10.2f} "
             f"{1000 * r.postgres_cpu_s / max(1, r.files):>10.2f} {1000 * r.clients_cpu_s / max(1, r.files):>14.2f} "
-            f"{r.host_busy:>9.0%}"
+            f"{r.host_busy:>9.0%} {r.wal_bytes / 1024 / max(1, r.files):>11.1f} "
+            f"{r.size_bytes / 1024 / max(1, r.files):>12.1f}"
         )
 
 
@@ -704,9 +748,13 @@ def main() -> None:
             staging = work / "staging"
             staging.mkdir()
             masks = _make_masks(staging)
+            intake_ms = _intake_ms(masks, staging)
             print(
                 f"\n1. daemons: {args.files} ACDC-like masks per configuration, layout {args.layout}, batch size "
                 f"{args.batch_size}, backlog {args.backlog or '2 x batch x daemons'}; work folder {work}"
+            )
+            print(
+                f"   intake work per file and daemon that sees it (sha256 + load_mask, median): {intake_ms:.1f} ms"
             )
             layouts = ("shared", "split") if args.layout == "both" else (args.layout,)
             configurations = [
@@ -741,10 +789,11 @@ def main() -> None:
             print(
                 "\ntx/s: enqueue + claim + record transactions per second (each commits); db ms/file: the "
                 "clients' wall time in those calls / files recorded; pg ms/file: CPU of every postgres process "
-                "per file; client ms/file: the clients' CPU (Python, SQLAlchemy, psycopg) per file. Clients and "
-                "server share the cores."
+                "per file; client ms/file: the clients' CPU (Python, SQLAlchemy, psycopg) per file; WAL kB/file: "
+                "WAL written by the server (all its databases) per file; size kB/file: growth of the database "
+                "per file (tables and indexes, as allocated). Clients and server share the cores."
             )
-    print(f"\ntotal {time.monotonic() - began:.0f} s")
+    print(f"\ntotal {time.monotonic() - began:.0f} s, load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
