@@ -465,6 +465,37 @@ def perturb_boundaries(
     return out
 
 
+def _edit_structure(
+    labels: np.ndarray,
+    structure: StructureLike,
+    voxels: int,
+    *,
+    margin_px: int,
+    edit: Callable[[np.ndarray, np.ndarray, np.ndarray, int], None],
+) -> np.ndarray:
+    """A copy of ``labels`` in which ``edit`` has changed the box around one structure.
+
+    Args:
+        labels: canonical labels uint8 [z, y, x].
+        structure: LV, RV or MYO.
+        voxels: depth of the change; 0 or less returns a copy unchanged.
+        margin_px: in-plane margin of the box around the structure, pixels; the change must stay in it.
+        edit: ``edit(mask, before, after, value)`` on the box: the structure's mask (bool), the input
+            labels and the output labels (uint8, written in place), and the structure's label value.
+    Returns: uint8 [z, y, x]; a copy when the structure is absent.
+    Raises: ValueError for bad labels or an unknown structure.
+    """
+    labels = _check_labels(labels)
+    value = _label_of(structure)
+    out = labels.copy()
+    mask = labels == value
+    if voxels <= 0 or not mask.any():
+        return out
+    box = _heart_box(mask, margin_px=margin_px)
+    edit(mask[box], labels[box], out[box], value)  # out[box] is a view: edits land in out
+    return out
+
+
 def erode_structure(labels: np.ndarray, structure: StructureLike, voxels: int) -> np.ndarray:
     """Shrink one structure in-plane by ``voxels``; freed voxels take the nearest other label.
 
@@ -477,23 +508,17 @@ def erode_structure(labels: np.ndarray, structure: StructureLike, voxels: int) -
         voxels: erosion depth in voxels (4-connected, slice by slice); 0 returns a copy.
     Returns: uint8 [z, y, x].
     """
-    labels = _check_labels(labels)
-    value = _label_of(structure)
-    out = labels.copy()
-    mask = labels == value
-    if voxels <= 0 or not mask.any():
-        return out
-    box = _heart_box(mask, margin_px=2)
-    crop_mask, crop_labels, crop_out = mask[box], labels[box], out[box]
-    kept = ndimage.binary_erosion(crop_mask, structure=_CROSS_2D, iterations=voxels, border_value=1)
-    freed = crop_mask & ~kept
-    # Nearest non-structure voxel of the same slice: a huge z spacing keeps the search in-plane.
-    iz, iy, ix = ndimage.distance_transform_edt(
-        crop_mask, sampling=(1e6, 1.0, 1.0), return_distances=False, return_indices=True
-    )
-    crop_out[freed] = crop_labels[iz[freed], iy[freed], ix[freed]]
-    out[box] = crop_out
-    return out
+
+    def erode(mask: np.ndarray, before: np.ndarray, after: np.ndarray, value: int) -> None:
+        kept = ndimage.binary_erosion(mask, structure=_CROSS_2D, iterations=voxels, border_value=1)
+        freed = mask & ~kept
+        # Nearest non-structure voxel of the same slice: a huge z spacing keeps the search in-plane.
+        iz, iy, ix = ndimage.distance_transform_edt(
+            mask, sampling=(1e6, 1.0, 1.0), return_distances=False, return_indices=True
+        )
+        after[freed] = before[iz[freed], iy[freed], ix[freed]]
+
+    return _edit_structure(labels, structure, voxels, margin_px=2, edit=erode)
 
 
 def dilate_structure(labels: np.ndarray, structure: StructureLike, voxels: int) -> np.ndarray:
@@ -505,15 +530,12 @@ def dilate_structure(labels: np.ndarray, structure: StructureLike, voxels: int) 
         voxels: dilation depth in voxels (4-connected, slice by slice); 0 returns a copy.
     Returns: uint8 [z, y, x].
     """
-    labels = _check_labels(labels)
-    value = _label_of(structure)
-    out = labels.copy()
-    mask = labels == value
-    if voxels <= 0 or not mask.any():
-        return out
-    box = _heart_box(mask, margin_px=voxels + 1)  # the grown mask stays inside this box
-    out[box][ndimage.binary_dilation(mask[box], structure=_CROSS_2D, iterations=voxels)] = value
-    return out
+
+    def dilate(mask: np.ndarray, before: np.ndarray, after: np.ndarray, value: int) -> None:
+        after[ndimage.binary_dilation(mask, structure=_CROSS_2D, iterations=voxels)] = value
+
+    # a margin of voxels + 1: the grown mask stays inside the box
+    return _edit_structure(labels, structure, voxels, margin_px=voxels + 1, edit=dilate)
 
 
 def punch_holes(
