@@ -111,8 +111,7 @@ def volume_series(
     The range is split at today's midnight (UTC): days before it are cached for ``PAST_TTL_S`` (files are
     scored at the time they are scored, so past buckets do not change), today for ``CACHE_TTL_S``.
     """
-    rest = (bucket, segmenter_name, segmenter_version, tuple(group_by))
-    return _split_by_today(_volume_past, _volume_live, url, start, end, rest, _concat)
+    return _volume(url, start, end, bucket, segmenter_name, segmenter_version, tuple(group_by))
 
 
 def structure_series(
@@ -128,8 +127,7 @@ def structure_series(
 
     Cached like ``volume_series``: days before today for ``PAST_TTL_S``, today for ``CACHE_TTL_S``.
     """
-    rest = (bucket, segmenter_name, segmenter_version, tuple(group_by))
-    return _split_by_today(_structure_past, _structure_live, url, start, end, rest, _concat)
+    return _structure(url, start, end, bucket, segmenter_name, segmenter_version, tuple(group_by))
 
 
 def histogram(
@@ -143,87 +141,7 @@ def histogram(
 
     Cached like ``volume_series``; bin counts add up, so the two parts are summed.
     """
-    rest = (segmenter_name, segmenter_version)
-    return _split_by_today(_histogram_past, _histogram_live, url, start, end, rest, _add_histograms)
-
-
-def _volume(
-    url: str,
-    start: datetime | None,
-    end: datetime | None,
-    bucket: Bucket,
-    name: str | None,
-    version: str | None,
-    group_by: tuple[GroupKey, ...],
-) -> pd.DataFrame:
-    with session_factory(url)() as session:
-        return volume_time_series(
-            session,
-            bucket=bucket,
-            start=start,
-            end=end,
-            segmenter_name=name,
-            segmenter_version=version,
-            group_by=group_by,
-        )
-
-
-def _structure(
-    url: str,
-    start: datetime | None,
-    end: datetime | None,
-    bucket: Bucket,
-    name: str | None,
-    version: str | None,
-    group_by: tuple[GroupKey, ...],
-) -> pd.DataFrame:
-    with session_factory(url)() as session:
-        return structure_time_series(
-            session,
-            bucket=bucket,
-            start=start,
-            end=end,
-            segmenter_name=name,
-            segmenter_version=version,
-            group_by=group_by,
-        )
-
-
-def _histogram(
-    url: str, start: datetime | None, end: datetime | None, name: str | None, version: str | None
-) -> pd.DataFrame:
-    with session_factory(url)() as session:
-        return score_histogram(session, start=start, end=end, segmenter_name=name, segmenter_version=version)
-
-
-@st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=32)
-def _volume_past(*args: object) -> pd.DataFrame:
-    return _volume(*args)  # type: ignore[arg-type]
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=32)
-def _volume_live(*args: object) -> pd.DataFrame:
-    return _volume(*args)  # type: ignore[arg-type]
-
-
-@st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=32)
-def _structure_past(*args: object) -> pd.DataFrame:
-    return _structure(*args)  # type: ignore[arg-type]
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=32)
-def _structure_live(*args: object) -> pd.DataFrame:
-    return _structure(*args)  # type: ignore[arg-type]
-
-
-@st.cache_data(ttl=PAST_TTL_S, show_spinner=False, max_entries=16)
-def _histogram_past(*args: object) -> pd.DataFrame:
-    return _histogram(*args)  # type: ignore[arg-type]
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
-def _histogram_live(*args: object) -> pd.DataFrame:
-    return _histogram(*args)  # type: ignore[arg-type]
+    return _histogram(url, start, end, segmenter_name, segmenter_version)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -266,6 +184,60 @@ def _split_by_today(
     if end is None or end > cut:
         parts.append(live(url, cut if start is None or start < cut else start, end, *rest))
     return parts[0] if len(parts) == 1 else combine(parts)
+
+
+def _split_cached(
+    name: str,
+    query: Callable[..., pd.DataFrame],
+    filters: tuple[str, ...],
+    *,
+    max_entries: int,
+    combine: Callable[[list[pd.DataFrame]], pd.DataFrame],
+) -> Callable[..., pd.DataFrame]:
+    """A ``monitor.store`` query on ``[start, end)``, cached in two parts split at today's midnight.
+
+    Args:
+        name: names the two caches (``_{name}_past`` for ``PAST_TTL_S``, ``_{name}_live`` for
+            ``CACHE_TTL_S``).
+        query: called as ``query(session, start=start, end=end, **filters)``.
+        filters: names of the other keyword arguments of ``query``, in the order their values are passed.
+        max_entries: results kept by each of the two caches.
+        combine: joins the past and the live result (``_split_by_today``).
+    Returns: ``f(url, start, end, *values)`` with the values of ``filters`` (hashable: every argument is
+        part of the cache key).
+    """
+
+    def cached(part: str, ttl_s: int) -> Callable[..., pd.DataFrame]:
+        def run(*args: object) -> pd.DataFrame:
+            url, start, end, *values = args
+            with session_factory(url)() as session:  # type: ignore[arg-type]
+                return query(session, start=start, end=end, **dict(zip(filters, values, strict=True)))
+
+        # st.cache_data keys a cache by the function's module, qualified name and source: without a name
+        # of its own each part (and each series) would share one cache, replaced whenever the ttl differs
+        run.__name__ = run.__qualname__ = f"_{name}_{part}"
+        return st.cache_data(ttl=ttl_s, show_spinner=False, max_entries=max_entries)(run)
+
+    past, live = cached("past", PAST_TTL_S), cached("live", CACHE_TTL_S)
+
+    def split(url: str, start: datetime | None, end: datetime | None, *values: object) -> pd.DataFrame:
+        return _split_by_today(past, live, url, start, end, values, combine)
+
+    return split
+
+
+_SERIES_FILTERS = ("bucket", "segmenter_name", "segmenter_version", "group_by")
+_volume = _split_cached("volume", volume_time_series, _SERIES_FILTERS, max_entries=32, combine=_concat)
+_structure = _split_cached(
+    "structure", structure_time_series, _SERIES_FILTERS, max_entries=32, combine=_concat
+)
+_histogram = _split_cached(
+    "histogram",
+    score_histogram,
+    ("segmenter_name", "segmenter_version"),
+    max_entries=16,
+    combine=_add_histograms,
+)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
