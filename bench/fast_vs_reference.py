@@ -1,7 +1,7 @@
 """How far the fast ``Scorer`` is from the straightforward reference pipeline, on real or synthetic masks.
 
 Usage:
-    python bench/fast_vs_reference.py [--data DIR] [--n 60] [--precision fp32 bf16]
+    python bench/fast_vs_reference.py [--data DIR] [--n 60] [--precision fp32 bf16] [--device cpu]
 
 For each volume, scores from the ``Scorer`` (fused model, bounding-box resampling, k-d tree Hausdorff)
 are compared with ``tests/reference_scoring.py`` (the trained model as trained, whole-slice
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--device", default="cpu", help="where the fast Scorer runs (the reference: CPU)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(_REPO))
@@ -56,7 +57,7 @@ def main() -> None:
         f"{'max |dHD| mm':>13} {'p99 |dHD| mm':>13} {'flags differing':>16}"
     )
     for precision in args.precision:
-        scorer = Scorer(device="cpu", precision=precision)
+        scorer = Scorer(device=args.device, precision=precision)
         changed, voxels, d_dsc, d_hd, flags = 0, 0, [], [], 0
         for volume, (ref_pgt, ref_scores) in zip(volumes, references, strict=True):
             result = scorer.score(volume)
