@@ -46,7 +46,7 @@ def main() -> None:
 
         out = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
         write_dataset(out, patients=max(1, (args.n + 1) // 2), seed=0)
-        files = sorted(out.rglob("*.nii.gz"))[: args.n]
+        files = sorted((out / "gt").rglob("*_gt.nii.gz"))[: args.n]
     volumes = [load_mask(f) for f in files]
     base = Scorer(device="cpu", precision="fp32")
     references = [reference_score(base.model, v.labels, v.spacing_mm) for v in volumes]
