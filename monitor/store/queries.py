@@ -15,6 +15,7 @@ import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -126,6 +127,69 @@ _BUCKET_FORMATS = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
 _STRUCTURE_RANK = {s: i for i, s in enumerate(STRUCTURES)}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FileFilter:
+    """Which files a read query takes: every query's WHERE conditions on ``mask_files`` (``where``).
+
+    The range applies to the time the file was scored, or rejected for rejected files; the segmenter is
+    matched through its id (``segmenter_id IN (...)``), so a query need not join ``segmenters``.
+    """
+
+    status: FileStatus = FileStatus.SCORED  #: files of this status
+    start: datetime | None = None  #: keep files timed at or after start (timezone-aware); None: open
+    end: datetime | None = None  #: keep files timed before end (timezone-aware); None: open
+    segmenter_name: str | None = None  #: keep only this segmenter; None: any
+    segmenter_version: str | None = None  #: keep only this version; None: any
+    levels: tuple[FlagLevel | str, ...] | None = None  #: keep these volume flag levels; None: any
+    structure: Structure | str | None = None  #: with ``levels``: test this structure's flag instead
+    reviewed: bool | None = None  #: True: reviewed files only; False: unreviewed only; None: both
+
+    @property
+    def at(self) -> Any:
+        """The time column of the range: ``scored_at`` for scored files, else ``rejected_at``."""
+        return MaskFile.scored_at if self.status == FileStatus.SCORED else MaskFile.rejected_at
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        """The WHERE conditions, each filter only when given.
+
+        Raises: ValueError for empty or unknown levels, an unknown structure or naive timestamps.
+        """
+        flag = self._flag_conditions()  # checked first: bad levels are reported before bad times
+        conditions: list[sa.ColumnElement[bool]] = [MaskFile.status == self.status]
+        if self.start is not None:
+            conditions.append(self.at >= aware(self.start, "start"))
+        if self.end is not None:
+            conditions.append(self.at < aware(self.end, "end"))
+        segmenter = []
+        if self.segmenter_name is not None:
+            segmenter.append(Segmenter.name == self.segmenter_name)
+        if self.segmenter_version is not None:
+            segmenter.append(Segmenter.version == self.segmenter_version)
+        if segmenter:
+            conditions.append(MaskFile.segmenter_id.in_(sa.select(Segmenter.id).where(*segmenter)))
+        conditions += flag
+        if self.reviewed is not None:
+            has_review = sa.exists().where(Review.file_id == MaskFile.id)
+            conditions.append(has_review if self.reviewed else ~has_review)
+        return conditions
+
+    def _flag_conditions(self) -> list[sa.ColumnElement[bool]]:
+        if self.levels is None:
+            return []
+        wanted = sorted({FlagLevel(level) for level in self.levels}, key=lambda level: level.severity)
+        if not wanted:
+            raise ValueError("levels must name at least one flag level")
+        if self.structure is None:
+            return [MaskFile.flag.in_(wanted)]
+        return [
+            sa.exists().where(
+                StructureScoreRow.file_id == MaskFile.id,
+                StructureScoreRow.structure == Structure(self.structure),
+                StructureScoreRow.flag.in_(wanted),
+            )
+        ]
+
+
 def volume_time_series(
     session: Session,
     *,
@@ -159,17 +223,16 @@ def volume_time_series(
     keys = _group_keys(group_by)
     names = _key_names(keys, bucket=bucket is not None)
     levels = [str(level) for level in FlagLevel]
+    files = _FileFilter(
+        start=start, end=end, segmenter_name=segmenter_name, segmenter_version=segmenter_version
+    )
     with read_transaction(session):
         dialect = _dialect(session)
-        scored = _file_source(
-            dialect, FileStatus.SCORED, bucket, start, end, segmenter_name, segmenter_version, keys
-        )
+        scored = _file_source(dialect, files, bucket, keys)
         group = [scored.c[n] for n in names]
         flags = [sa.func.sum(sa.case((scored.c.flag == level, 1), else_=0)).label(level) for level in levels]
         by_flag = _fetch(session, sa.select(*group, *flags).select_from(scored).group_by(*group))
-        rejected = _file_source(
-            dialect, FileStatus.REJECTED, bucket, start, end, segmenter_name, segmenter_version, keys
-        )
+        rejected = _file_source(dialect, replace(files, status=FileStatus.REJECTED), bucket, keys)
         group = [rejected.c[n] for n in names]
         by_rejected = _fetch(
             session,
@@ -231,19 +294,15 @@ def structure_time_series(
     """
     keys = _group_keys(group_by)
     names = _key_names(keys, bucket=bucket is not None)
+    files = _FileFilter(
+        start=start, end=end, segmenter_name=segmenter_name, segmenter_version=segmenter_version
+    )
     with read_transaction(session):
         dialect = _dialect(session)
         if dialect == "postgresql":
-            out = _structure_groups_postgresql(
-                session,
-                _score_source(dialect, bucket, start, end, segmenter_name, segmenter_version, keys),
-                names,
-            )
+            out = _structure_groups_postgresql(session, _score_source(dialect, files, bucket, keys), names)
         else:
-            files = _file_source(
-                dialect, FileStatus.SCORED, bucket, start, end, segmenter_name, segmenter_version, keys
-            )
-            out = _structure_groups_sqlite(session, files, names)
+            out = _structure_groups_sqlite(session, _file_source(dialect, files, bucket, keys), names)
         segmenters = _segmenter_names(session) if "segmenter" in keys else {}
     columns = series_columns("structure", keys)
     if out.empty:
@@ -360,9 +419,12 @@ def score_histogram(
         "phd_mm": [i * phd_bin_mm for i in range(phd_bins + 1)] + [math.inf],
     }
     names = [*_key_names(keys, bucket=False), "structure"]
+    files = _FileFilter(
+        start=start, end=end, segmenter_name=segmenter_name, segmenter_version=segmenter_version
+    )
     with read_transaction(session):
         dialect = _dialect(session)
-        source = _score_source(dialect, None, start, end, segmenter_name, segmenter_version, keys)
+        source = _score_source(dialect, files, None, keys)
         binned = sa.select(
             *(source.c[n] for n in names),
             source.c.flagged,
@@ -450,7 +512,15 @@ def list_alerts(
     """
     if limit < 1 or offset < 0:
         raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
-    conditions = _alert_conditions(levels, structure, segmenter_name, segmenter_version, start, end, reviewed)
+    conditions = _FileFilter(
+        start=start,
+        end=end,
+        segmenter_name=segmenter_name,
+        segmenter_version=segmenter_version,
+        levels=tuple(levels),
+        structure=structure,
+        reviewed=reviewed,
+    ).where()
     has_review = sa.exists().where(Review.file_id == MaskFile.id)
     severity = sa.case(
         (MaskFile.flag == FlagLevel.ERRONEOUS, 2), (MaskFile.flag == FlagLevel.SUSPICIOUS, 1), else_=0
@@ -525,7 +595,15 @@ def count_alerts(
     reviewed: bool | None = None,
 ) -> int:
     """How many files ``list_alerts`` would list with these filters (for paging)."""
-    conditions = _alert_conditions(levels, structure, segmenter_name, segmenter_version, start, end, reviewed)
+    conditions = _FileFilter(
+        start=start,
+        end=end,
+        segmenter_name=segmenter_name,
+        segmenter_version=segmenter_version,
+        levels=tuple(levels),
+        structure=structure,
+        reviewed=reviewed,
+    ).where()
     with read_transaction(session):
         count = session.scalar(
             sa.select(sa.func.count(MaskFile.id))
@@ -577,11 +655,14 @@ def reviewed_alert_scores(
             latest.label("verdict"),
         )
         .where(
-            MaskFile.status == FileStatus.SCORED,
-            MaskFile.flag.in_(ALERT_LEVELS),
-            *_range(MaskFile.scored_at, start, end),
-            *_segmenter_ids(segmenter_name, segmenter_version),
-            sa.exists().where(Review.file_id == MaskFile.id),
+            *_FileFilter(
+                start=start,
+                end=end,
+                segmenter_name=segmenter_name,
+                segmenter_version=segmenter_version,
+                levels=ALERT_LEVELS,
+                reviewed=True,
+            ).where()
         )
         .subquery("reviewed")
     )
@@ -768,57 +849,6 @@ def _structure_scores(
     }
 
 
-def _alert_conditions(
-    levels: Iterable[FlagLevel | str],
-    structure: Structure | str | None,
-    segmenter_name: str | None,
-    segmenter_version: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    reviewed: bool | None,
-) -> list[sa.ColumnElement[bool]]:
-    """WHERE conditions shared by ``list_alerts`` and ``count_alerts``."""
-    wanted = sorted({FlagLevel(level) for level in levels}, key=lambda level: level.severity)
-    if not wanted:
-        raise ValueError("levels must name at least one flag level")
-    conditions: list[sa.ColumnElement[bool]] = [MaskFile.status == FileStatus.SCORED]
-    if structure is None:
-        conditions.append(MaskFile.flag.in_(wanted))
-    else:
-        conditions.append(
-            sa.exists().where(
-                StructureScoreRow.file_id == MaskFile.id,
-                StructureScoreRow.structure == Structure(structure),
-                StructureScoreRow.flag.in_(wanted),
-            )
-        )
-    conditions += _segmenter_filter(segmenter_name, segmenter_version)
-    conditions += _range(MaskFile.scored_at, start, end)
-    if reviewed is not None:
-        has_review = sa.exists().where(Review.file_id == MaskFile.id)
-        conditions.append(has_review if reviewed else ~has_review)
-    return conditions
-
-
-def _segmenter_filter(name: str | None, version: str | None) -> list[sa.ColumnElement[bool]]:
-    conditions = []
-    if name is not None:
-        conditions.append(Segmenter.name == name)
-    if version is not None:
-        conditions.append(Segmenter.version == version)
-    return conditions
-
-
-def _range(column: Any, start: datetime | None, end: datetime | None) -> list[sa.ColumnElement[bool]]:
-    """``start <= column < end``, each side only when given."""
-    conditions = []
-    if start is not None:
-        conditions.append(column >= aware(start, "start"))
-    if end is not None:
-        conditions.append(column < aware(end, "end"))
-    return conditions
-
-
 def _group_keys(group_by: Sequence[GroupKey]) -> tuple[GroupKey, ...]:
     """The group keys in column order (segmenter, site), checked."""
     if isinstance(group_by, str):
@@ -867,52 +897,29 @@ def _bucket_start(dialect: str, bucket: Bucket, at: Any) -> sa.ColumnElement[Any
     return sa.func.strftime(_BUCKET_FORMATS[bucket], at, type_=sa.String())
 
 
-def _segmenter_ids(name: str | None, version: str | None) -> list[sa.ColumnElement[bool]]:
-    """``segmenter_id IN (ids of that segmenter / version)``; nothing when both are None."""
-    conditions = _segmenter_filter(name, version)
-    if not conditions:
-        return []
-    return [MaskFile.segmenter_id.in_(sa.select(Segmenter.id).where(*conditions))]
-
-
 def _file_source(
-    dialect: str,
-    status: FileStatus,
-    bucket: Bucket | None,
-    start: datetime | None,
-    end: datetime | None,
-    name: str | None,
-    version: str | None,
-    keys: Sequence[GroupKey],
+    dialect: str, files: _FileFilter, bucket: Bucket | None, keys: Sequence[GroupKey]
 ) -> sa.Subquery:
-    """Files of one status in ``[start, end)`` of their scoring (or rejection) time: group columns,
-    ``id`` and the volume flag (text)."""
-    at = MaskFile.scored_at if status == FileStatus.SCORED else MaskFile.rejected_at
+    """The files of ``files``: group columns (bucket of ``files.at``), ``id`` and the volume flag (text)."""
     return (
         sa.select(
-            *_source_keys(dialect, bucket, at, keys),
+            *_source_keys(dialect, bucket, files.at, keys),
             MaskFile.id.label("id"),
             sa.type_coerce(MaskFile.flag, sa.String()).label("flag"),
         )
-        .where(MaskFile.status == status, *_range(at, start, end), *_segmenter_ids(name, version))
+        .where(*files.where())
         .subquery("files")
     )
 
 
 def _score_source(
-    dialect: str,
-    bucket: Bucket | None,
-    start: datetime | None,
-    end: datetime | None,
-    name: str | None,
-    version: str | None,
-    keys: Sequence[GroupKey],
+    dialect: str, files: _FileFilter, bucket: Bucket | None, keys: Sequence[GroupKey]
 ) -> sa.Subquery:
-    """Structure scores of the files scored in ``[start, end)``: group columns, ``structure`` (text),
+    """Structure scores of the files of ``files`` (scored files): group columns, ``structure`` (text),
     ``flagged`` (1 when the structure's flag is not ok, else 0) and the metrics (NULL when undefined)."""
     return (
         sa.select(
-            *_source_keys(dialect, bucket, MaskFile.scored_at, keys),
+            *_source_keys(dialect, bucket, files.at, keys),
             sa.type_coerce(StructureScoreRow.structure, sa.String()).label("structure"),
             sa.case((StructureScoreRow.flag != FlagLevel.OK, 1), else_=0).label("flagged"),
             StructureScoreRow.pdsc.label("pdsc"),
@@ -920,11 +927,7 @@ def _score_source(
         )
         .select_from(MaskFile)
         .join(StructureScoreRow, StructureScoreRow.file_id == MaskFile.id)
-        .where(
-            MaskFile.status == FileStatus.SCORED,
-            *_range(MaskFile.scored_at, start, end),
-            *_segmenter_ids(name, version),
-        )
+        .where(*files.where())
         .subquery("scores")
     )
 
