@@ -226,25 +226,35 @@ def _make_masks(staging: Path) -> list[bytes]:
     return masks
 
 
-def _intake_ms(masks: list[bytes], staging: Path) -> float:
-    """Median ms of what a daemon's intake does to every file it sees: sha256 and ``load_mask``."""
+def _serial_ms(masks: list[bytes], staging: Path) -> tuple[float, float]:
+    """Median ms of (sha256 + ``load_mask``, writing the two artifacts) of one file.
+
+    The first is what a daemon's intake does to every file it sees, and the worker again before
+    scoring; the second is what the worker does after scoring (``save_labels`` of the pGT and the
+    inconsistency map, here the mask itself and an empty map). Both run outside the ``Scorer``.
+    """
     import hashlib
 
     from monitor.labels import get_label_map
-    from monitor.nifti import load_mask
+    from monitor.nifti import load_mask, save_labels
 
     label_map = get_label_map("acdc")
-    times = []
+    loads, writes = [], []
     for i, data in enumerate(masks):
-        path = staging / f"intake{i}.nii.gz"
+        path = staging / f"serial{i}.nii.gz"
         path.write_bytes(data)
         t0 = time.perf_counter()
         with open(path, "rb") as fh:
             hashlib.file_digest(fh, "sha256")
-        load_mask(path, label_map)
-        times.append(time.perf_counter() - t0)
+        volume = load_mask(path, label_map)
+        t1 = time.perf_counter()
+        save_labels(staging / "pgt.nii.gz", volume.labels, volume.affine, label_map=label_map)
+        save_labels(staging / "xor.nii.gz", np.zeros(volume.shape, bool), volume.affine)
+        t2 = time.perf_counter()
+        loads.append(t1 - t0)
+        writes.append(t2 - t1)
         path.unlink()
-    return 1000 * float(np.median(times))
+    return 1000 * float(np.median(loads)), 1000 * float(np.median(writes))
 
 
 def _free_port() -> int:
@@ -748,13 +758,14 @@ def main() -> None:
             staging = work / "staging"
             staging.mkdir()
             masks = _make_masks(staging)
-            intake_ms = _intake_ms(masks, staging)
+            load_ms, write_ms = _serial_ms(masks, staging)
             print(
                 f"\n1. daemons: {args.files} ACDC-like masks per configuration, layout {args.layout}, batch size "
                 f"{args.batch_size}, backlog {args.backlog or '2 x batch x daemons'}; work folder {work}"
             )
             print(
-                f"   intake work per file and daemon that sees it (sha256 + load_mask, median): {intake_ms:.1f} ms"
+                f"   per file, median: sha256 + load_mask {load_ms:.1f} ms (intake: once per daemon that sees the "
+                f"file; worker: once more), writing the 2 artifacts {write_ms:.1f} ms (worker)"
             )
             layouts = ("shared", "split") if args.layout == "both" else (args.layout,)
             configurations = [
