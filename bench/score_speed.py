@@ -153,6 +153,9 @@ def main() -> None:
         default=None,
         help="Scorer threads for per-volume CPU stages (default: Scorer's)",
     )
+    parser.add_argument(
+        "--batch-slices", type=int, default=None, help="slices per forward pass (Scorer's default)"
+    )
     parser.add_argument("--prefetch", action="store_true", help="load the next batch while one is scored")
     parser.add_argument(
         "--scorer-only",
@@ -178,6 +181,7 @@ def main() -> None:
         threads=args.threads,
         precision=args.precision,
         cpu_workers=args.cpu_workers,
+        batch_slices=args.batch_slices,
     )
     scratch = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
     url = args.database_url or f"sqlite:///{scratch / 'bench.db'}"

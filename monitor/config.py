@@ -53,7 +53,9 @@ class Settings(BaseSettings):
         None, description="autoencoder checkpoint; None = the one shipped in the package"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_slices: int = Field(64, ge=1, description="slices per model forward pass")
+    batch_slices: int | None = Field(
+        None, ge=1, description="most slices per model forward pass; None = 16 on CPU, 64 on CUDA"
+    )
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's default")
     cpu_workers: int | None = Field(
         None, ge=1, description="threads for per-volume CPU stages; None = 1 on CPU, min(8, cores) on CUDA"

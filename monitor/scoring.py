@@ -9,6 +9,7 @@ inference form (``monitor.inference``: BatchNorm folded, channels-last on CPU, o
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -98,7 +99,9 @@ class Scorer:
     Args:
         checkpoint: checkpoint file; None = the one shipped in the package.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        batch_slices: slices per forward pass.
+        batch_slices: most slices per forward pass; None = 16 on the CPU (larger batches fall out of
+            the caches and run slower per slice) and 64 on CUDA. The slices of a batch of volumes are
+            split into equal forward passes of at most this many.
         policy: flag thresholds.
         threads: CPU threads for torch (None = torch's default).
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``; see
@@ -117,7 +120,7 @@ class Scorer:
         checkpoint: Path | str | None = None,
         *,
         device: str = "auto",
-        batch_slices: int = 64,
+        batch_slices: int | None = None,
         policy: FlagPolicy | None = None,
         threads: int | None = None,
         precision: str = "auto",
@@ -139,7 +142,7 @@ class Scorer:
         self.precision = self.network.precision
         self.meta: CheckpointMeta = meta
         self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
-        self.batch_slices = batch_slices
+        self.batch_slices = batch_slices or (64 if self.device.type == "cuda" else 16)
         self.policy = policy or FlagPolicy()
         if cpu_workers is None:
             cpu_workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1
@@ -172,8 +175,11 @@ class Scorer:
     def _reconstruct(self, slices: np.ndarray) -> torch.Tensor:
         """Softmax reconstruction [n, 4, 256, 256] (on CPU) of model-space labels [n, 256, 256]."""
         outputs = []
-        for start in range(0, slices.shape[0], self.batch_slices):
-            batch = self.network.encode(slices[start : start + self.batch_slices])
+        n = slices.shape[0]
+        passes = math.ceil(n / self.batch_slices)
+        size = math.ceil(n / passes) if n else 1  # equal passes: 39 slices, at most 16 -> 3 of 13
+        for start in range(0, n, size):
+            batch = self.network.encode(slices[start : start + size])
             outputs.append(self._forward(batch).cpu())
         if not outputs:
             return torch.zeros((0, 4, *slices.shape[1:]))
