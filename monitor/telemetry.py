@@ -3,9 +3,9 @@
 Every metric is built by ``build_metrics(registry)`` (a fresh ``CollectorRegistry`` in tests), named
 ``cmr_monitor_*`` with its unit in the name, and labelled from bounded sets only: structure, flag
 level, rejection reason, error kind, database operation, and segmenter name/version capped by
-``LabelBudget`` (extra values fold into ``"other"``). Never a patient, case or file name. The gauges of the work queue come from the
-database at scrape time (``QueueCollector``), so they are right from the first scrape after a restart
-and the same whichever daemon is asked. ``serve_http`` answers:
+``LabelBudget`` (extra values fold into ``"other"``). Never a patient, case or file name. The gauges
+of the work queue come from the database at scrape time (``QueueCollector``), so they are right from
+the first scrape after a restart and the same whichever daemon is asked. ``serve_http`` answers:
 
 - ``/metrics``: the registry in the Prometheus text format;
 - ``/healthz``: 200 while the daemon's loops are alive, else 503 (restart me);
