@@ -33,11 +33,10 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(_REPO))
-    from monitor.flags import FlagPolicy, flag_structure
-    from monitor.labels import CANONICAL_CHANNEL
+    from monitor.flags import FlagPolicy
     from monitor.nifti import load_mask
     from monitor.scoring import Scorer
-    from tests.reference_scoring import reference_score
+    from tests.reference_scoring import reference_flag, reference_score
 
     if args.data is not None:
         files = sorted([*args.data.rglob("*.nii.gz"), *args.data.rglob("*.nii")])[: args.n]
@@ -67,14 +66,7 @@ def main() -> None:
                 ref_dsc, ref_hd = ref_scores[s.structure]
                 for values, a, b in ((d_dsc, s.pdsc, ref_dsc), (d_hd, s.phd_mm, ref_hd)):
                     values.append(0.0 if np.isnan(a) and np.isnan(b) else abs(a - b))
-                ref_flag, _ = flag_structure(
-                    s.structure,
-                    pdsc=ref_dsc,
-                    phd_mm=ref_hd,
-                    mask_voxels=s.mask_voxels,
-                    pgt_voxels=int(np.count_nonzero(ref_pgt == CANONICAL_CHANNEL[s.structure])),
-                    policy=policy,
-                )
+                ref_flag = reference_flag(s.structure, volume.labels, ref_pgt, ref_dsc, ref_hd, policy)
                 flags += ref_flag != s.flag
         print(
             f"{precision:<10} {changed / voxels:>20.5%} {max(d_dsc):>11.4f} {np.percentile(d_dsc, 99):>11.4f} "

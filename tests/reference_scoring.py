@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from monitor.flags import FlagPolicy, flag_structure
 from monitor.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
 from monitor.model import ConvAutoencoder
 from monitor.preprocess import MODEL_SIZE, from_model_space, one_hot, to_model_space
+from monitor.records import FlagLevel
 
 
 def reference_to_model_space(labels: np.ndarray, spacing_mm: tuple[float, float, float]):
@@ -49,6 +51,22 @@ def reference_hausdorff_mm(pred: np.ndarray, ref: np.ndarray, spacing_mm) -> flo
 def reference_dice(pred: np.ndarray, ref: np.ndarray) -> float:
     total = pred.sum() + ref.sum()
     return float("nan") if total == 0 else float(2.0 * (pred & ref).sum() / total)
+
+
+def reference_flag(
+    structure: Structure, labels: np.ndarray, pgt: np.ndarray, pdsc: float, phd_mm: float, policy: FlagPolicy
+) -> FlagLevel:
+    """The flag that the reference scores of ``structure`` give (mask ``labels``, reference ``pgt``)."""
+    channel = CANONICAL_CHANNEL[structure]
+    level, _ = flag_structure(
+        structure,
+        pdsc=pdsc,
+        phd_mm=phd_mm,
+        mask_voxels=int(np.count_nonzero(labels == channel)),
+        pgt_voxels=int(np.count_nonzero(pgt == channel)),
+        policy=policy,
+    )
+    return level
 
 
 def reference_score(
