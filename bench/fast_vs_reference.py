@@ -65,7 +65,10 @@ def main() -> None:
             for s in result.score.structures:
                 ref_dsc, ref_hd = ref_scores[s.structure]
                 for values, a, b in ((d_dsc, s.pdsc, ref_dsc), (d_hd, s.phd_mm, ref_hd)):
-                    values.append(0.0 if np.isnan(a) and np.isnan(b) else abs(a - b))
+                    if np.isnan(a) or np.isnan(b):  # defined on one side only: a mismatch
+                        values.append(0.0 if np.isnan(a) and np.isnan(b) else float("inf"))
+                    else:
+                        values.append(abs(a - b))
                 ref_flag = reference_flag(s.structure, volume.labels, ref_pgt, ref_dsc, ref_hd, policy)
                 flags += ref_flag != s.flag
         print(

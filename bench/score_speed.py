@@ -83,7 +83,6 @@ def conv_reference(scorer: object, slices: object, repeats: int = 15) -> None:
     from torch import nn
 
     from monitor.model import DECODER_LAYERS, ENCODER_LAYERS
-    from monitor.preprocess import one_hot
 
     n = len(slices)  # type: ignore[arg-type]
     total_s = 0.0
@@ -116,7 +115,7 @@ def conv_reference(scorer: object, slices: object, repeats: int = 15) -> None:
                 x = torch.rand_like(y)
         a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
         gemm = 2.0 * 2048**3 / _median_time(lambda: a @ b, 5)
-        batch = one_hot(slices)
+        batch = scorer.network.encode(slices)  # type: ignore[attr-defined]
         forward = _median_time(lambda: scorer._forward(batch), repeats)  # type: ignore[attr-defined]
     print(f"\nconvolutions alone, batch of {n} slices (best of contiguous / channels-last):")
     for name, c_in, c_out, k, s, out, seconds, layer_flop in rows:

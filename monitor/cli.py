@@ -106,7 +106,9 @@ def score(
     device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
     precision: Annotated[
         Precision | None,
-        typer.Option(help="Model arithmetic: auto = fp16 on CUDA, fp32 on CPU [env CMR_MONITOR_PRECISION]."),
+        typer.Option(
+            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU [env CMR_MONITOR_PRECISION]."
+        ),
     ] = None,
     batch: Annotated[int, typer.Option(help="Volumes scored together.")] = 8,
     fail_on: Annotated[

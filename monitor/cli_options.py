@@ -16,7 +16,7 @@ class Device(StrEnum):
 
 
 class Precision(StrEnum):
-    """Model arithmetic when scoring: ``auto`` is fp16 on CUDA and fp32 on the CPU."""
+    """Model arithmetic when scoring (default fp32); ``auto`` is fp16 on CUDA and fp32 on the CPU."""
 
     auto = "auto"
     fp32 = "fp32"

@@ -183,7 +183,9 @@ def watch(
     ] = None,
     precision: Annotated[
         Precision | None,
-        typer.Option(help="Model arithmetic: auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."),
+        typer.Option(
+            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."
+        ),
     ] = None,
 ) -> None:
     """Watch folders and score every mask that appears in them, into the results database."""

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         None, ge=1, description="threads for per-volume CPU stages; None = 1 on CPU, min(8, cores) on CUDA"
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="model arithmetic: auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
+        "fp32", description="model arithmetic; auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
     )
 
     # --- flag thresholds

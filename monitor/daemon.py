@@ -595,6 +595,7 @@ class Daemon:
                 created=str(metadata.get("created_utc", "")),
                 trained_with=str(metadata.get("package_version", "")),
                 device=str(getattr(scorer, "device", "")),
+                precision=str(getattr(scorer, "precision", "")),
                 model_id=model_id,
             )
             self._start_observer()

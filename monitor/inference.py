@@ -73,14 +73,18 @@ class SubpixelTransposedConv(nn.Module):
             raise ValueError("only ConvTranspose2d(kernel_size=4, stride=2, padding=1) is supported")
         weight = transposed.weight.detach()  # [c_in, c_out, 4, 4]
         c_in, c_out = weight.shape[:2]
-        kernel = torch.zeros(c_out, 2, 2, c_in, 3, 3, dtype=weight.dtype)
+        kernel = torch.zeros(c_out, 2, 2, c_in, 3, 3, dtype=weight.dtype, device=weight.device)
         for a, rows in self._TAPS.items():
             for b, cols in self._TAPS.items():
                 for kh, ty in rows:
                     for kw, tx in cols:
                         kernel[:, a, b, :, ty, tx] = weight[:, :, kh, kw].T
         self.weight = nn.Parameter(kernel.reshape(4 * c_out, c_in, 3, 3), requires_grad=False)
-        bias = transposed.bias.detach() if transposed.bias is not None else torch.zeros(c_out)
+        bias = (
+            transposed.bias.detach()
+            if transposed.bias is not None
+            else torch.zeros(c_out, dtype=weight.dtype, device=weight.device)
+        )
         self.bias = nn.Parameter(bias.repeat_interleave(4), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,10 +115,10 @@ class InferenceNetwork(nn.Module):
     Args:
         model: the trained autoencoder (left untouched; its weights are copied).
         device: where to run.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see ``resolve_precision``).
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (see ``resolve_precision``).
     """
 
-    def __init__(self, model: ConvAutoencoder, device: torch.device, precision: str = "auto") -> None:
+    def __init__(self, model: ConvAutoencoder, device: torch.device, precision: str = "fp32") -> None:
         super().__init__()
         self.device = device
         self.precision = resolve_precision(precision, device)

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from monitor.nifti import MaskVolume
 from monitor.preprocess import PreprocessInfo, from_model_space, to_model_space
 from monitor.records import StructureScore, VolumeScore
 
-__all__ = ["ScoredVolume", "Scorer", "score_structures"]
+__all__ = ["ScoredVolume", "Scorer", "pass_sizes", "score_structures"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,6 +86,20 @@ def score_structures(
     return tuple(scores)
 
 
+def pass_sizes(n: int, most: int) -> list[int]:
+    """Split ``n`` slices into the fewest forward passes of at most ``most``, as equal as possible.
+
+    Example: 39 slices, at most 16 -> [13, 13, 13]; 17 -> [9, 8]; 0 -> [].
+    """
+    if most < 1:
+        raise ValueError(f"most must be >= 1, got {most}")
+    if n <= 0:
+        return []
+    passes = math.ceil(n / most)
+    base, extra = divmod(n, passes)
+    return [base + 1] * extra + [base] * (passes - extra)
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -100,14 +115,16 @@ class Scorer:
         checkpoint: checkpoint file; None = the one shipped in the package.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         batch_slices: most slices per forward pass; None = 16 on the CPU (larger batches fall out of
-            the caches and run slower per slice) and 64 on CUDA. The slices of a batch of volumes are
-            split into equal forward passes of at most this many.
+            the caches and run slower per slice) and 64 on CUDA. The slices of a batch of volumes go
+            in the fewest passes of at most this many, as equal as possible (``pass_sizes``).
         policy: flag thresholds.
         threads: CPU threads for torch (None = torch's default).
-        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``; see
-            docs/evaluation.md for how far reduced precision moves the scores.
-        cpu_workers: threads for the per-volume CPU stages of a batch; None = 1 on the CPU (the
-            model already uses every core) and min(8, cores) on CUDA, where they overlap the GPU.
+        precision: ``fp32`` (the default), ``bf16``, ``fp16``, or ``auto`` (fp16 on CUDA, fp32 on CPU);
+            see docs/evaluation.md for how far reduced precision moves the scores.
+        cpu_workers: threads for the per-volume CPU stages of a batch (before and after the model, not
+            overlapping it); None = 1 on the CPU (the model already uses every core) and min(8, cores)
+            on CUDA. With several daemons on one host, lower it and ``threads`` so that they do not
+            oversubscribe the cores.
 
     Example:
         >>> scorer = Scorer()
@@ -123,9 +140,13 @@ class Scorer:
         batch_slices: int | None = None,
         policy: FlagPolicy | None = None,
         threads: int | None = None,
-        precision: str = "auto",
+        precision: str = "fp32",
         cpu_workers: int | None = None,
     ) -> None:
+        if batch_slices is not None and batch_slices < 1:
+            raise ValueError(f"batch_slices must be >= 1, got {batch_slices}")
+        if cpu_workers is not None and cpu_workers < 1:
+            raise ValueError(f"cpu_workers must be >= 1, got {cpu_workers}")
         if threads:
             torch.set_num_threads(threads)
         self.device = _resolve_device(device)
@@ -150,6 +171,8 @@ class Scorer:
         self._pool = (
             ThreadPoolExecutor(cpu_workers, thread_name_prefix="cmr-score") if cpu_workers > 1 else None
         )
+        if self._pool is not None:
+            weakref.finalize(self, self._pool.shutdown, wait=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scorer:
@@ -166,6 +189,11 @@ class Scorer:
             cpu_workers=settings.cpu_workers,
         )
 
+    def close(self) -> None:
+        """Stop the CPU worker threads (also done when the scorer is garbage-collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities of one batch of one-hot slices [n, 4, 256, 256] on the device."""
@@ -175,12 +203,11 @@ class Scorer:
     def _reconstruct(self, slices: np.ndarray) -> torch.Tensor:
         """Softmax reconstruction [n, 4, 256, 256] (on CPU) of model-space labels [n, 256, 256]."""
         outputs = []
-        n = slices.shape[0]
-        passes = math.ceil(n / self.batch_slices)
-        size = math.ceil(n / passes) if n else 1  # equal passes: 39 slices, at most 16 -> 3 of 13
-        for start in range(0, n, size):
+        start = 0
+        for size in pass_sizes(slices.shape[0], self.batch_slices):
             batch = self.network.encode(slices[start : start + size])
             outputs.append(self._forward(batch).cpu())
+            start += size
         if not outputs:
             return torch.zeros((0, 4, *slices.shape[1:]))
         return torch.cat(outputs)

@@ -292,6 +292,7 @@ class DaemonMetrics:
         created: str = "",
         trained_with: str = "",
         device: str = "",
+        precision: str = "",
         model_id: int | None = None,
     ) -> None:
         """Publish the checkpoint in use (``cmr_monitor_model_info``).
@@ -301,6 +302,8 @@ class DaemonMetrics:
             created: when it was written (ISO 8601, from its metadata); its version.
             trained_with: cmr-monitor version that trained it.
             device: where it runs (``cpu``, ``cuda``, ``cuda:0``).
+            precision: its arithmetic (``fp32``, ``fp16``, ``bf16``): hosts that score with different
+                precisions give slightly different scores (docs/evaluation.md).
             model_id: its row in the database's ``monitor_models`` (scores refer to it).
         """
         self.model.info(
@@ -309,6 +312,7 @@ class DaemonMetrics:
                 "checkpoint_created": created,
                 "trained_with": trained_with,
                 "device": device,
+                "precision": precision,
                 "model_id": "" if model_id is None else str(model_id),
             }
         )

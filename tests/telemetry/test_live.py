@@ -209,7 +209,7 @@ def test_metrics_equal_database_counts(live: Live) -> None:
     (model_id,) = [row[0] for row in _query(live.url, "SELECT id FROM monitor_models")]
     (info,) = [dict(labels) for name, labels in body if name == "cmr_monitor_model_info"]
     assert info["checkpoint_sha256"] == file_sha256(live.checkpoint)
-    assert info["model_id"] == str(model_id) and info["device"] == "cpu"
+    assert info["model_id"] == str(model_id) and info["device"] == "cpu" and info["precision"] == "fp32"
 
 
 def _test_rules(workdir: Path) -> Path:

@@ -62,6 +62,7 @@ INFO_LABELS = {
         "checkpoint_created",
         "trained_with",
         "device",
+        "precision",
         "model_id",
     },
 }
@@ -158,7 +159,7 @@ def test_names_units_and_bounded_labels() -> None:
     assert registry.get_sample_value("cmr_monitor_build_info", build) == 1
     model = registry.get_sample_value(
         "cmr_monitor_model_info",
-        {"checkpoint_sha256": "ab" * 32, "checkpoint_created": "2026-01-01", "trained_with": "", "device": "cpu", "model_id": "1"},
+        {"checkpoint_sha256": "ab" * 32, "checkpoint_created": "2026-01-01", "trained_with": "", "device": "cpu", "precision": "", "model_id": "1"},
     )  # fmt: skip
     assert model == 1
 

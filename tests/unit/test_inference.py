@@ -52,7 +52,8 @@ def test_inference_network_equals_the_trained_model(trained, slices):
         got = network(network.encode(slices))
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 1e-4
-    assert torch.equal(got.argmax(1), expected.argmax(1))
+    # re-ordered float sums may flip a near-tie, nothing more
+    assert (got.argmax(1) == expected.argmax(1)).float().mean().item() >= 0.9999
     assert torch.allclose(got.sum(1), torch.ones(()), atol=1e-5)
 
 
@@ -90,14 +91,15 @@ def test_encode_is_one_hot_in_channels_last_memory(slices):
     assert encoded.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_bf16_moves_probabilities_little_and_labels_rarely(trained, slices):
-    """Reduced precision (emulated on this CPU): mean |softmax difference| < 1e-3, arg-max equal on >= 99.9%
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_moves_probabilities_little_and_labels_rarely(trained, slices, precision):
+    """Autocast (emulated on this CPU): mean |softmax difference| < 1e-3, arg-max equal on >= 99.9%
     of pixels (single boundary pixels near 0.5 may flip)."""
     fp32 = InferenceNetwork(trained, torch.device("cpu"), "fp32")
-    bf16 = InferenceNetwork(trained, torch.device("cpu"), "bf16")
+    reduced = InferenceNetwork(trained, torch.device("cpu"), precision)
     with torch.inference_mode():
         a = fp32(fp32.encode(slices))
-        b = bf16(bf16.encode(slices))
+        b = reduced(reduced.encode(slices))
     assert b.dtype == torch.float32
     assert (a - b).abs().mean().item() < 1e-3
     assert (a.argmax(1) == b.argmax(1)).float().mean().item() >= 0.999
@@ -109,3 +111,26 @@ def test_precision_is_resolved_per_device():
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("int8", torch.device("cpu"))
+
+
+def test_precision_lists_agree():
+    from typing import get_args
+
+    from monitor.cli_options import Precision
+    from monitor.config import Settings
+    from monitor.inference import PRECISIONS
+
+    assert set(PRECISIONS) == {p.value for p in Precision}
+    assert set(PRECISIONS) == set(get_args(Settings.model_fields["precision"].annotation))
+    assert Settings().precision == "fp32"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_network_matches_the_cpu_one(trained, slices):
+    cpu = InferenceNetwork(trained, torch.device("cpu"), "fp32")
+    gpu = InferenceNetwork(trained.to("cuda"), torch.device("cuda"), "fp32")
+    with torch.inference_mode():
+        a = cpu(cpu.encode(slices))
+        b = gpu(gpu.encode(slices)).cpu()
+    trained.to("cpu")
+    assert (a - b).abs().max().item() < 1e-3

@@ -107,3 +107,41 @@ def test_cpu_workers_give_the_same_results_in_input_order(scorer):
         assert np.array_equal(a.pgt, b.pgt)
         assert a.score.structures == b.score.structures
         assert a.score.flag == b.score.flag
+
+
+@pytest.mark.parametrize(
+    "n,most,expected",
+    [
+        (0, 16, []),
+        (1, 16, [1]),
+        (16, 16, [16]),
+        (17, 16, [9, 8]),
+        (33, 16, [11, 11, 11]),
+        (130, 16, [15] * 4 + [14] * 5),
+    ],
+)
+def test_pass_sizes_are_few_and_even(n, most, expected):
+    from monitor.scoring import pass_sizes
+
+    sizes = pass_sizes(n, most)
+    assert sizes == expected
+    assert sum(sizes) == n and all(1 <= s <= most for s in sizes)
+    assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_bad_batch_settings_are_refused():
+    with pytest.raises(ValueError, match="batch_slices"):
+        Scorer(device="cpu", batch_slices=0)
+    with pytest.raises(ValueError, match="cpu_workers"):
+        Scorer(device="cpu", cpu_workers=0)
+
+
+def test_small_passes_give_the_same_scores(scorer):
+    from tests.phantoms import phantom_volume
+
+    volumes = [phantom_volume(31), phantom_volume(32, "ES")]
+    small = Scorer(device="cpu", batch_slices=3)
+    for a, b in zip(scorer.score_batch(volumes), small.score_batch(volumes), strict=True):
+        assert (a.pgt != b.pgt).mean() < 1e-4
+        for x, y in zip(a.score.structures, b.score.structures, strict=True):
+            assert x.pdsc == pytest.approx(y.pdsc, abs=1e-3) and x.flag == y.flag
