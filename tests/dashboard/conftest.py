@@ -4,15 +4,13 @@ Each backend gets one database per session, migrated and seeded with ``monitor.h
 (two weeks of simulated scores with reviews, and a few files with NIfTI artifacts). Tests that write (a
 review) take a private copy on SQLite and, on PostgreSQL, work on files no other test checks exactly.
 
-PostgreSQL: the server at 127.0.0.1:5432 (trust auth, user ``postgres`` or ``root``, maintenance database
-``test``) or the admin URL in ``CMR_MONITOR_TEST_POSTGRES_URL``; a database ``cmrdash_<random>`` is created
-and dropped at the end. When the server cannot be reached the PostgreSQL cases are skipped, except under
-``CI=true``, where they fail.
+PostgreSQL: the test server of ``tests/pg.py``; a database ``cmrdash_<random>`` is created and dropped at
+the end. When the server cannot be reached the PostgreSQL cases are skipped, except under ``CI=true``,
+where they fail.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,19 +23,12 @@ import sqlalchemy as sa
 
 from monitor.history import HistorySummary, seed_history
 from monitor.store import upgrade
+from tests import pg
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 #: End of the seeded history (fixed, so the numbers do not depend on the day the tests run).
 HISTORY_END = datetime(2026, 3, 2, tzinfo=UTC)
 HISTORY = {"weeks": 2, "volumes_per_day": 12, "seed": 3, "artifact_files": 3, "end": HISTORY_END}
-_PG_CANDIDATES = (
-    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    "postgresql+psycopg://root@127.0.0.1:5432/test",
-)
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
 _ENV = (
     "CMR_MONITOR_DATABASE_URL",
     "CMR_MONITOR_ARTIFACTS_DIR",
@@ -60,24 +51,6 @@ class Seeded:
     summary: HistorySummary  #: counts and ids written by ``seed_history``
 
 
-def _probe_postgres() -> tuple[sa.URL | None, str]:
-    """The first admin URL that connects, or None and why none did."""
-    override = os.environ.get("CMR_MONITOR_TEST_POSTGRES_URL")
-    errors = []
-    for candidate in (override,) if override else _PG_CANDIDATES:
-        url = sa.make_url(candidate).set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return url, ""
-        except sa.exc.SQLAlchemyError as exc:
-            errors.append(f"{url.render_as_string(hide_password=True)}: {getattr(exc, 'orig', exc)}")
-        finally:
-            engine.dispose()
-    return None, "; ".join(errors)
-
-
 def _seed(url: str, artifacts_dir: Path) -> HistorySummary:
     upgrade(url)
     return seed_history(url, artifacts_dir=artifacts_dir, **HISTORY)  # type: ignore[arg-type]
@@ -95,29 +68,21 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 @pytest.fixture(scope="session")
 def seeded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """A fresh PostgreSQL database, seeded once per session and dropped at the end."""
-    admin_url, why = _probe_postgres()
-    if admin_url is None:
-        message = f"PostgreSQL unreachable, PostgreSQL dashboard tests not run ({why})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI=true requires them", pytrace=False)
-        pytest.skip(message)
+    server = pg.Server(pg.require_admin_url("dashboard"))
     name = f"cmrdash_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    server.create_database(name)
+    url = server.url_of(name)
     folder = tmp_path_factory.mktemp("dash-postgres")
     try:
         summary = _seed(url, folder / "artifacts")
         yield Seeded(backend="postgresql", url=url, artifacts_dir=folder / "artifacts", summary=summary)
     finally:
         _dispose_streamlit_engines()
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        server.drop_database(name)
+        server.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=pg.BACKENDS)
 def seeded(request: pytest.FixtureRequest) -> Seeded:
     """The seeded database of each backend (read-only use)."""
     return request.getfixturevalue("seeded_sqlite" if request.param == "sqlite" else "seeded_postgres")

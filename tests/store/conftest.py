@@ -1,16 +1,14 @@
 """Fixtures for the store tests: a fresh, migrated database per test on SQLite and on PostgreSQL.
 
-PostgreSQL: the server at 127.0.0.1:5432 (trust auth, user ``postgres`` or ``root``, maintenance database
-``test``), or the admin URL in ``CMR_MONITOR_TEST_POSTGRES_URL``. One database ``cmrtest_<random>`` is
-created per session and dropped at its end (see ``_Postgres``). When the server cannot be reached the
-PostgreSQL cases are skipped, except under ``CI=true``, where they fail.
+PostgreSQL: the test server of ``tests/pg.py``. One database ``cmrtest_<random>`` is created per session
+and dropped at its end (see ``_Postgres``). When the server cannot be reached the PostgreSQL cases are
+skipped, except under ``CI=true``, where they fail.
 SQLite: a migrated template file per session, copied for each test.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,36 +36,11 @@ from monitor.store import (
     upgrade,
 )
 from monitor.store.models import Base
-
-_PG_CANDIDATES = (
-    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    "postgresql+psycopg://root@127.0.0.1:5432/test",
-)
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
+from tests import pg
+from tests.pg import backend_fixture, sqlite_template  # noqa: F401  (fixtures)
 
 
-def _probe_postgres() -> tuple[sa.URL | None, str]:
-    """The first admin URL that connects, or None and why none did."""
-    override = os.environ.get("CMR_MONITOR_TEST_POSTGRES_URL")
-    errors = []
-    for candidate in (override,) if override else _PG_CANDIDATES:
-        url = sa.make_url(candidate).set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return url, ""
-        except sa.exc.SQLAlchemyError as exc:
-            errors.append(f"{url.render_as_string(hide_password=True)}: {getattr(exc, 'orig', exc)}")
-        finally:
-            engine.dispose()
-    return None, "; ".join(errors)
-
-
-class _Postgres:
+class _Postgres(pg.Server):
     """One database on the test server for the whole session, dropped at the end.
 
     Its ``public`` schema is migrated once and emptied before each test that uses it (rows deleted and
@@ -77,11 +50,9 @@ class _Postgres:
     """
 
     def __init__(self, admin_url: sa.URL) -> None:
-        self.admin_url = admin_url
+        super().__init__(admin_url)
         self.name = f"cmrtest_{uuid.uuid4().hex[:12]}"
-        self._admin = sa.create_engine(admin_url, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT")
-        with self._admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+        self.create_database(self.name)
         self.url = admin_url.set(database=self.name)
         self._engine = sa.create_engine(self.url, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT")
         self._migrated = False
@@ -112,37 +83,16 @@ class _Postgres:
 
     def close(self) -> None:
         self._engine.dispose()
-        with self._admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self._admin.dispose()
+        self.drop_database(self.name)
+        super().close()
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[_Postgres]:
     """The PostgreSQL test database; skips (fails under CI=true) when the server cannot be reached."""
-    admin_url, why = _probe_postgres()
-    if admin_url is None:
-        message = f"PostgreSQL unreachable, PostgreSQL store tests not run ({why})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI=true requires them", pytrace=False)
-        pytest.skip(message)
-    server = _Postgres(admin_url)
+    server = _Postgres(pg.require_admin_url("store"))
     yield server
     server.close()
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head, copied by each test."""
-    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """``"sqlite"`` or ``"postgresql"``."""
-    return request.param
 
 
 @pytest.fixture

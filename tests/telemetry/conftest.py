@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.conftest import (  # noqa: F401  (fixtures, re-exported)
-    backend,
+    backend_fixture,
     checkpoint,
     db_url,
     pg_database,
