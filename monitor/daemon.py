@@ -918,6 +918,15 @@ class Daemon:
                     self._forget(path)
                     return None
                 problem = (exc.reason, exc.detail, exc.reason in TRANSIENT_REASONS)
+        try:  # the hash and the validation must describe one content: a write in between defers it
+            after = path.stat()
+        except OSError:
+            self._forget(path)
+            return None
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            log.debug("changed while being checked: %s", path)
+            self._tracker.observe(path, after.st_size, after.st_mtime_ns, now=time.monotonic())
+            return None
         if problem is not None and problem[2] and not self._tracker.expired(path, now):
             log.debug("not complete yet: %s (%s)", path, problem[0])
             self._tracker.defer(path, now, max(self.config.stable_s, 1.0))

@@ -188,6 +188,43 @@ def test_changed_file_is_a_new_version(tmp_path: Path) -> None:
     assert [r.status for r in rows] == ["scored", "scored"] and rows[0].content_hash != rows[1].content_hash
 
 
+def test_a_write_between_hash_and_validation_defers_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segmenter finishes writing just after the intake hashed a partial file and before it parsed
+    it: the intake notices the change and takes the file once, with the hash of its final content
+    (before the fix it was queued with the partial hash, then rejected as changed and queued again)."""
+    import hashlib
+
+    import monitor.daemon as daemon_module
+
+    config = _config(tmp_path)
+    path = config.roots[0] / "p1_ED.nii.gz"
+    full = mask_bytes(7)
+    real_load = daemon_module.load_mask
+    finished = threading.Event()
+
+    def load_after_the_writer_finished(target, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(target) == path and not finished.is_set():
+            path.write_bytes(full)  # the last chunk lands between the hash and the parse
+            finished.set()
+        return real_load(target, *args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "load_mask", load_after_the_writer_finished)
+    daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
+    thread = _start(daemon)
+    try:
+        path.write_bytes(full[: len(full) // 2])
+        rows = wait_for_end_state(config.database_url, 1, timeout_s=20)
+        time.sleep(1.0)  # a second row would come from the later sighting
+        rows = read_rows(config.database_url)
+    finally:
+        daemon.stop()
+        thread.join(timeout=5)
+    assert finished.is_set()
+    assert [(r.status, r.content_hash) for r in rows] == [("scored", hashlib.sha256(full).hexdigest())]
+
+
 def test_stop_while_waiting_for_the_database(tmp_path: Path) -> None:
     """An unreachable database at start is retried until stop(), which returns promptly."""
     config = _config(tmp_path, settings=Settings(database_url="postgresql://nobody@127.0.0.1:1/none"))
