@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.store import upgrade
+from tests.requirements import skip_or_fail
 
 __all__ = [
     "BACKENDS",
@@ -73,10 +74,7 @@ def require_admin_url(suite: str) -> sa.URL:
         suite: which tests are not run, for the message ("store" gives "PostgreSQL store tests")."""
     admin_url, why = probe_admin_url()
     if admin_url is None:
-        message = f"PostgreSQL unreachable, PostgreSQL {suite} tests not run ({why})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI=true requires them", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"PostgreSQL unreachable, PostgreSQL {suite} tests not run ({why})")
     return admin_url
 
 

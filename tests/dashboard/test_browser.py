@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from monitor.cli_dashboard import launch_dashboard, wait_for_dashboard
 from monitor.store import get_case, make_engine, make_session_factory
 from tests.dashboard.conftest import Seeded
+from tests.requirements import skip_or_fail
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -56,10 +57,7 @@ def _require_browser() -> None:
     except ImportError:
         missing.append("the playwright package (pip install playwright; never `playwright install`)")
     if missing:
-        message = "browser test needs " + " and ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI=true requires it", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail("browser test needs " + " and ".join(missing))
 
 
 def _free_port() -> int:

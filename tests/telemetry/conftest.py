@@ -8,7 +8,6 @@ them are skipped when they are missing, except under ``CI=true``, where they fai
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.daemon.conftest import (  # noqa: F401  (fixtures, re-exported)
     postgres,
     sqlite_template,
 )
+from tests.requirements import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -31,10 +31,7 @@ def require_binary(name: str) -> str:
     """Path of an executable on PATH; skips the test without it (fails under CI=true)."""
     found = shutil.which(name)
     if found is None:
-        message = f"{name} not found on PATH (Debian package prometheus; scripts/test.sh installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI=true requires it", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"{name} not found on PATH (Debian package prometheus; scripts/test.sh installs it)")
     return found
 
 
