@@ -220,19 +220,13 @@ def requeue_held(
     """
     rejected = 0
     if max_attempts is not None:
-        rejected = session.execute(
-            sa.update(MaskFile)
-            .where(held, MaskFile.attempts >= max_attempts)
-            .values(
-                status=FileStatus.REJECTED,
-                rejected_at=when,
-                rejection_reason=REJECTION_TOO_MANY_ATTEMPTS,
-                rejection_detail=rejection_detail,
-                worker_id=None,
-                lease_expires_at=None,
-            ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        rejected = _reject_rows(
+            session,
+            sa.and_(held, MaskFile.attempts >= max_attempts),
+            when=when,
+            reason=REJECTION_TOO_MANY_ATTEMPTS,
+            detail=rejection_detail,
+        )
     requeued = session.execute(
         sa.update(MaskFile)
         .where(held)
@@ -393,21 +387,34 @@ def record_rejection(
         raise ValueError(f"reason must be a short code (<= {_MAX_REASON_LENGTH} characters), got {reason!r}")
     when = aware(rejected_at, "rejected_at")
     with write_transaction(session):
-        updated = session.execute(
-            sa.update(MaskFile)
-            .where(MaskFile.id == file_id, MaskFile.status.in_(_OPEN))
-            .values(
-                status=FileStatus.REJECTED,
-                rejected_at=when,
-                rejection_reason=reason,
-                rejection_detail=detail,
-                worker_id=None,
-                lease_expires_at=None,
-            ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        updated = _reject_rows(
+            session,
+            sa.and_(MaskFile.id == file_id, MaskFile.status.in_(_OPEN)),
+            when=when,
+            reason=reason,
+            detail=detail,
+        )
         if updated != 1:
             raise _state_error(session, file_id, "reject")
+
+
+def _reject_rows(
+    session: Session, where: sa.ColumnElement[bool], *, when: datetime, reason: str, detail: str
+) -> int:
+    """Mark the file rows matching ``where`` rejected (releasing any claim); the number of rows."""
+    return session.execute(
+        sa.update(MaskFile)
+        .where(where)
+        .values(
+            status=FileStatus.REJECTED,
+            rejected_at=when,
+            rejection_reason=reason,
+            rejection_detail=detail,
+            worker_id=None,
+            lease_expires_at=None,
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
 
 
 def register_model(session: Session, checkpoint_hash: str, metadata: Mapping[str, Any]) -> int:
