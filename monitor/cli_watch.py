@@ -263,7 +263,7 @@ def demo(
     ] = 4.0,
 ) -> None:
     """Live demo: a simulated segmenter writes masks into a watched folder; the daemon scores them."""
-    from monitor.demo import DemoConfig, prepare_workdir, run_demo
+    from monitor.demo import DemoConfig, port_free, prepare_workdir, run_demo
     from monitor.errors import MonitorError
 
     if fast:
@@ -281,7 +281,7 @@ def demo(
         seed=seed,
         device=device.value,
         small=fast,
-        metrics_port=metrics_port if _port_free(metrics_port) else 0,
+        metrics_port=metrics_port if port_free(metrics_port) else 0,
         drain_timeout_s=60.0 if fast else 120.0,
         checkpoint=checkpoint,
         history_weeks=history_weeks,
@@ -385,19 +385,6 @@ def _log_to_file(workdir: Path) -> None:
     root.setLevel(logging.DEBUG if root.level == logging.DEBUG else logging.INFO)
     for noisy in ("watchdog", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    if port == 0:
-        return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _main() -> None:

@@ -458,7 +458,7 @@ def _start_dashboard(
         return None
     from monitor.cli_dashboard import launch_dashboard, wait_for_dashboard
 
-    port = config.dashboard_port if _port_free(config.dashboard_port) else _free_port()
+    port = config.dashboard_port if port_free(config.dashboard_port) else _free_port()
     log = (config.workdir.resolve() / "dashboard.log").open("ab")
     process = launch_dashboard(
         url,
@@ -489,7 +489,8 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """True when ``port`` can be bound on 127.0.0.1 now (always for 0: any free port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))
