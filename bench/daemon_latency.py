@@ -30,34 +30,24 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+from _delivery import deliver, segmented_mask
 
 _REPO = Path(__file__).resolve().parents[1]
 
 
 def _make_masks(n: int, small: bool, staging: Path) -> list[bytes]:
-    from monitor.nifti import save_labels
-    from monitor.synthetic import SEGMENTERS, make_patient
-
-    masks = []
     overrides = {"n_slices": 5, "shape_yx": (128, 128)} if small else {}
-    for i in range(n):
-        ed, es = make_patient(np.random.default_rng(i), **overrides)
-        phantom = ed if i % 2 == 0 else es
-        labels, _ = SEGMENTERS["good" if i % 4 else "poor"](
-            phantom.labels, np.random.default_rng(i), phantom.spacing_mm
+    return [
+        segmented_mask(
+            i,
+            phase="ED" if i % 2 == 0 else "ES",
+            quality="good" if i % 4 else "poor",
+            segmenter_seed=i,
+            staging=staging,
+            **overrides,
         )
-        path = save_labels(staging / f"m{i}.nii.gz", labels, phantom.affine)
-        masks.append(path.read_bytes())
-        path.unlink()
-    return masks
-
-
-def _deliver(folder: Path, name: str, data: bytes) -> float:
-    """Write ``data`` under a hidden temporary name, rename it into place; return the wall time after."""
-    temporary = folder / f".{name}.tmp"
-    temporary.write_bytes(data)
-    os.replace(temporary, folder / name)
-    return time.time()
+        for i in range(n)
+    ]
 
 
 def _scored_at(url: str) -> dict[str, float]:
@@ -132,7 +122,7 @@ def main() -> None:
         warm = [f"warm{i}_ED.nii.gz" for i in range(2)]
         time.sleep(1.0)
         for name, data in zip(warm, masks[:2], strict=True):
-            _deliver(incoming, name, data)
+            deliver(incoming, name, data)
         _wait_scored(url, warm, timeout_s=120)
 
         done_at: dict[str, float] = {}
@@ -140,7 +130,7 @@ def main() -> None:
         for i in range(n_steady):
             time.sleep(max(0.0, start + i / args.rate - time.monotonic()))
             name = f"steady{i:04d}_ED.nii.gz"
-            done_at[name] = _deliver(incoming, name, masks[2 + i])
+            done_at[name] = deliver(incoming, name, masks[2 + i])
         scored = _wait_scored(url, list(done_at), timeout_s=120)
         latencies = [scored[n] - t for n, t in done_at.items()]
         print(
@@ -153,7 +143,7 @@ def main() -> None:
         if burst:
             first = time.time()
             for name, data in zip(burst, masks[2 + n_steady :], strict=True):
-                _deliver(incoming, name, data)
+                deliver(incoming, name, data)
             scored = _wait_scored(url, burst, timeout_s=600)
             elapsed = max(scored[n] for n in burst) - first
             print(

@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from _delivery import deliver, segmented_mask
 from prometheus_client.parser import text_string_to_metric_families
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -210,20 +211,16 @@ def _host_jiffies() -> tuple[int, int]:
 
 def _make_masks(staging: Path) -> list[bytes]:
     """``_POOL`` ACDC-like masks (6-14 slices, 180-260 px) as .nii.gz bytes: good and fair segmenters."""
-    from monitor.nifti import save_labels
-    from monitor.synthetic import SEGMENTERS, make_patient
-
-    masks = []
-    for i in range(_POOL):
-        ed, es = make_patient(np.random.default_rng(100 + i))
-        phantom = ed if i % 2 else es
-        labels, _ = SEGMENTERS["good" if i % 3 else "fair"](
-            phantom.labels, np.random.default_rng(i), phantom.spacing_mm
+    return [
+        segmented_mask(
+            100 + i,
+            phase="ES" if i % 2 == 0 else "ED",
+            quality="good" if i % 3 else "fair",
+            segmenter_seed=i,
+            staging=staging,
         )
-        path = save_labels(staging / f"m{i}.nii.gz", labels, phantom.affine)
-        masks.append(path.read_bytes())
-        path.unlink()
-    return masks
+        for i in range(_POOL)
+    ]
 
 
 def _serial_ms(masks: list[bytes], staging: Path) -> tuple[float, float]:
@@ -397,7 +394,7 @@ def run_daemons(
             daemon.wait_ready(deadline)
         warm = 2 * count
         for i in range(warm):
-            _deliver(targets[i % len(targets)], f"warm{i:03d}_ED.nii.gz", masks[i % len(masks)])
+            deliver(targets[i % len(targets)], f"warm{i:03d}_ED.nii.gz", masks[i % len(masks)])
         while sum(d.ended() for d in daemons) < warm:
             time.sleep(0.1)
         before = [d.scrape() for d in daemons]
@@ -411,7 +408,7 @@ def run_daemons(
             while len(delivered) < args.files and len(delivered) - ended < backlog:
                 i = len(delivered)
                 target = targets[i % len(targets)]
-                delivered[str(target / f"case{i:05d}_ED.nii.gz")] = _deliver(
+                delivered[str(target / f"case{i:05d}_ED.nii.gz")] = deliver(
                     target, f"case{i:05d}_ED.nii.gz", masks[(i + warm) % len(masks)]
                 )
             time.sleep(0.1)
@@ -458,14 +455,6 @@ def run_daemons(
         postgres_cpu_s=pg_after - pg_before,
         host_busy=(host_after[0] - host_before[0]) / max(1, host_after[1] - host_before[1]),
     )
-
-
-def _deliver(folder: Path, name: str, data: bytes) -> float:
-    """Write under a hidden temporary name and rename into place; the wall time after the rename."""
-    temporary = folder / f".{name}.tmp"
-    temporary.write_bytes(data)
-    os.replace(temporary, folder / name)
-    return time.time()
 
 
 def print_daemon_table(runs: list[DaemonRun]) -> None:

@@ -32,26 +32,25 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+from _delivery import deliver, segmented_mask
 
 _REPO = Path(__file__).resolve().parents[1]
 _POOL = 64
 
 
 def _make_masks(acdc: bool, staging: Path) -> list[bytes]:
-    from monitor.nifti import save_labels
-    from monitor.synthetic import SEGMENTERS, make_patient
-
     overrides = {} if acdc else {"n_slices": 4, "shape_yx": (96, 96)}
-    masks = []
-    for i in range(_POOL):
-        ed, es = make_patient(np.random.default_rng(i), **overrides)
-        phantom = ed if i % 2 == 0 else es
-        quality = ("good", "good", "fair", "poor")[i % 4]
-        labels, _ = SEGMENTERS[quality](phantom.labels, np.random.default_rng(i), phantom.spacing_mm)
-        path = save_labels(staging / f"m{i}.nii.gz", labels, phantom.affine)
-        masks.append(path.read_bytes())
-        path.unlink()
-    return masks
+    return [
+        segmented_mask(
+            i,
+            phase="ED" if i % 2 == 0 else "ES",
+            quality=("good", "good", "fair", "poor")[i % 4],
+            segmenter_seed=i,
+            staging=staging,
+            **overrides,
+        )
+        for i in range(_POOL)
+    ]
 
 
 def _broken(i: int, good: bytes, staging: Path) -> bytes:
@@ -185,10 +184,7 @@ def main() -> None:
                 bad = args.invalid_every and i % args.invalid_every == args.invalid_every - 1
                 name = f"{'broken' if bad else 'soak'}{i:06d}_ED.nii.gz"
                 data = broken[i % 3] if bad else masks[i % _POOL]
-                temporary = incoming / f".{name}.tmp"
-                temporary.write_bytes(data)
-                os.replace(temporary, incoming / name)
-                delivered[name] = time.time()
+                delivered[name] = deliver(incoming, name, data)
                 i += 1
             now = time.monotonic()
             if now >= next_sample or ended >= args.files:

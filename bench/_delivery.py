@@ -1,0 +1,46 @@
+"""Shared by the daemon benchmarks: synthetic segmented masks as file bytes, and delivery by rename.
+
+Imported as ``_delivery`` by scripts run as ``python bench/<script>.py`` (their folder is on the path).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def segmented_mask(
+    patient_seed: int, *, phase: str, quality: str, segmenter_seed: int, staging: Path, **overrides: object
+) -> bytes:
+    """A phantom of one patient and phase, corrupted by a simulated segmenter, as ``.nii.gz`` bytes.
+
+    Args:
+        patient_seed: seed of the patient's geometry (``monitor.synthetic.make_patient``).
+        phase: "ED" or "ES".
+        quality: a ``monitor.synthetic.SEGMENTERS`` name ("good", "fair", "poor").
+        segmenter_seed: seed of the segmenter's errors.
+        staging: a scratch folder (the file is written there and removed).
+        overrides: ``PhantomGeometry`` fields, e.g. ``n_slices=4, shape_yx=(96, 96)``.
+    """
+    from monitor.nifti import save_labels
+    from monitor.synthetic import SEGMENTERS, make_patient
+
+    ed, es = make_patient(np.random.default_rng(patient_seed), **overrides)
+    phantom = ed if phase == "ED" else es
+    labels, _ = SEGMENTERS[quality](phantom.labels, np.random.default_rng(segmenter_seed), phantom.spacing_mm)
+    path = save_labels(staging / f"m{patient_seed}_{segmenter_seed}.nii.gz", labels, phantom.affine)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def deliver(folder: Path, name: str, data: bytes) -> float:
+    """Write ``data`` under a hidden temporary name, rename it into place (the way a segmenter should
+    deliver); return the wall time (epoch seconds) after the rename."""
+    temporary = folder / f".{name}.tmp"
+    temporary.write_bytes(data)
+    os.replace(temporary, folder / name)
+    return time.time()
