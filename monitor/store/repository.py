@@ -345,23 +345,7 @@ def record_scores(
         if updated != 1:
             raise _state_error(session, file_id, "record scores")
         if score.structures:
-            session.execute(
-                sa.insert(StructureScoreRow),
-                [
-                    {
-                        "file_id": file_id,
-                        "structure": s.structure,
-                        "pdsc": nan_to_none(s.pdsc),
-                        "phd_mm": nan_to_none(s.phd_mm),
-                        "flag": s.flag,
-                        "reasons": list(s.reasons),
-                        "mask_voxels": int(s.mask_voxels),
-                        "pgt_voxels": int(s.pgt_voxels),
-                        "mask_volume_ml": float(s.mask_volume_ml),
-                    }
-                    for s in score.structures
-                ],
-            )
+            session.execute(sa.insert(StructureScoreRow), _structure_rows(file_id, score))
         if artifacts:
             session.execute(
                 sa.insert(Artifact),
@@ -396,6 +380,24 @@ def record_rejection(
         )
         if updated != 1:
             raise _state_error(session, file_id, "reject")
+
+
+def _structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
+    """``structure_scores`` rows of one scored file (nan metrics as NULL)."""
+    return [
+        {
+            "file_id": file_id,
+            "structure": s.structure,
+            "pdsc": nan_to_none(s.pdsc),
+            "phd_mm": nan_to_none(s.phd_mm),
+            "flag": s.flag,
+            "reasons": list(s.reasons),
+            "mask_voxels": int(s.mask_voxels),
+            "pgt_voxels": int(s.pgt_voxels),
+            "mask_volume_ml": float(s.mask_volume_ml),
+        }
+        for s in score.structures
+    ]
 
 
 def _reject_rows(
@@ -541,20 +543,10 @@ def bulk_insert_scored(
                 found[(path, content_hash)] = file_id
         ids = [found[(item.path, item.content_hash)] for item in batch]
         scores = [
-            {
-                "file_id": file_id,
-                "structure": s.structure,
-                "pdsc": nan_to_none(s.pdsc),
-                "phd_mm": nan_to_none(s.phd_mm),
-                "flag": s.flag,
-                "reasons": list(s.reasons),
-                "mask_voxels": int(s.mask_voxels),
-                "pgt_voxels": int(s.pgt_voxels),
-                "mask_volume_ml": float(s.mask_volume_ml),
-            }
+            row
             for file_id, item in zip(ids, batch, strict=True)
             if item.score is not None
-            for s in item.score.structures
+            for row in _structure_rows(file_id, item.score)
         ]
         artifacts = [
             {"file_id": file_id, "kind": kind, "path": str(path)}
