@@ -18,15 +18,15 @@ def segmented_mask(
     """A phantom of one patient and phase, corrupted by a simulated segmenter, as ``.nii.gz`` bytes.
 
     Args:
-        patient_seed: seed of the patient's geometry (``monitor.synthetic.make_patient``).
+        patient_seed: seed of the patient's geometry (``monitor.sim.make_patient``).
         phase: "ED" or "ES".
-        quality: a ``monitor.synthetic.SEGMENTERS`` name ("good", "fair", "poor").
+        quality: a ``monitor.sim.SEGMENTERS`` name ("good", "fair", "poor").
         segmenter_seed: seed of the segmenter's errors.
         staging: a scratch folder (the file is written there and removed).
         overrides: ``PhantomGeometry`` fields, e.g. ``n_slices=4, shape_yx=(96, 96)``.
     """
-    from monitor.nifti import save_labels
-    from monitor.synthetic import SEGMENTERS, make_patient
+    from monitor.io.nifti import save_labels
+    from monitor.sim import SEGMENTERS, make_patient
 
     ed, es = make_patient(np.random.default_rng(patient_seed), **overrides)
     phantom = ed if phase == "ED" else es

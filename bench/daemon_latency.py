@@ -3,7 +3,7 @@
 Usage:
     python bench/daemon_latency.py [--rate 1] [--duration 60] [--burst 60] [--small] [--threads N]
 
-Starts ``cmr-monitor watch`` (``python -m monitor.cli_watch``) as a subprocess on a temporary folder
+Starts ``cmr-monitor watch`` (``python -m monitor.cli``) as a subprocess on a temporary folder
 with a SQLite database, then:
 
 1. steady: writes ``rate`` masks per second for ``duration`` seconds, each renamed into place (the way
@@ -105,7 +105,7 @@ def main() -> None:
     masks = _make_masks(2 + n_steady + args.burst, args.small, staging)
     url = f"sqlite:///{work / 'bench.db'}"
     command = [
-        sys.executable, "-m", "monitor.cli_watch", "watch", str(incoming), "--db", url,
+        sys.executable, "-m", "monitor.cli", "watch", str(incoming), "--db", url,
         "--artifacts", str(work / "artifacts"), "--device", "cpu", "--no-metrics",
         "--batch-size", str(args.batch_size), "--log-format", "json",
     ]  # fmt: skip

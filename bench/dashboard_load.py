@@ -4,7 +4,7 @@ Usage:
     python bench/dashboard_load.py [--files 100000] [--weeks 4] [--backend sqlite|postgresql]
                                    [--db URL] [--runs 3] [--browser] [--keep DIR]
 
-Seeds a fresh database with a simulated history (``monitor.history.plan_history``, written by
+Seeds a fresh database with a simulated history (``monitor.sim.plan_history``, written by
 ``monitor.store.bulk_insert_scored``, then a few files with NIfTI artifacts through ``seed_history``),
 and reports each page's load time:
 
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from monitor.history import HISTORY_CHECKPOINT_HASH, HistoryPlan, plan_history, seed_history  # noqa: E402
+from monitor.sim import HISTORY_CHECKPOINT_HASH, HistoryPlan, plan_history, seed_history  # noqa: E402
 from monitor.store import (  # noqa: E402
     FinishedFile,
     NewReview,
@@ -67,7 +67,7 @@ PAGES = {
 def bulk_write(url: str, plan: HistoryPlan) -> int:
     """Write a plan with ``monitor.store.bulk_insert_scored`` (one transaction, executemany inserts).
 
-    Writes the rows ``monitor.history.write_history`` writes through the per-file store API, minus
+    Writes the rows ``monitor.sim.write_history`` writes through the per-file store API, minus
     artifacts. Returns: files written.
     """
     files = [
@@ -185,7 +185,7 @@ def _browser_times(url: str, artifacts: Path, case_id: int, chromium: str) -> di
     """
     from playwright.sync_api import sync_playwright
 
-    from monitor.cli_dashboard import launch_dashboard, wait_for_dashboard
+    from dashboard.launch import launch_dashboard, wait_for_dashboard
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}

@@ -33,15 +33,15 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(_REPO))
-    from monitor.flags import FlagPolicy
-    from monitor.nifti import load_mask
-    from monitor.scoring import Scorer
+    from monitor.io.nifti import load_mask
+    from monitor.model import Scorer
+    from monitor.qc.flags import FlagPolicy
     from tests.reference_scoring import reference_flag, reference_score
 
     if args.data is not None:
         files = sorted([*args.data.rglob("*.nii.gz"), *args.data.rglob("*.nii")])[: args.n]
     else:
-        from monitor.synthetic import write_dataset
+        from monitor.sim import write_dataset
 
         out = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
         write_dataset(out, patients=max(1, (args.n + 1) // 2), seed=0)

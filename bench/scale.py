@@ -5,14 +5,14 @@ Usage:
                           [--layout shared|split|both] [--batch-size 4] [--backlog N]
                           [--db-processes 1,2,4,8] [--db-seconds 8] [--skip-daemons] [--skip-db]
 
-Part 1, daemons. For each count D in ``--daemons``, D real daemons (``python -m monitor.cli_watch
+Part 1, daemons. For each count D in ``--daemons``, D real daemons (``python -m monitor.cli
 watch``, CPU, ``--threads`` torch threads each; default: the machine's cores divided by D, at least 1)
 share one PostgreSQL database, hence one queue. Layout ``shared``: all of them watch one folder, as
 docs/daemon.md describes (each daemon sees, hashes, validates and enqueues every file; enqueueing is
 idempotent); ``split``: daemon i watches its own subfolder and files are delivered round robin (the
 queue is still shared: any daemon may score any file). ``--layout both`` (default) runs every count
 shared, then every count above 1 split. ``--files`` ACDC-like synthetic masks
-(``monitor.synthetic`` phantoms, made before the clock starts) are renamed into place, keeping at most
+(``monitor.sim`` phantoms, made before the clock starts) are renamed into place, keeping at most
 ``--backlog`` files delivered but not ended (default 2 x batch size x D), so every worker always has a
 batch waiting and the queue does not grow without bound. 2 x D warm-up files are scored first and not
 counted. Each daemon's /metrics is scraped before and after; the figures are the differences.
@@ -232,8 +232,8 @@ def _serial_ms(masks: list[bytes], staging: Path) -> tuple[float, float]:
     """
     import hashlib
 
-    from monitor.labels import get_label_map
-    from monitor.nifti import load_mask, save_labels
+    from monitor.io.nifti import load_mask, save_labels
+    from monitor.qc.labels import get_label_map
 
     label_map = get_label_map("acdc")
     loads, writes = [], []
@@ -272,7 +272,7 @@ class _Daemon:
         self.log = work / f"daemon{index}.log"
         self._log_offset = self._ended = 0
         command = [
-            sys.executable, "-m", "monitor.cli_watch", "watch", str(folder), "--db", url,
+            sys.executable, "-m", "monitor.cli", "watch", str(folder), "--db", url,
             "--artifacts", str(work / "artifacts"), "--device", "cpu", "--threads", str(threads),
             "--batch-size", str(batch_size), "--metrics-port", str(self.port), "--log-format", "json",
             "--stable-s", "0.5", "--poll-interval-s", "0.2",
@@ -504,8 +504,9 @@ def print_daemon_table(runs: list[DaemonRun]) -> None:
 
 def _score() -> Any:
     """A realistic ``VolumeScore`` of a 10-slice ACDC volume (what the daemon records per file)."""
-    from monitor.labels import Structure
-    from monitor.records import FlagLevel, StructureScore, VolumeScore
+    from monitor.qc.labels import Structure
+    from monitor.qc.levels import FlagLevel
+    from monitor.qc.records import StructureScore, VolumeScore
 
     def structure(
         which: Structure, pdsc: float, phd_mm: float, flag: FlagLevel, reasons: tuple[str, ...]

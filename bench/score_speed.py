@@ -47,7 +47,7 @@ def _files(data: Path | None, n: int) -> list[Path]:
     if data is not None:
         files = sorted([*data.rglob("*.nii.gz"), *data.rglob("*.nii")])
         return files[: n + 1]
-    from monitor.synthetic import write_dataset
+    from monitor.sim import write_dataset
 
     out = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
     write_dataset(out, patients=max(1, (n + 2) // 2), seed=0)
@@ -56,7 +56,7 @@ def _files(data: Path | None, n: int) -> list[Path]:
 
 def _load_chunk(chunk: list[Path]) -> tuple[list[object], list[str], float]:
     """(volumes, SHA-256 of each file, seconds taken) for the files of one batch."""
-    from monitor.nifti import load_mask
+    from monitor.io.nifti import load_mask
 
     began = time.perf_counter()
     volumes, digests = [], []
@@ -82,7 +82,7 @@ def conv_reference(scorer: object, slices: object, repeats: int = 15) -> None:
     import torch
     from torch import nn
 
-    from monitor.model import DECODER_LAYERS, ENCODER_LAYERS
+    from monitor.model.autoencoder import DECODER_LAYERS, ENCODER_LAYERS
 
     n = len(slices)  # type: ignore[arg-type]
     total_s = 0.0
@@ -142,7 +142,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="volumes per Scorer.score_batch call")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (see monitor.inference)")
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, bf16 or fp16 (see monitor.model.inference)"
+    )
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--conv-reference", action="store_true")
@@ -165,11 +167,10 @@ def main() -> None:
 
     import torch
 
-    from monitor.nifti import load_mask, save_labels
-    from monitor.scoring import Scorer
-    from monitor.store import migrate
+    from monitor.io.nifti import load_mask, save_labels
+    from monitor.model import Scorer
+    from monitor.store import claim_batch, enqueue_file, migrate, record_scores, register_model
     from monitor.store.engine import make_engine, make_session_factory
-    from monitor.store.repository import claim_batch, enqueue_file, record_scores, register_model
 
     files = _files(args.data, args.n)
     if len(files) < 2:
@@ -265,7 +266,7 @@ def main() -> None:
     engine.dispose()
 
     if args.conv_reference:
-        from monitor.preprocess import to_model_space
+        from monitor.model.preprocess import to_model_space
 
         batch = []
         for path in files:

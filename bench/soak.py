@@ -3,7 +3,7 @@
 Usage:
     python bench/soak.py [--files 10000] [--backlog 32] [--sample-s 10] [--invalid-every 20] [--acdc]
 
-Starts ``cmr-monitor watch`` (``python -m monitor.cli_watch``) as a subprocess on CPU with a SQLite
+Starts ``cmr-monitor watch`` (``python -m monitor.cli``) as a subprocess on CPU with a SQLite
 database in a temporary folder, and delivers ``--files`` masks into it (renamed into place, the way a
 segmenter should), keeping at most ``--backlog`` files waiting so that the run measures the daemon,
 not a queue growing without bound. Every ``--invalid-every``-th file is a broken one (a truncated
@@ -143,7 +143,7 @@ def main() -> None:
     broken = [_broken(i, masks[i], staging) for i in range(3)]
     url = f"sqlite:///{work / 'soak.db'}"
     command = [
-        sys.executable, "-m", "monitor.cli_watch", "watch", str(work / "incoming"), "--db", url,
+        sys.executable, "-m", "monitor.cli", "watch", str(work / "incoming"), "--db", url,
         "--artifacts", str(work / "artifacts"), "--device", "cpu", "--no-metrics",
         "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--log-format", "json",
         "--incomplete-timeout-s", "2", "--stable-s", "0.5",

@@ -13,7 +13,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.summaries import version_label
-from monitor.labels import STRUCTURES
+from monitor.qc.labels import STRUCTURES
 
 __all__ = [
     "METRIC_TITLES",

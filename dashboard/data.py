@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -22,11 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import queries
 from monitor.errors import StoreError
-from monitor.labels import get_label_map
-from monitor.nifti import load_image, load_mask
+from monitor.io.nifti import load_image, load_mask
+from monitor.qc.labels import get_label_map
 from monitor.store import (
+    ALERT_LEVELS,
     AlertRecord,
     CaseRecord,
+    FileFilter,
     StatusCounts,
     add_review,
     check_at_head,
@@ -40,7 +43,7 @@ from monitor.store import (
     structure_time_series,
     volume_time_series,
 )
-from monitor.store.queries import Bucket, GroupKey
+from monitor.store.series import Bucket, GroupKey
 
 __all__ = [
     "CACHE_TTL_S",
@@ -97,51 +100,33 @@ def status(url: str) -> StatusCounts:
 
 
 def volume_series(
-    url: str,
-    bucket: Bucket,
-    start: datetime | None,
-    end: datetime | None,
-    segmenter_name: str | None = None,
-    segmenter_version: str | None = None,
-    group_by: tuple[GroupKey, ...] = ("segmenter",),
+    url: str, bucket: Bucket, files: FileFilter, group_by: tuple[GroupKey, ...] = ("segmenter",)
 ) -> pd.DataFrame:
     """``monitor.store.volume_time_series`` (files scored, flag counts and rate per bucket and version,
-    or site with ``group_by=("site",)``).
+    or site with ``group_by=("site",)``) of the range and segmenter of ``files``.
 
     The range is split at today's midnight (UTC): days before it are cached for ``PAST_TTL_S`` (files are
     scored at the time they are scored, so past buckets do not change), today for ``CACHE_TTL_S``.
     """
-    return _volume(url, start, end, bucket, segmenter_name, segmenter_version, tuple(group_by))
+    return _volume(url, files, bucket, tuple(group_by))
 
 
 def structure_series(
-    url: str,
-    bucket: Bucket,
-    start: datetime | None,
-    end: datetime | None,
-    segmenter_name: str | None = None,
-    segmenter_version: str | None = None,
-    group_by: tuple[GroupKey, ...] = ("segmenter",),
+    url: str, bucket: Bucket, files: FileFilter, group_by: tuple[GroupKey, ...] = ("segmenter",)
 ) -> pd.DataFrame:
     """``monitor.store.structure_time_series`` (pDSC / pHD quantiles, flag rate per structure and bucket).
 
     Cached like ``volume_series``: days before today for ``PAST_TTL_S``, today for ``CACHE_TTL_S``.
     """
-    return _structure(url, start, end, bucket, segmenter_name, segmenter_version, tuple(group_by))
+    return _structure(url, files, bucket, tuple(group_by))
 
 
-def histogram(
-    url: str,
-    start: datetime | None,
-    end: datetime | None,
-    segmenter_name: str | None = None,
-    segmenter_version: str | None = None,
-) -> pd.DataFrame:
+def histogram(url: str, files: FileFilter) -> pd.DataFrame:
     """``monitor.store.score_histogram``: files per pDSC and pHD bin, per segmenter version and structure.
 
     Cached like ``volume_series``; bin counts add up, so the two parts are summed.
     """
-    return _histogram(url, start, end, segmenter_name, segmenter_version)
+    return _histogram(url, files)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -168,8 +153,7 @@ def _split_by_today(
     past: Callable[..., pd.DataFrame],
     live: Callable[..., pd.DataFrame],
     url: str,
-    start: datetime | None,
-    end: datetime | None,
+    files: FileFilter,
     rest: tuple[object, ...],
     combine: Callable[[list[pd.DataFrame]], pd.DataFrame],
 ) -> pd.DataFrame:
@@ -178,40 +162,41 @@ def _split_by_today(
     Midnight (UTC) is a boundary of hour and day buckets alike, so no bucket is split.
     """
     cut = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = files.start, files.end
     parts = []
     if start is None or start < cut:
-        parts.append(past(url, start, cut if end is None or end > cut else end, *rest))
+        parts.append(past(url, replace(files, end=cut if end is None or end > cut else end), *rest))
     if end is None or end > cut:
-        parts.append(live(url, cut if start is None or start < cut else start, end, *rest))
+        parts.append(live(url, replace(files, start=cut if start is None or start < cut else start), *rest))
     return parts[0] if len(parts) == 1 else combine(parts)
 
 
 def _split_cached(
     name: str,
     query: Callable[..., pd.DataFrame],
-    filters: tuple[str, ...],
+    options: tuple[str, ...],
     *,
     max_entries: int,
     combine: Callable[[list[pd.DataFrame]], pd.DataFrame],
 ) -> Callable[..., pd.DataFrame]:
-    """A ``monitor.store`` query on ``[start, end)``, cached in two parts split at today's midnight.
+    """A ``monitor.store`` query on a ``FileFilter``, cached in two parts split at today's midnight.
 
     Args:
         name: names the two caches (``_{name}_past`` for ``PAST_TTL_S``, ``_{name}_live`` for
             ``CACHE_TTL_S``).
-        query: called as ``query(session, start=start, end=end, **filters)``.
-        filters: names of the other keyword arguments of ``query``, in the order their values are passed.
+        query: called as ``query(session, files, **options)``.
+        options: names of the other keyword arguments of ``query``, in the order their values are passed.
         max_entries: results kept by each of the two caches.
         combine: joins the past and the live result (``_split_by_today``).
-    Returns: ``f(url, start, end, *values)`` with the values of ``filters`` (hashable: every argument is
+    Returns: ``f(url, files, *values)`` with the values of ``options`` (hashable: every argument is
         part of the cache key).
     """
 
     def cached(part: str, ttl_s: int) -> Callable[..., pd.DataFrame]:
         def run(*args: object) -> pd.DataFrame:
-            url, start, end, *values = args
+            url, files, *values = args
             with session_factory(url)() as session:  # type: ignore[arg-type]
-                return query(session, start=start, end=end, **dict(zip(filters, values, strict=True)))
+                return query(session, files, **dict(zip(options, values, strict=True)))
 
         # st.cache_data keys a cache by the function's module, qualified name and source: without a name
         # of its own each part (and each series) would share one cache, replaced whenever the ttl differs
@@ -220,99 +205,39 @@ def _split_cached(
 
     past, live = cached("past", PAST_TTL_S), cached("live", CACHE_TTL_S)
 
-    def split(url: str, start: datetime | None, end: datetime | None, *values: object) -> pd.DataFrame:
-        return _split_by_today(past, live, url, start, end, values, combine)
+    def split(url: str, files: FileFilter, *values: object) -> pd.DataFrame:
+        return _split_by_today(past, live, url, files, values, combine)
 
     return split
 
 
-_SERIES_FILTERS = ("bucket", "segmenter_name", "segmenter_version", "group_by")
-_volume = _split_cached("volume", volume_time_series, _SERIES_FILTERS, max_entries=32, combine=_concat)
+_SERIES_OPTIONS = ("bucket", "group_by")
+_volume = _split_cached("volume", volume_time_series, _SERIES_OPTIONS, max_entries=32, combine=_concat)
 _structure = _split_cached(
-    "structure", structure_time_series, _SERIES_FILTERS, max_entries=32, combine=_concat
+    "structure", structure_time_series, _SERIES_OPTIONS, max_entries=32, combine=_concat
 )
-_histogram = _split_cached(
-    "histogram",
-    score_histogram,
-    ("segmenter_name", "segmenter_version"),
-    max_entries=16,
-    combine=_add_histograms,
-)
+_histogram = _split_cached("histogram", score_histogram, (), max_entries=16, combine=_add_histograms)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def alerts(
-    url: str,
-    *,
-    levels: tuple[str, ...],
-    structure: str | None,
-    segmenter_name: str | None,
-    segmenter_version: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    reviewed: bool | None,
-    limit: int,
-    offset: int,
-) -> list[AlertRecord]:
+def alerts(url: str, files: FileFilter, *, limit: int, offset: int) -> list[AlertRecord]:
     """One page of ``monitor.store.list_alerts``."""
     with session_factory(url)() as session:
-        return list_alerts(
-            session,
-            levels=levels,
-            structure=structure,
-            segmenter_name=segmenter_name,
-            segmenter_version=segmenter_version,
-            start=start,
-            end=end,
-            reviewed=reviewed,
-            limit=limit,
-            offset=offset,
-        )
+        return list_alerts(session, files, limit=limit, offset=offset)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def alert_count(
-    url: str,
-    *,
-    levels: tuple[str, ...],
-    structure: str | None,
-    segmenter_name: str | None,
-    segmenter_version: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    reviewed: bool | None,
-) -> int:
-    """``monitor.store.count_alerts`` with the same filters as ``alerts``."""
+def alert_count(url: str, files: FileFilter) -> int:
+    """``monitor.store.count_alerts`` with the same filter as ``alerts``."""
     with session_factory(url)() as session:
-        return count_alerts(
-            session,
-            levels=levels,
-            structure=structure,
-            segmenter_name=segmenter_name,
-            segmenter_version=segmenter_version,
-            start=start,
-            end=end,
-            reviewed=reviewed,
-        )
+        return count_alerts(session, files)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def reviewed_alerts(
-    url: str,
-    start: datetime | None,
-    end: datetime | None,
-    segmenter_name: str | None = None,
-    segmenter_version: str | None = None,
-) -> pd.DataFrame:
+def reviewed_alerts(url: str, files: FileFilter) -> pd.DataFrame:
     """Reviewed flagged files by flag type (``dashboard.queries.reviewed_alerts_frame``)."""
     with session_factory(url)() as session:
-        return queries.reviewed_alerts_frame(
-            session,
-            start=start,
-            end=end,
-            segmenter_name=segmenter_name,
-            segmenter_version=segmenter_version,
-        )
+        return queries.reviewed_alerts_frame(session, files)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -362,22 +287,15 @@ def warm_default_views(url: str) -> None:
     from dashboard.filters import default_filters
 
     f = default_filters(status(url))
+    files = f.files()
     for bucket in dict.fromkeys([f.bucket, "day"]):
-        volume_series(url, bucket, f.start, f.end)
-        structure_series(url, bucket, f.start, f.end)
-    histogram(url, f.start, f.end)
-    filters = {
-        "levels": ("erroneous", "suspicious"),
-        "structure": None,
-        "segmenter_name": None,
-        "segmenter_version": None,
-        "start": f.start,
-        "end": f.end,
-        "reviewed": None,
-    }
-    alert_count(url, **filters)
-    alerts(url, **filters, limit=50, offset=0)
-    reviewed_alerts(url, f.start, f.end)
+        volume_series(url, bucket, files)
+        structure_series(url, bucket, files)
+    histogram(url, files)
+    page = f.files(levels=ALERT_LEVELS)
+    alert_count(url, page)
+    alerts(url, page, limit=50, offset=0)
+    reviewed_alerts(url, files)
 
 
 @st.cache_resource(show_spinner=False)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import streamlit as st
 
 from dashboard.summaries import version_label
-from monitor.store import StatusCounts
+from monitor.store import FileFilter, StatusCounts
 
 __all__ = ["DEFAULT_DAYS", "Filters", "bucket_for", "day_range", "default_filters", "sidebar_filters"]
 
@@ -38,6 +38,17 @@ class Filters:
     def days(self) -> float:
         """Length of the range in days."""
         return (self.end - self.start).total_seconds() / 86400.0
+
+    def files(self, **conditions: Any) -> FileFilter:
+        """The store's filter for this range and segmenter version, plus ``conditions`` (levels,
+        structure, reviewed)."""
+        return FileFilter(
+            start=self.start,
+            end=self.end,
+            segmenter_name=self.segmenter_name,
+            segmenter_version=self.segmenter_version,
+            **conditions,
+        )
 
 
 def day_range(first: date, last: date) -> tuple[datetime, datetime]:

@@ -7,13 +7,13 @@ cmr-monitor); the table builders are pure. Times stay timezone-aware UTC.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
 from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, utc_text, version_label
-from monitor.store import AlertRecord, CaseRecord, ReviewRecord, reviewed_alert_scores
+from monitor.qc.reasons import describe_all
+from monitor.store import AlertRecord, CaseRecord, FileFilter, ReviewRecord, reviewed_alert_scores
 
 __all__ = [
     "ALERT_TABLE_COLUMNS",
@@ -39,27 +39,17 @@ ALERT_TABLE_COLUMNS = [
 ]
 
 
-def reviewed_alerts_frame(
-    session: Session,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    segmenter_name: str | None = None,
-    segmenter_version: str | None = None,
-) -> pd.DataFrame:
+def reviewed_alerts_frame(session: Session, files: FileFilter) -> pd.DataFrame:
     """Reviewed flagged files, one row per file and flag type, with the latest verdict.
 
     Args:
-        start, end: half-open range of scoring time (timezone-aware); None leaves a side open.
-        segmenter_name, segmenter_version: keep only this segmenter / version.
+        files: the range of scoring time and the segmenter / version (``FileFilter``).
     Returns: columns ``FLAG_TYPE_COLUMNS`` (``version`` is ``"name version"``); a file with flags of
-        several types appears once per type; a file whose reasons name no known type counts once per
-        flagged structure (``"LV flagged"``).
+        several types appears once per type (``flag_type`` of each structure's reason codes); a flagged
+        structure without a reason code counts once (``"LV flagged"``).
     Raises: DatabaseUnavailable.
     """
-    scores = reviewed_alert_scores(
-        session, start=start, end=end, segmenter_name=segmenter_name, segmenter_version=segmenter_version
-    )
+    scores = reviewed_alert_scores(session, files)
     if scores.empty:
         return pd.DataFrame(
             {
@@ -67,19 +57,26 @@ def reviewed_alerts_frame(
                 for c in FLAG_TYPE_COLUMNS
             }
         )
-    reasons = scores[["file_id", "reasons"]].explode("reasons").dropna(subset=["reasons"])
-    typed = pd.DataFrame({"file_id": reasons["file_id"], "flag_type": reasons["reasons"].map(flag_type)})
+    reasons = scores[["file_id", "structure", "reasons"]].explode("reasons").dropna(subset=["reasons"])
+    typed = pd.DataFrame(
+        {
+            "file_id": reasons["file_id"],
+            "flag_type": [
+                flag_type(s, code) for s, code in zip(reasons["structure"], reasons["reasons"], strict=True)
+            ],
+        }
+    )
     untyped = scores[~scores["file_id"].isin(typed["file_id"]) & (scores["flag"] != "ok")]
     fallback = pd.DataFrame({"file_id": untyped["file_id"], "flag_type": untyped["structure"] + " flagged"})
     types = pd.concat([typed, fallback], ignore_index=True).drop_duplicates()
-    files = scores.drop_duplicates("file_id")
-    files = files.assign(
+    files_frame = scores.drop_duplicates("file_id")
+    files_frame = files_frame.assign(
         version=[
             version_label(n, v)
-            for n, v in zip(files["segmenter_name"], files["segmenter_version"], strict=True)
+            for n, v in zip(files_frame["segmenter_name"], files_frame["segmenter_version"], strict=True)
         ]
     )
-    frame = files[["file_id", "version", "scored_at", "verdict"]].merge(types, on="file_id")
+    frame = files_frame[["file_id", "version", "scored_at", "verdict"]].merge(types, on="file_id")
     frame = frame.sort_values(["file_id", "flag_type"], ignore_index=True)
     return frame.reindex(columns=FLAG_TYPE_COLUMNS)
 
@@ -92,7 +89,7 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
                 "file_id": a.file_id,
                 "flag": str(a.flag),
                 "structures": ", ".join(str(s) for s in a.flagged_structures),
-                "reasons": "; ".join(a.reasons),
+                "reasons": "; ".join(describe_all(a.structures)),
                 "segmenter": version_label(a.segmenter_name, a.segmenter_version),
                 "site": a.site or "",
                 "case": a.case_key,
@@ -119,7 +116,7 @@ def case_scores_table(case: CaseRecord) -> pd.DataFrame:
                 "mask_volume_ml": s.mask_volume_ml,
                 "mask_voxels": s.mask_voxels,
                 "pgt_voxels": s.pgt_voxels,
-                "reasons": "; ".join(s.reasons),
+                "reasons": "; ".join(describe_all([s])),
             }
             for s in case.structures
         ],

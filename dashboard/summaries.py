@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from monitor.labels import STRUCTURES
+from monitor.qc.labels import STRUCTURES
+from monitor.qc.reasons import reason_title
 
 __all__ = [
     "FLAG_TYPE_COLUMNS",
@@ -47,8 +48,6 @@ VERSION_SUMMARY_COLUMNS = [
 FLAG_TYPE_COLUMNS = ["file_id", "version", "scored_at", "flag_type", "verdict"]
 #: Columns of ``flag_type_precision``.
 PRECISION_COLUMNS = ["flag_type", "reviewed", "confirmed", "false_alarm", "unsure", "precision"]
-_REASON = re.compile(r"^(?P<structure>LV|RV|MYO) (?P<what>missing|vanished|pHD|pDSC)\b")
-_KIND = {"missing": "missing", "vanished": "vanished from pGT", "pHD": "pHD high", "pDSC": "pDSC low"}
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -159,16 +158,13 @@ def histogram_flag_rates(histogram: pd.DataFrame) -> pd.DataFrame:
     return structure_flag_rates(pdsc)
 
 
-def flag_type(reason: str) -> str:
-    """The flag type of one reason of ``monitor.flags``: ``"LV missing"``, ``"RV pHD high"``, ...
+def flag_type(structure: str, code: str) -> str:
+    """The flag type of one reason code of one structure: ``"LV missing"``, ``"RV pHD high"``, ...
 
-    Returns: ``"<structure> <kind>"`` with kind one of missing, vanished from pGT, pHD high, pDSC low;
-        ``"other"`` for a reason in another format.
+    Returns: ``"<structure> <title of the code>"`` (``monitor.qc.reasons``); an unknown code (written by a
+        newer version) is its own title.
     """
-    match = _REASON.match(reason.strip())
-    if match is None:
-        return "other"
-    return f"{match['structure']} {_KIND[match['what']]}"
+    return f"{structure} {reason_title(code)}"
 
 
 def flag_type_precision(reviewed: pd.DataFrame, *, by_version: bool = False) -> pd.DataFrame:

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     @field_validator("label_map")
     @classmethod
     def _check_label_map(cls, value: str) -> str:
-        from monitor.labels import get_label_map
+        from monitor.qc.labels import get_label_map
 
         get_label_map(value)
         return value

@@ -1,6 +1,6 @@
 """Shared test helpers: synthetic cardiac phantoms as ``MaskVolume`` records and NIfTI files.
 
-Thin wrappers around ``monitor.synthetic`` so that tests of other modules get realistic short-axis
+Thin wrappers around ``monitor.sim`` so that tests of other modules get realistic short-axis
 masks (canonical labels 0 BG, 1 RV, 2 MYO, 3 LV; arrays [z, y, x]; spacing (dz, dy, dx) in mm) in one
 line. Deterministic: the same seed gives the same volume.
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.labels import ACDC, LabelMap
-from monitor.nifti import MaskVolume, save_labels
-from monitor.synthetic import SEGMENTERS, make_patient
+from monitor.io.nifti import MaskVolume, save_labels
+from monitor.qc.labels import ACDC, LabelMap
+from monitor.sim import SEGMENTERS, make_patient
 
 __all__ = ["phantom_volume", "segmented_volume", "write_phantom"]
 

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from monitor.flags import FlagPolicy, flag_structure
-from monitor.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
-from monitor.model import ConvAutoencoder
-from monitor.preprocess import MODEL_SIZE, from_model_space, one_hot, to_model_space
-from monitor.records import FlagLevel
+from monitor.model.autoencoder import ConvAutoencoder
+from monitor.model.preprocess import MODEL_SIZE, from_model_space, one_hot, to_model_space
+from monitor.qc.flags import FlagPolicy, flag_structure
+from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
+from monitor.qc.levels import FlagLevel
 
 
 def reference_to_model_space(labels: np.ndarray, spacing_mm: tuple[float, float, float]):
@@ -59,7 +59,6 @@ def reference_flag(
     """The flag that the reference scores of ``structure`` give (mask ``labels``, reference ``pgt``)."""
     channel = CANONICAL_CHANNEL[structure]
     level, _ = flag_structure(
-        structure,
         pdsc=pdsc,
         phd_mm=phd_mm,
         mask_voxels=int(np.count_nonzero(labels == channel)),

@@ -14,7 +14,7 @@ from dashboard import data
 from dashboard.context import current
 from dashboard.queries import alerts_table
 from dashboard.summaries import md_escape, utc_text
-from monitor.labels import STRUCTURES
+from monitor.qc.labels import STRUCTURES
 
 PAGE_SIZE = 50
 _REVIEWED = {"Unreviewed": False, "Reviewed": True, "All": None}
@@ -32,16 +32,12 @@ if not levels:
     st.info("Choose at least one flag level.")
     st.stop()
 
-filters = {
-    "levels": tuple(sorted(levels)),
-    "structure": None if structure == "Any" else structure,
-    "segmenter_name": f.segmenter_name,
-    "segmenter_version": f.segmenter_version,
-    "start": f.start,
-    "end": f.end,
-    "reviewed": _REVIEWED[review_state],
-}
-total = data.alert_count(ctx.url, **filters)
+files = f.files(
+    levels=tuple(levels),
+    structure=None if structure == "Any" else structure,
+    reviewed=_REVIEWED[review_state],
+)
+total = data.alert_count(ctx.url, files)
 pages = max(1, math.ceil(total / PAGE_SIZE))
 top = st.columns([3, 1])
 top[0].markdown(
@@ -50,7 +46,7 @@ top[0].markdown(
 )
 page = int(top[1].number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="alerts_page"))
 page = min(page, pages)
-found = data.alerts(ctx.url, **filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+found = data.alerts(ctx.url, files, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
 if not found:
     st.success("No alerts match these filters.")
     st.stop()

@@ -17,6 +17,7 @@ from dashboard.queries import case_scores_table, reviews_table
 from dashboard.summaries import md_escape, utc_text
 from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
 from monitor.errors import InvalidMask
+from monitor.qc.reasons import describe_all
 from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStateError, ReviewVerdict
 
 _VERDICTS = {
@@ -142,8 +143,8 @@ st.dataframe(
     },
 )
 for s in record.structures:
-    for reason in s.reasons:
-        st.markdown(f"{_FLAG_ICON.get(str(s.flag), '')} {reason}")
+    for text in describe_all([s]):
+        st.markdown(f"{_FLAG_ICON.get(str(s.flag), '')} {md_escape(text)}")
 
 # ---------------------------------------------------------------- review
 st.subheader("Review")

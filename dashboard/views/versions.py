@@ -21,14 +21,16 @@ from dashboard.summaries import (
     utc_text,
     version_summary,
 )
-from monitor.store.queries import PDSC_BINS, PHD_BIN_MM, PHD_BINS
+from monitor.store import FileFilter
+from monitor.store.series import PDSC_BINS, PHD_BIN_MM, PHD_BINS
 
 ctx = current()
 f = ctx.filters
 st.title("Segmenter versions")
 st.caption(f"Scored {utc_text(f.start)} to {utc_text(f.end)} UTC.")
-volume = data.volume_series(ctx.url, "day", f.start, f.end)
-histogram = data.histogram(ctx.url, f.start, f.end)
+all_versions = FileFilter(start=f.start, end=f.end)
+volume = data.volume_series(ctx.url, "day", all_versions)
+histogram = data.histogram(ctx.url, all_versions)
 summary = version_summary(volume)
 labels = list(summary["version"]) if not summary.empty else []
 if not labels:
@@ -68,7 +70,7 @@ for metric in ("pdsc", "phd_mm"):
     st.altair_chart(charts.histogram_chart(picked, metric))
 
 st.subheader("Flag precision from reviews")
-reviewed = data.reviewed_alerts(ctx.url, f.start, f.end)
+reviewed = data.reviewed_alerts(ctx.url, all_versions)
 if reviewed.empty:
     st.info("No flagged file in this range has been reviewed yet.")
 else:

@@ -1,5 +1,10 @@
 """Results database: SQLAlchemy 2 models, Alembic migrations, the work queue and the dashboard's queries.
 
+Modules: ``engine`` (URLs, engines, sessions), ``models`` (ORM, private), ``records`` (the plain records
+returned, and ``FileFilter``), ``queue`` (every work-queue operation), ``repository`` (scores,
+rejections, models, reviews), ``bulk`` (imports), ``series`` (time series and histograms), ``alerts``,
+``cases`` (one file, status counts), ``export``, ``migrate`` (Alembic as an API).
+
 SQLite by default (one file, WAL mode), PostgreSQL in production (several daemons may share it). The
 functions here are the only SQL in cmr-monitor; they take a ``Session`` and plain values or records and
 return plain records (frozen dataclasses) or DataFrames, never ORM rows.
@@ -15,21 +20,24 @@ Example::
                                         phase="ED", segmenter_name="unet", segmenter_version="1.2")
 """
 
+from monitor.store.alerts import ALERT_LEVELS, ALERTS, count_alerts, list_alerts, reviewed_alert_scores
+from monitor.store.bulk import bulk_insert_scored
+from monitor.store.cases import get_case, status_counts
 from monitor.store.engine import make_engine, make_session_factory, normalise_url, safe_url
 from monitor.store.errors import DatabaseUnavailable, FileStateError
 from monitor.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_frame, iter_export_rows, write_export
 from monitor.store.migrate import check_at_head, current, downgrade, head_revision, upgrade
-from monitor.store.queries import (
-    ALERT_LEVELS,
-    count_alerts,
-    get_case,
-    list_alerts,
-    reviewed_alert_scores,
-    score_histogram,
-    series_columns,
-    status_counts,
-    structure_time_series,
-    volume_time_series,
+from monitor.store.queue import (
+    REJECTION_TOO_MANY_ATTEMPTS,
+    QueueState,
+    claim_batch,
+    enqueue_file,
+    known_paths,
+    queue_state,
+    reclaim_expired,
+    release,
+    requeue_worker,
+    scoring_workers,
 )
 from monitor.store.records import (
     ARTIFACT_INCONSISTENCY,
@@ -37,6 +45,7 @@ from monitor.store.records import (
     AlertRecord,
     CaseRecord,
     ClaimedFile,
+    FileFilter,
     FileStatus,
     FinishedFile,
     NewReview,
@@ -47,19 +56,16 @@ from monitor.store.records import (
     StoredStructureScore,
 )
 from monitor.store.repository import (
-    REJECTION_TOO_MANY_ATTEMPTS,
     add_review,
-    bulk_insert_scored,
-    claim_batch,
-    enqueue_file,
-    reclaim_expired,
+    last_scoring_model,
     record_rejection,
     record_scores,
     register_model,
-    release,
 )
+from monitor.store.series import score_histogram, series_columns, structure_time_series, volume_time_series
 
 __all__ = [
+    "ALERTS",
     "ALERT_LEVELS",
     "ARTIFACT_INCONSISTENCY",
     "ARTIFACT_PGT",
@@ -70,10 +76,12 @@ __all__ = [
     "CaseRecord",
     "ClaimedFile",
     "DatabaseUnavailable",
+    "FileFilter",
     "FileStateError",
     "FileStatus",
     "FinishedFile",
     "NewReview",
+    "QueueState",
     "ReviewRecord",
     "ReviewVerdict",
     "SegmenterCounts",
@@ -91,18 +99,23 @@ __all__ = [
     "get_case",
     "head_revision",
     "iter_export_rows",
+    "known_paths",
+    "last_scoring_model",
     "list_alerts",
     "make_engine",
     "make_session_factory",
     "normalise_url",
+    "queue_state",
     "reclaim_expired",
     "record_rejection",
     "record_scores",
     "register_model",
     "release",
+    "requeue_worker",
     "reviewed_alert_scores",
     "safe_url",
     "score_histogram",
+    "scoring_workers",
     "series_columns",
     "status_counts",
     "structure_time_series",

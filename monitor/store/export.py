@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from monitor.labels import STRUCTURES
+from monitor.qc.labels import STRUCTURES
 from monitor.store._tx import read_transaction
 from monitor.store.models import Artifact, MaskFile, MonitorModel, Review, Segmenter, StructureScoreRow
 from monitor.store.records import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStatus

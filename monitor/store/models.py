@@ -17,8 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from monitor.labels import Structure
-from monitor.records import FlagLevel
+from monitor.qc.labels import Structure
+from monitor.qc.levels import FlagLevel
 from monitor.store.records import FileStatus, ReviewVerdict
 
 __all__ = [

@@ -7,8 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from monitor.labels import Structure
-from monitor.records import FlagLevel, VolumeScore
+from monitor.qc.labels import Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.records import VolumeScore
+from monitor.typing import Shape3, Spacing3
 
 __all__ = [
     "ARTIFACT_INCONSISTENCY",
@@ -16,6 +18,7 @@ __all__ = [
     "AlertRecord",
     "CaseRecord",
     "ClaimedFile",
+    "FileFilter",
     "FileStatus",
     "FinishedFile",
     "NewReview",
@@ -76,7 +79,7 @@ class StoredStructureScore:
     pdsc: float  #: pseudo Dice (0-1); nan when undefined
     phd_mm: float  #: pseudo Hausdorff distance in mm; nan when undefined
     flag: FlagLevel  #: verdict for this structure
-    reasons: tuple[str, ...]  #: reasons behind the flag (empty when ok)
+    reasons: tuple[str, ...]  #: reason codes behind the flag (``monitor.qc.reasons``; empty when ok)
     mask_voxels: int  #: voxels of the structure in the mask
     pgt_voxels: int  #: voxels of the structure in the pseudo ground truth
     mask_volume_ml: float  #: volume of the structure in the mask, millilitres
@@ -107,7 +110,7 @@ class AlertRecord:
     segmenter_version: str  #: its version
     flag: FlagLevel  #: volume-level flag (suspicious or erroneous)
     flagged_structures: tuple[Structure, ...]  #: structures whose flag is not ok, in LV, RV, MYO order
-    reasons: tuple[str, ...]  #: all structure reasons, in LV, RV, MYO order
+    structures: tuple[StoredStructureScore, ...]  #: the file's structure scores, in LV, RV, MYO order
     scored_at: datetime  #: when the file was scored (UTC)
     review_verdict: ReviewVerdict | None  #: latest review verdict; None when unreviewed
     reviews: int  #: number of reviews
@@ -136,8 +139,8 @@ class CaseRecord:
     rejection_reason: str | None  #: stable code, e.g. "corrupt"
     rejection_detail: str | None  #: human-readable detail
     flag: FlagLevel | None  #: volume-level flag; None until scored
-    shape: tuple[int, int, int] | None  #: mask shape [z, y, x], voxels
-    spacing_mm: tuple[float, float, float] | None  #: voxel spacing (dz, dy, dx) in mm
+    shape: Shape3 | None  #: mask shape [z, y, x], voxels
+    spacing_mm: Spacing3 | None  #: voxel spacing (dz, dy, dx) in mm
     slices_scored: int | None  #: slices that went through the autoencoder
     timings_s: dict[str, float] | None  #: seconds per scoring stage
     model_checkpoint_hash: str | None  #: autoencoder checkpoint that scored the file
@@ -226,3 +229,40 @@ class FinishedFile:
     image_path: str | None = None  #: the MR image, when known
     artifacts: dict[str, str] = field(default_factory=dict)  #: kind -> path
     reviews: tuple[NewReview, ...] = ()  #: reviews of a scored file
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileFilter:
+    """Which files a read query takes (time series, histograms, alerts); each condition only when given.
+
+    The range applies to the time a file was scored (or rejected, for the rejected counts of a time
+    series); ranges are half-open, ``[start, end)``. Hashable, so that a cached read can take it.
+
+    Raises: ValueError for empty or unknown levels, an unknown structure or naive timestamps.
+    """
+
+    start: datetime | None = None  #: keep files timed at or after start (timezone-aware); None: open
+    end: datetime | None = None  #: keep files timed before end (timezone-aware); None: open
+    segmenter_name: str | None = None  #: keep only this segmenter; None: any
+    segmenter_version: str | None = None  #: keep only this version; None: any
+    levels: tuple[FlagLevel, ...] | None = None  #: keep these volume flag levels; None: any
+    structure: Structure | None = None  #: with ``levels``: test this structure's flag instead
+    reviewed: bool | None = None  #: True: reviewed files only; False: unreviewed only; None: both
+
+    def __post_init__(self) -> None:
+        if self.levels is not None:
+            levels = sorted({FlagLevel(level) for level in self.levels}, key=lambda level: level.severity)
+            if not levels:
+                raise ValueError("levels must name at least one flag level")
+            object.__setattr__(self, "levels", tuple(levels))
+        if self.structure is not None:
+            object.__setattr__(self, "structure", Structure(self.structure))
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+                raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+
+    @property
+    def scope_only(self) -> bool:
+        """True when only the range and the segmenter are set (what time series and histograms take)."""
+        return self.levels is None and self.structure is None and self.reviewed is None

@@ -31,7 +31,7 @@ import nibabel as nib
 import numpy as np
 import sqlalchemy as sa
 
-from monitor.synthetic import SEGMENTERS, make_patient
+from monitor.sim import SEGMENTERS, make_patient
 
 __all__ = [
     "INVALID_REASONS",
@@ -288,7 +288,7 @@ def assert_end_state(rows: list[Row], stream: Stream) -> None:
 
 
 class DaemonProcess:
-    """``python -m monitor.cli_watch watch ...`` as a subprocess, its output in a log file."""
+    """``python -m monitor.cli watch ...`` as a subprocess, its output in a log file."""
 
     def __init__(
         self,
@@ -305,7 +305,7 @@ class DaemonProcess:
         self.args = [
             sys.executable,
             "-m",
-            "monitor.cli_watch",
+            "monitor.cli",
             "watch",
             *map(str, folders),
             "--db",

@@ -75,7 +75,12 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A snapshot of the shipped checkpoint (it may be rewritten by training while tests run), or an
     untrained autoencoder when none is shipped: the daemon tests need a model, not a good one."""
-    from monitor.model import CheckpointMeta, ConvAutoencoder, default_checkpoint_path, save_checkpoint
+    from monitor.model.autoencoder import (
+        CheckpointMeta,
+        ConvAutoencoder,
+        default_checkpoint_path,
+        save_checkpoint,
+    )
 
     target = tmp_path_factory.mktemp("checkpoint") / "ca.pt"
     shipped = default_checkpoint_path()

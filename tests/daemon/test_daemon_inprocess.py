@@ -20,14 +20,15 @@ from monitor.config import Settings
 from monitor.daemon import (
     Daemon,
     DaemonConfig,
-    _is_dead_local_worker,
     artifact_paths,
+    is_dead_local_worker,
     on_stop,
     worker_identity,
 )
-from monitor.labels import STRUCTURES
-from monitor.nifti import MaskVolume, load_mask, save_labels
-from monitor.records import FlagLevel, StructureScore, VolumeScore
+from monitor.io.nifti import MaskVolume, load_mask, save_labels
+from monitor.qc.labels import STRUCTURES
+from monitor.qc.levels import FlagLevel
+from monitor.qc.records import StructureScore, VolumeScore
 from tests.daemon._harness import (
     Stream,
     assert_end_state,
@@ -196,7 +197,7 @@ def test_a_write_between_hash_and_validation_defers_the_file(
     (before the fix it was queued with the partial hash, then rejected as changed and queued again)."""
     import hashlib
 
-    import monitor.daemon as daemon_module
+    import monitor.daemon.intake as daemon_module
 
     config = _config(tmp_path)
     path = config.roots[0] / "p1_ED.nii.gz"
@@ -263,12 +264,12 @@ def test_dead_local_worker_detection() -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     host, boot, namespace, _ = me.rsplit("/", 3)
-    assert _is_dead_local_worker(f"{host}/{boot}/{namespace}/{gone.pid}", me)
-    assert not _is_dead_local_worker(me, me)
-    assert not _is_dead_local_worker(f"{host}/{boot}/{namespace}/{os.getppid()}", me)
-    assert not _is_dead_local_worker(f"other-host/{boot}/{namespace}/{gone.pid}", me)
-    assert not _is_dead_local_worker(f"{host}/{boot}/other-ns/{gone.pid}", me)
-    assert not _is_dead_local_worker("host:1234", me)
+    assert is_dead_local_worker(f"{host}/{boot}/{namespace}/{gone.pid}", me)
+    assert not is_dead_local_worker(me, me)
+    assert not is_dead_local_worker(f"{host}/{boot}/{namespace}/{os.getppid()}", me)
+    assert not is_dead_local_worker(f"other-host/{boot}/{namespace}/{gone.pid}", me)
+    assert not is_dead_local_worker(f"{host}/{boot}/other-ns/{gone.pid}", me)
+    assert not is_dead_local_worker("host:1234", me)
 
 
 def test_polling_mode_takes_files_when_stable(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the dashboard tests: seeded databases on SQLite and PostgreSQL, and AppTest runners.
 
-Each backend gets one database per session, migrated and seeded with ``monitor.history.seed_history``
+Each backend gets one database per session, migrated and seeded with ``monitor.sim.seed_history``
 (two weeks of simulated scores with reviews, and a few files with NIfTI artifacts). Tests that write (a
 review) take a private copy on SQLite and, on PostgreSQL, work on files no other test checks exactly.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from monitor.history import HistorySummary, seed_history
+from monitor.sim import HistorySummary, seed_history
 from monitor.store import upgrade
 from tests import pg
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
-from monitor.cli_dashboard import launch_dashboard, wait_for_dashboard
+from dashboard.launch import launch_dashboard, wait_for_dashboard
 from monitor.store import get_case, make_engine, make_session_factory
 from tests.dashboard.conftest import Seeded
 from tests.requirements import skip_or_fail

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.summaries import flag_type_precision, md_escape
 from monitor.store import (
+    FileFilter,
     count_alerts,
     get_case,
     make_engine,
@@ -98,8 +99,8 @@ def test_alerts_lists_flagged_files_most_urgent_first(seeded: Seeded, app_test) 
     _ok(at)
     with _store(seeded.url) as session:
         total = count_alerts(session)
-        reviewed = count_alerts(session, reviewed=True)
-        erroneous = count_alerts(session, levels=["erroneous"])
+        reviewed = count_alerts(session, FileFilter(reviewed=True))
+        erroneous = count_alerts(session, FileFilter(levels=["erroneous"]))
     assert total == seeded.summary.flagged
     assert f"**{total:,} alerts**" in _texts(at.markdown)[0]
     table = at.dataframe[0].value
@@ -262,7 +263,7 @@ def test_versions_side_by_side_and_precision(seeded: Seeded, app_test) -> None:
         (precision["confirmed"] / precision["reviewed"]).tolist()
     )
     with _store(seeded.url) as session:
-        reviewed_files = count_alerts(session, reviewed=True)
+        reviewed_files = count_alerts(session, FileFilter(reviewed=True))
     assert precision["reviewed"].sum() >= reviewed_files  # a file counts once per flag type it has
     assert list(precision.columns) == list(flag_type_precision(precision.iloc[0:0]).columns)
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import torch
 
 from monitor.errors import CheckpointError
-from monitor.model import load_checkpoint, save_checkpoint
-from monitor.scoring import Scorer
+from monitor.model import Scorer
+from monitor.model.autoencoder import load_checkpoint, save_checkpoint
 from tests.daemon._harness import mask_bytes, wait_for_end_state, write_renamed
 from tests.hardening.conftest import fresh_sqlite, start_daemon
 
@@ -59,7 +59,7 @@ def test_daemon_refuses_a_pickled_object_checkpoint(
     url = fresh_sqlite(sqlite_template, tmp_path / "db")
     (tmp_path / "incoming").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "monitor.cli_watch", "watch", str(tmp_path / "incoming"), "--db", url,
+        [sys.executable, "-m", "monitor.cli", "watch", str(tmp_path / "incoming"), "--db", url,
          "--artifacts", str(tmp_path / "artifacts"), "--checkpoint", str(evil), "--device", "cpu",
          "--no-metrics"],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
@@ -71,7 +71,7 @@ def test_daemon_refuses_a_pickled_object_checkpoint(
 
 def _changed_copy(good: Path, target: Path) -> Path:
     """Another checkpoint: the good one's weights, one bias nudged (another hash, same format)."""
-    from monitor.model import ConvAutoencoder
+    from monitor.model.autoencoder import ConvAutoencoder
 
     model, meta, _ = load_checkpoint(good)
     with torch.no_grad():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import InvalidMask
-from monitor.nifti import load_mask
+from monitor.io.nifti import load_mask
 from tests.hardening.hostile import HOSTILE
 
 

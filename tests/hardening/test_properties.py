@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import InvalidMask
-from monitor.labels import ACDC
-from monitor.metrics import dice
-from monitor.nifti import Limits, MaskVolume, load_mask
-from monitor.preprocess import from_model_space, one_hot, to_model_space
+from monitor.io.nifti import Limits, MaskVolume, load_mask
+from monitor.model.preprocess import from_model_space, one_hot, to_model_space
+from monitor.qc.labels import ACDC
+from monitor.qc.metrics import dice
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: Small limits so that a random header that passes them is cheap to read.

@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from monitor.labels import STRUCTURES
-from monitor.records import FlagLevel, StructureScore, VolumeScore
+from monitor.qc.labels import STRUCTURES
+from monitor.qc.levels import FlagLevel
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.store import (
     ARTIFACT_PGT,
     FileStateError,

@@ -20,8 +20,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.labels import STRUCTURES, Structure
-from monitor.records import FlagLevel, StructureScore, VolumeScore
+from monitor.qc.labels import STRUCTURES, Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.reasons import ReasonCode
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.store import (
     ARTIFACT_INCONSISTENCY,
     ARTIFACT_PGT,
@@ -133,6 +135,14 @@ def session(engine: sa.Engine) -> Iterator[Session]:
         yield opened
 
 
+#: The reason codes ``make_score`` gives a structure of each level.
+_REASONS = {
+    FlagLevel.OK: (),
+    FlagLevel.SUSPICIOUS: (ReasonCode.PHD_HIGH,),
+    FlagLevel.ERRONEOUS: (ReasonCode.MISSING,),
+}
+
+
 @pytest.fixture
 def make_score() -> Callable[..., VolumeScore]:
     """Build a ``VolumeScore`` from per-structure (pdsc, phd_mm, flag) with the volume flag the worst."""
@@ -151,7 +161,7 @@ def make_score() -> Callable[..., VolumeScore]:
                 pdsc=pdsc,
                 phd_mm=phd,
                 flag=flag,
-                reasons=() if flag == FlagLevel.OK else (f"{s} {flag}",),
+                reasons=_REASONS[flag],
                 mask_voxels=1000 + i,
                 pgt_voxels=1100 + i,
                 mask_volume_ml=(1000 + i) * voxel_ml,

@@ -1,7 +1,9 @@
-"""Tests of monitor/store/migrate.py and migrations/: one head, up/down/up, models == migrated schema."""
+"""Tests of monitor/store/migrate.py and migrations/: one head, up/down/up, models == migrated schema,
+and the data migration of reason codes."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -15,9 +17,23 @@ from alembic.script import ScriptDirectory
 
 import monitor
 from monitor.errors import StoreError
-from monitor.store import check_at_head, current, downgrade, head_revision, make_engine, upgrade
+from monitor.qc.labels import Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.records import StructureScore, VolumeScore
+from monitor.store import (
+    check_at_head,
+    current,
+    downgrade,
+    enqueue_file,
+    head_revision,
+    make_engine,
+    make_session_factory,
+    record_scores,
+    register_model,
+    upgrade,
+)
 from monitor.store.migrate import alembic_config, migrations_dir
-from monitor.store.models import Base
+from monitor.store.models import Base, StructureScoreRow
 
 REPO_ROOT = Path(monitor.__file__).resolve().parent.parent
 TABLES = set(Base.metadata.tables)
@@ -127,3 +143,89 @@ def test_current_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="database schema is at nothing"):
         check_at_head(f"sqlite:///{missing}")
     assert not missing.exists()
+
+
+#: Structure rows as the revision before reason codes stored them: (structure, pdsc, phd_mm, flag, prose).
+_PROSE_ROWS = (
+    (Structure.LV, 0.0, math.nan, FlagLevel.ERRONEOUS, ["LV missing from the mask"]),
+    (Structure.RV, 0.42, 61.25, FlagLevel.SUSPICIOUS, ["RV pHD 61.2 mm > 50 mm", "RV pDSC 0.42 < 0.5"]),
+    (
+        Structure.MYO,
+        0.0,
+        math.nan,
+        FlagLevel.ERRONEOUS,
+        ["MYO vanished from the pseudo ground truth (shape not recognised)", "MYO left unchanged"],
+    ),
+)
+_BEFORE_CODES = "61c25f1ea3a9"
+
+
+def _stored_reasons(url: str) -> dict[str, list[str]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(StructureScoreRow.structure, StructureScoreRow.reasons))
+            return {str(structure): list(reasons) for structure, reasons in rows}
+    finally:
+        engine.dispose()
+
+
+def test_reason_codes_migration_converts_prose_and_back(empty_url: str) -> None:
+    """Rows written with prose reasons become codes on upgrade, and prose again on downgrade."""
+    upgrade(empty_url, _BEFORE_CODES)
+    engine = make_engine(empty_url)
+    try:
+        with make_session_factory(engine)() as session:
+            file_id, _ = enqueue_file(
+                session,
+                path="/w/p1_ED.nii.gz",
+                content_hash="h" * 64,
+                case_key="p1",
+                phase="ED",
+                segmenter_name="unet",
+                segmenter_version="1",
+            )
+            structures = tuple(
+                StructureScore(
+                    structure=s,
+                    pdsc=pdsc,
+                    phd_mm=phd,
+                    flag=flag,
+                    reasons=(),
+                    mask_voxels=10,
+                    pgt_voxels=10,
+                    mask_volume_ml=1.0,
+                )
+                for s, pdsc, phd, flag, _ in _PROSE_ROWS
+            )
+            score = VolumeScore(
+                structures=structures,
+                flag=FlagLevel.ERRONEOUS,
+                shape=(4, 8, 8),
+                spacing_mm=(8.0, 1.5, 1.5),
+                slices_scored=3,
+            )
+            model_id = register_model(session, "c" * 64, {})
+            record_scores(session, file_id, score, model_id=model_id, artifacts={})
+        with engine.begin() as connection:  # the prose the revision before wrote
+            for structure, *_, prose in _PROSE_ROWS:
+                connection.execute(
+                    sa.update(StructureScoreRow)
+                    .where(StructureScoreRow.structure == structure)
+                    .values(reasons=prose)
+                )
+    finally:
+        engine.dispose()
+
+    upgrade(empty_url)
+    assert _stored_reasons(empty_url) == {
+        "LV": ["missing"],
+        "RV": ["phd_high", "pdsc_low"],
+        "MYO": ["vanished", "MYO left unchanged"],  # unknown prose is kept
+    }
+    check_at_head(empty_url)
+
+    downgrade(empty_url, _BEFORE_CODES)
+    assert _stored_reasons(empty_url) == {str(s): prose for s, *_, prose in _PROSE_ROWS}
+    upgrade(empty_url)  # and up again: the same codes
+    assert _stored_reasons(empty_url)["RV"] == ["phd_high", "pdsc_low"]

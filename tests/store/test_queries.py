@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from sqlalchemy.orm import Session
 
-from monitor.labels import STRUCTURES, Structure
-from monitor.records import FlagLevel
+from monitor.qc.labels import STRUCTURES, Structure
+from monitor.qc.levels import FlagLevel
 from monitor.store import (
     EXPORT_COLUMNS,
+    FileFilter,
     ReviewVerdict,
     count_alerts,
     export_frame,
@@ -51,7 +52,7 @@ def test_volume_time_series_by_day(session: Session, populated: Populated) -> No
 
 def test_volume_time_series_by_hour_with_filters(session: Session, populated: Populated) -> None:
     frame = volume_time_series(
-        session, bucket="hour", start=D1, end=D2, segmenter_name="unet", segmenter_version="1.0"
+        session, FileFilter(start=D1, end=D2, segmenter_name="unet", segmenter_version="1.0"), bucket="hour"
     )
     assert list(frame["bucket_start"]) == [
         pd.Timestamp("2026-03-02 08:00", tz="UTC"),
@@ -62,14 +63,14 @@ def test_volume_time_series_by_hour_with_filters(session: Session, populated: Po
     assert list(frame["erroneous"]) == [0, 1]
     assert list(frame["rejected"]) == [0, 1]
     # half-open range: a file scored exactly at `end` is left out
-    at_end = volume_time_series(session, end=D2 + timedelta(hours=10))
+    at_end = volume_time_series(session, FileFilter(end=D2 + timedelta(hours=10)))
     assert at_end["scored"].sum() == 3
 
 
 def test_time_series_of_an_empty_range(session: Session, populated: Populated) -> None:
     start = datetime(2030, 1, 1, tzinfo=UTC)
-    assert volume_time_series(session, start=start).empty
-    assert structure_time_series(session, start=start).empty
+    assert volume_time_series(session, FileFilter(start=start)).empty
+    assert structure_time_series(session, FileFilter(start=start)).empty
 
 
 def test_structure_time_series_quantiles(session: Session, populated: Populated) -> None:
@@ -112,11 +113,12 @@ def test_list_alerts_order_and_fields(session: Session, populated: Populated) ->
     assert [a.file_id for a in alerts] == [ids["f6"], ids["f3"], ids["f5"], ids["f2"]]
     assert count_alerts(session) == 4
     f3 = alerts[1]
-    assert (f3.flag, f3.flagged_structures, f3.reasons) == (
-        FlagLevel.ERRONEOUS,
-        (Structure.LV,),
-        ("LV erroneous",),
-    )
+    assert (f3.flag, f3.flagged_structures) == (FlagLevel.ERRONEOUS, (Structure.LV,))
+    assert [(s.structure, s.reasons) for s in f3.structures] == [
+        (Structure.LV, ("missing",)),
+        (Structure.RV, ()),
+        (Structure.MYO, ()),
+    ]
     assert (f3.review_verdict, f3.reviews) == (None, 0)
     assert (f3.case_key, f3.phase, f3.site, f3.segmenter_name) == ("f3", "ED", "site-A", "unet")
     assert f3.scored_at == D1 + timedelta(hours=9, minutes=15)
@@ -147,17 +149,19 @@ def test_list_alerts_order_and_fields(session: Session, populated: Populated) ->
 def test_list_alerts_filters(
     session: Session, populated: Populated, filters: dict, expected: list[str]
 ) -> None:
-    got = [a.file_id for a in list_alerts(session, **filters)]
+    paging = {k: v for k, v in filters.items() if k in ("limit", "offset")}
+    files = FileFilter(**{k: v for k, v in filters.items() if k not in paging})
+    got = [a.file_id for a in list_alerts(session, files, **paging)]
     assert got == [populated.ids[key] for key in expected]
-    if "limit" not in filters and "offset" not in filters:
-        assert count_alerts(session, **filters) == len(expected)
+    if not paging:
+        assert count_alerts(session, files) == len(expected)
 
 
 def test_list_alerts_refuses_bad_paging(session: Session) -> None:
     with pytest.raises(ValueError):
         list_alerts(session, limit=0)
-    with pytest.raises(ValueError):
-        list_alerts(session, levels=[])
+    with pytest.raises(ValueError, match="at least one flag level"):
+        FileFilter(levels=[])
 
 
 def test_status_counts(session: Session, populated: Populated) -> None:
@@ -204,7 +208,7 @@ def _check_export(frame: pd.DataFrame, populated: Populated) -> None:
     assert set(scored["spacing_y_mm"]) == {1.5625}
     f2 = frame[frame["file_id"] == populated.ids["f2"]]
     assert set(f2["review_verdict"]) == {"confirmed"}
-    assert list(f2["reasons"]) == ["", "RV suspicious", ""]
+    assert list(f2["reasons"]) == ["", "phd_high", ""]  # codes, as stored
     rejected = frame[frame["status"] == "rejected"].iloc[0]
     assert (rejected["rejection_reason"], rejected["rejection_detail"]) == ("corrupt", "not a gzip file")
     assert pd.isna(rejected["structure"]) and pd.isna(rejected["pdsc"])

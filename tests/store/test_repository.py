@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.errors import StoreError
-from monitor.labels import Structure
-from monitor.records import FlagLevel, VolumeScore
+from monitor.qc.labels import Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.records import VolumeScore
 from monitor.store import (
     ARTIFACT_INCONSISTENCY,
     ARTIFACT_PGT,
@@ -325,7 +326,7 @@ def test_record_scores_round_trip(session: Session, make_score: ScoreFactory) ->
     assert (lv.pdsc, lv.phd_mm, lv.flag, lv.reasons) == (0.91, 3.5, FlagLevel.OK, ())
     assert rv.pdsc == 0.0
     assert math.isnan(rv.phd_mm)
-    assert rv.reasons == ("RV erroneous",)
+    assert rv.reasons == ("missing",)
     assert math.isnan(myo.pdsc) and math.isnan(myo.phd_mm)
     assert (lv.mask_voxels, rv.mask_voxels, myo.mask_voxels) == (1000, 1001, 1002)
     assert lv.pgt_voxels == 1100

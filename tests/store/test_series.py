@@ -20,9 +20,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.labels import STRUCTURES, Structure
-from monitor.records import FlagLevel, StructureScore, VolumeScore
+from monitor.qc.labels import STRUCTURES, Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.reasons import ReasonCode
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.store import (
+    FileFilter,
     FinishedFile,
     NewReview,
     ReviewVerdict,
@@ -41,7 +44,9 @@ from monitor.store import (
     upgrade,
     volume_time_series,
 )
-from monitor.store.queries import PDSC_BINS, PHD_BIN_MM, PHD_BINS, REVIEWED_COLUMNS, _segment_quantiles
+from monitor.store._aggregate import segment_quantiles
+from monitor.store.alerts import REVIEWED_COLUMNS
+from monitor.store.series import PDSC_BINS, PHD_BIN_MM, PHD_BINS
 
 D0 = datetime(2026, 3, 2, tzinfo=UTC)
 GROUPINGS: list[tuple[str, ...]] = [("segmenter",), ("site",), ("segmenter", "site"), ()]
@@ -93,7 +98,7 @@ def _history(n: int = 240, seed: int = 7) -> list[FinishedFile]:
             else:
                 phd = float(rng.lognormal(2.0, 0.7))
             flag = FlagLevel(rng.choice(["ok", "ok", "ok", "suspicious", "erroneous"]))
-            reasons = () if flag == FlagLevel.OK else (f"{s} pHD {phd:.1f} mm > 15 mm",)
+            reasons = () if flag == FlagLevel.OK else (ReasonCode.PHD_HIGH,)
             structures.append(
                 StructureScore(
                     structure=s,
@@ -245,7 +250,9 @@ def test_structure_time_series_filters(session: Session) -> None:
     start, end = D0 + timedelta(hours=20), D0 + timedelta(days=2, hours=3)
     kept = [f for f in HISTORY if start <= f.done_at < end and f.segmenter_version == "2.0"]
     got = structure_time_series(
-        session, bucket="hour", start=start, end=end, segmenter_name="unet", segmenter_version="2.0"
+        session,
+        FileFilter(start=start, end=end, segmenter_name="unet", segmenter_version="2.0"),
+        bucket="hour",
     )
     _assert_frames_equal(got, _reference_structure(kept, "hour", ("segmenter",)))
 
@@ -381,13 +388,13 @@ def test_empty_range_gives_empty_frames_with_columns(session: Session) -> None:
     later = datetime(2030, 1, 1, tzinfo=UTC)
     for group_by in GROUPINGS:
         for frame, kind in (
-            (volume_time_series(session, start=later, group_by=group_by), "volume"),
-            (structure_time_series(session, start=later, group_by=group_by), "structure"),
-            (score_histogram(session, start=later, group_by=group_by), "histogram"),
+            (volume_time_series(session, FileFilter(start=later), group_by=group_by), "volume"),
+            (structure_time_series(session, FileFilter(start=later), group_by=group_by), "structure"),
+            (score_histogram(session, FileFilter(start=later), group_by=group_by), "histogram"),
         ):
             assert frame.empty
             assert list(frame.columns) == series_columns(kind, group_by)  # type: ignore[arg-type]
-    assert list(reviewed_alert_scores(session, start=later).columns) == REVIEWED_COLUMNS
+    assert list(reviewed_alert_scores(session, FileFilter(start=later)).columns) == REVIEWED_COLUMNS
 
 
 def test_bad_arguments(session: Session) -> None:
@@ -400,7 +407,7 @@ def test_bad_arguments(session: Session) -> None:
     with pytest.raises(ValueError, match="phd_bin_mm > 0"):
         score_histogram(session, phd_bin_mm=0)
     with pytest.raises(ValueError, match="timezone-aware"):
-        score_histogram(session, start=datetime(2026, 3, 2))
+        score_histogram(session, FileFilter(start=datetime(2026, 3, 2)))
 
 
 def test_reviewed_alert_scores_latest_verdict(session: Session) -> None:
@@ -417,7 +424,7 @@ def test_reviewed_alert_scores_latest_verdict(session: Session) -> None:
         assert [tuple(r) for r in rows["reasons"]] == [s.reasons for s in f.score.structures]
         assert rows["scored_at"].iloc[0] == f.done_at
     # the same files and verdicts as the alert list
-    alerts = list_alerts(session, reviewed=True, limit=1000)
+    alerts = list_alerts(session, FileFilter(reviewed=True), limit=1000)
     assert {a.file_id: str(a.review_verdict) for a in alerts} == dict(
         zip(got["file_id"], got["verdict"], strict=True)
     )
@@ -555,7 +562,7 @@ def test_range_queries_use_the_status_scored_at_index(
 def test_segment_quantiles_is_numpy_linear(counts: list[int]) -> None:
     rng = np.random.default_rng(sum(counts))
     values = rng.normal(size=sum(counts))
-    got = _segment_quantiles(values, np.array(counts), [0.0, 0.25, 0.5, 0.75, 1.0])
+    got = segment_quantiles(values, np.array(counts), [0.0, 0.25, 0.5, 0.75, 1.0])
     start = 0
     for i, n in enumerate(counts):
         part = values[start : start + n]

@@ -22,10 +22,12 @@ import typer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.labels import Structure
-from monitor.records import FlagLevel, StructureScore, VolumeScore
-from monitor.store.daemon_queries import QueueState
-from monitor.synthetic import make_patient, remove_structure
+from monitor.qc.labels import Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.reasons import ReasonCode
+from monitor.qc.records import StructureScore, VolumeScore
+from monitor.sim import make_patient, remove_structure
+from monitor.store.queue import QueueState
 from monitor.telemetry import QueueCollector, build_metrics
 from tests.daemon._harness import _to_gz, free_port
 
@@ -51,7 +53,9 @@ def structure_score(structure: Structure, pdsc: float, phd_mm: float, flag: Flag
         pdsc=pdsc,
         phd_mm=phd_mm,
         flag=flag,
-        reasons=() if flag == FlagLevel.OK else ("why",),
+        reasons={FlagLevel.OK: (), FlagLevel.SUSPICIOUS: (ReasonCode.PHD_HIGH,)}.get(
+            flag, (ReasonCode.MISSING,)
+        ),
         mask_voxels=0 if flag == FlagLevel.ERRONEOUS else 100,
         pgt_voxels=100,
         mask_volume_ml=1.0,

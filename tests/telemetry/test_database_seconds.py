@@ -1,7 +1,8 @@
 """``cmr_monitor_database_seconds``: the daemon's time in the database, by operation.
 
-``test_retry_observes_the_successful_attempt_only`` drives ``Daemon._retry`` in process: a call that
-fails transiently once and then succeeds is observed once, and its failure counts as a transient error.
+``test_retry_observes_the_successful_attempt_only`` drives the daemon's ``Retry`` in process: a call
+that fails transiently once and then succeeds is observed once, and its failure counts as a transient
+error.
 ``test_real_daemon_exports_database_seconds`` runs the real daemon (a subprocess, on SQLite and on
 PostgreSQL), scores two masks and rejects one invalid file, and reads the histogram from its /metrics
 endpoint over HTTP.
@@ -15,21 +16,17 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.config import Settings
-from monitor.daemon import Daemon, DaemonConfig
+from monitor.daemon.retry import DatabaseHealth, Retry
 from monitor.store import DatabaseUnavailable
-from monitor.telemetry import DATABASE_OPERATIONS
+from monitor.telemetry import DATABASE_OPERATIONS, build_metrics
 from tests.daemon._harness import DaemonProcess, invalid_bytes, mask_bytes, wait_for_end_state, write_renamed
 from tests.telemetry._helpers import samples
 
 
-def test_retry_observes_the_successful_attempt_only(tmp_path: Path) -> None:
-    (tmp_path / "in").mkdir()
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", artifacts_dir=tmp_path / "artifacts")
+def test_retry_observes_the_successful_attempt_only() -> None:
     registry = CollectorRegistry()
-    daemon = Daemon(
-        DaemonConfig(roots=(tmp_path / "in",), settings=settings, metrics_port=None), registry=registry
-    )
+    health = DatabaseHealth()
+    retry = Retry(build_metrics(registry), health, threading.Event())
     attempts: list[int] = []
 
     def flaky() -> str:
@@ -38,7 +35,8 @@ def test_retry_observes_the_successful_attempt_only(tmp_path: Path) -> None:
             raise DatabaseUnavailable("database unavailable: connection refused")
         return "claimed"
 
-    assert daemon._retry("database", flaky, until=threading.Event(), operation="claim") == "claimed"
+    assert retry("database", flaky, until=threading.Event(), operation="claim") == "claimed"
+    assert health.ok
     value = registry.get_sample_value
     assert len(attempts) == 2
     assert value("cmr_monitor_database_seconds_count", {"operation": "claim"}) == 1
@@ -46,7 +44,7 @@ def test_retry_observes_the_successful_attempt_only(tmp_path: Path) -> None:
         value("cmr_monitor_database_seconds_sum", {"operation": "claim"}) < 0.25
     )  # the backoff wait is not counted
     assert value("cmr_monitor_transient_errors_total", {"kind": "database"}) == 1
-    daemon._retry("artifacts", lambda: None)  # not a database call: nothing observed
+    retry("artifacts", lambda: None)  # not a database call: nothing observed
     assert sum(value("cmr_monitor_database_seconds_count", {"operation": op}) or 0 for op in DATABASE_OPERATIONS) == 1  # fmt: skip
 
 

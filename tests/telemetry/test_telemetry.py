@@ -9,14 +9,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
-from monitor.labels import Structure
-from monitor.records import FlagLevel
+from monitor.qc.labels import Structure
+from monitor.qc.levels import FlagLevel
+from monitor.qc.reasons import ReasonCode
 from monitor.store import (
     claim_batch,
     enqueue_file,
@@ -26,7 +28,7 @@ from monitor.store import (
     record_scores,
     register_model,
 )
-from monitor.store.daemon_queries import QueueState, queue_state
+from monitor.store.queue import QueueState, queue_state
 from monitor.telemetry import (
     DATABASE_OPERATIONS,
     OTHER,
@@ -111,6 +113,26 @@ def test_record_scored_counts_flags_and_observes_defined_scores() -> None:
     assert value("cmr_monitor_scoring_latency_seconds_count") == 2
     assert value("cmr_monitor_scoring_latency_seconds_bucket", {"le": "0.5"}) == 1
     assert value("cmr_monitor_queue_wait_seconds_count") == 1
+    # reason codes, by structure, under the bounded label ``reason``
+    assert value("cmr_monitor_flag_reasons_total", {**seg, "structure": "LV", "reason": "missing"}) == 1
+    assert value("cmr_monitor_flag_reasons_total", {**seg, "structure": "MYO", "reason": "phd_high"}) == 1
+    assert value("cmr_monitor_flag_reasons_total", {**seg, "structure": "RV", "reason": "phd_high"}) == 0
+
+
+def test_flag_reasons_are_bounded_by_the_codes() -> None:
+    """A reason that is not a code (a record built by hand) is counted as ``other``, never as itself."""
+    registry = CollectorRegistry()
+    metrics = build_metrics(registry)
+    odd = replace(BAD.structures[0], reasons=("LV looks odd, patient Smith",))
+    metrics.record_scored("unet", "1.2", replace(BAD, structures=(odd, *BAD.structures[1:])), latency_s=0.1)
+    reasons = {
+        s.labels["reason"]
+        for f in registry.collect()
+        if f.name == "cmr_monitor_flag_reasons"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+    assert reasons == {*(str(code) for code in ReasonCode), "other"}
 
 
 def test_new_segmenter_version_series_start_at_zero() -> None:
@@ -124,6 +146,8 @@ def test_new_segmenter_version_series_start_at_zero() -> None:
         assert value("cmr_monitor_files_scored_total", {**seg, "flag": level}) == 0
         for structure in ("LV", "RV", "MYO"):
             assert value("cmr_monitor_flags_total", {**seg, "structure": structure, "level": level}) == 0
+    for code in ReasonCode:
+        assert value("cmr_monitor_flag_reasons_total", {**seg, "structure": "RV", "reason": str(code)}) == 0
     assert value("cmr_monitor_pdsc_ratio_count", {**seg, "structure": "MYO"}) == 0
     assert value("cmr_monitor_phd_millimeters_bucket", {**seg, "structure": "RV", "le": "+Inf"}) == 0
 

@@ -1,0 +1,153 @@
+"""``cmr-monitor demo``: the live demo (``monitor.sim.demo``) with a progress line and a summary table."""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from monitor.cli.logs import log_to_file
+from monitor.cli.options import Device, fail
+
+if TYPE_CHECKING:
+    from monitor.sim.demo import DemoProgress, DemoResult
+
+__all__ = ["demo"]
+
+
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Work folder (incoming masks, database, artifacts).")] = Path(
+        "cmr-monitor-demo"
+    ),
+    duration: Annotated[float, typer.Option(min=1, help="Seconds the simulated segmenter writes.")] = 180.0,
+    rate: Annotated[float, typer.Option(min=0.01, help="Masks per second it writes.")] = 0.5,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="A quick run: small phantoms, 10 s at 3 masks/s (for tests).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[Device, typer.Option(help="auto, cpu or cuda.")] = Device.auto,
+    metrics_port: Annotated[
+        int, typer.Option(help="Port of /metrics, /healthz, /readyz (0 or busy = any free port).")
+    ] = 9750,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
+    ] = None,
+    dashboard_port: Annotated[
+        int, typer.Option(help="Port of the dashboard (busy = any free port); 0 = no dashboard.")
+    ] = 8501,
+    history_weeks: Annotated[
+        float, typer.Option(min=0, help="Weeks of simulated past scores seeded first (0 = none).")
+    ] = 4.0,
+) -> None:
+    """Live demo: a simulated segmenter writes masks into a watched folder; the daemon scores them."""
+    from monitor.daemon import on_stop
+    from monitor.errors import MonitorError
+    from monitor.sim.demo import DemoConfig, prepare_workdir, run_demo
+
+    if fast:
+        duration, rate = 10.0, 3.0
+    workdir = workdir.resolve()
+    try:
+        prepare_workdir(workdir)
+    except OSError as exc:
+        fail(exc)
+    log_to_file(workdir / "daemon.log")
+    config = DemoConfig(
+        workdir=workdir,
+        duration_s=duration,
+        rate_per_s=rate,
+        seed=seed,
+        device=device.value,
+        small=fast,
+        metrics_port=metrics_port,
+        drain_timeout_s=60.0 if fast else 120.0,
+        checkpoint=checkpoint,
+        history_weeks=history_weeks,
+        dashboard_port=dashboard_port or None,
+    )
+    n = max(2, round(duration * rate))
+    typer.echo(
+        f"cmr-monitor demo: a simulated segmenter 'cardioseg' writes about {n} masks over {duration:.0f} s "
+        f"into {workdir / 'incoming'};\nversion 1.1 replaces 1.0 half way and is worse. Ctrl-C stops cleanly."
+    )
+    stop = threading.Event()
+    live = sys.stdout.isatty()
+    last_line = [0.0]
+
+    def started(daemon: Any) -> None:
+        typer.echo(f"  metrics:   {daemon.metrics_url}/metrics   (health: /healthz, /readyz)")
+        typer.echo(f"  database:  sqlite:///{workdir / 'cmr-monitor.db'}   (cmr-monitor status --db ...)")
+        typer.echo(f"  artifacts: {workdir / 'artifacts'}   log: {workdir / 'daemon.log'}")
+
+    def progress(p: DemoProgress) -> None:
+        line = _progress_line(p)
+        if live:
+            sys.stdout.write("\r" + line.ljust(100))
+            sys.stdout.flush()
+        elif p.elapsed_s - last_line[0] >= 10.0 or p.written == p.planned:
+            last_line[0] = p.elapsed_s
+            typer.echo(line)
+
+    try:
+        with on_stop(stop.set):
+            result = run_demo(
+                config,
+                stop=stop,
+                on_start=started,
+                on_progress=progress,
+                on_dashboard=lambda url: typer.echo(f"  dashboard: {url}   (drift, alerts, cases, reviews)"),
+            )
+    except (MonitorError, OSError, RuntimeError) as exc:
+        fail(exc)
+    if live:
+        sys.stdout.write("\n")
+    _print_summary(result)
+
+
+def _progress_line(p: DemoProgress) -> str:
+    s = p.by_status
+    minutes, seconds = divmod(int(p.elapsed_s), 60)
+    return (
+        f"[{minutes:02d}:{seconds:02d}] written {p.written}/{p.planned} (cardioseg {p.version}) | "
+        f"scored {s.get('scored', 0)}, flagged {p.flagged} | rejected {s.get('rejected', 0)} | "
+        f"queued {s.get('pending', 0) + s.get('scoring', 0)}"
+    )
+
+
+def _print_summary(result: DemoResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: float) -> str:
+        return "-" if math.isnan(value) else f"{value:.3f}"
+
+    table = Table(title="cardioseg by version: DSC (real, needs ground truth) vs pDSC (the monitor)")
+    for column in ("version", "written", "scored", "flagged", "erroneous", "rejected", "DSC", "pDSC"):
+        table.add_column(column, justify="left" if column == "version" else "right")
+    for v in result.versions:
+        flag_rate = f" ({v.flagged / v.scored:.0%})" if v.scored else ""
+        table.add_row(
+            v.version,
+            str(v.written),
+            str(v.scored),
+            f"{v.flagged}{flag_rate}",
+            str(v.erroneous),
+            str(v.rejected),
+            fmt(v.real_dice),
+            fmt(v.pseudo_dice),
+        )
+    console = Console()
+    console.print(table)
+    if result.rejection_reasons:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(result.rejection_reasons.items()))
+        console.print(f"rejected files by reason: {reasons}")
+    if result.interrupted:
+        console.print("stopped early (Ctrl-C); the table covers what was written until then")
+    elif not result.drained:
+        console.print("[yellow]some files were still waiting when the demo ended[/]")
+    console.print(f"look around: cmr-monitor status --db {result.database_url}")

@@ -1,0 +1,149 @@
+"""``cmr-monitor evaluate``: pseudo vs real metrics of segmenters with ground truth, as a report.
+
+Heavy imports (torch, pandas, matplotlib) happen inside the command so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli.options import Device
+
+__all__ = ["evaluate", "parse_pred_specs"]
+
+
+def parse_pred_specs(specs: list[str]) -> dict[str, Path]:
+    """``NAME=DIR`` options -> {name: folder}.
+
+    Raises: typer.BadParameter (exit 2) for a malformed spec, a duplicate or reserved name, or a folder
+        that does not exist.
+    """
+    from monitor.evaluation import GROUND_TRUTH
+
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not folder:
+            raise typer.BadParameter(f"expected NAME=DIR, got {spec!r}", param_hint="--pred")
+        if name == GROUND_TRUTH:
+            raise typer.BadParameter(f"the name {GROUND_TRUTH!r} is reserved", param_hint="--pred")
+        if name in out:
+            raise typer.BadParameter(f"segmenter {name!r} given twice", param_hint="--pred")
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise typer.BadParameter(f"prediction folder of {name!r} not found: {path}", param_hint="--pred")
+        out[name] = path
+    return out
+
+
+def evaluate(
+    gt: Annotated[
+        Path,
+        typer.Option(
+            help="Ground truth: ACDC layout (patientNNN/*_frameFF_gt.nii.gz + Info.cfg) or a folder of "
+            "X.nii.gz / X_gt.nii.gz.",
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+        ),
+    ],
+    pred: Annotated[
+        list[str],
+        typer.Option(
+            help="NAME=DIR of a segmenter's predictions (patientNNN_ED.nii.gz ... or X.nii.gz); repeat "
+            "for several segmenters."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, cases.csv, summary.json, PNG plots.")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP]."
+        ),
+    ] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Volumes per scoring batch.")] = 8,
+    ground_truth: Annotated[
+        bool,
+        typer.Option(
+            "--ground-truth/--no-ground-truth",
+            help="Also score the ground-truth masks (pseudo-segmenter 'ground_truth') for the false-alarm rate.",
+        ),
+    ] = True,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Draw the PNG plots (matplotlib).")
+    ] = True,
+) -> None:
+    """Compare pseudo metrics (pDSC, pHD, flags) with real ones against ground truth; write a report."""
+    from monitor.config import get_settings
+    from monitor.evaluation import run_evaluation
+    from monitor.io.nifti import Limits
+    from monitor.model.scorer import Scorer
+    from monitor.qc.labels import get_label_map
+
+    pred_dirs = parse_pred_specs(pred)
+    settings = get_settings().with_overrides(
+        checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
+    )
+    scorer = Scorer.from_settings(settings)
+    summary = run_evaluation(
+        gt,
+        pred_dirs,
+        scorer,
+        out,
+        label_map=get_label_map(settings.label_map),
+        batch_volumes=batch,
+        include_ground_truth=ground_truth,
+        plots=plots,
+        limits=Limits.from_settings(settings),
+    )
+    _print_summary(summary, out)
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    import math
+
+    def fmt(value: float) -> str:
+        return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+    pairing = summary["pairing"]
+    for item in pairing["unpaired"]:
+        typer.echo(f"no ground truth for {item['segmenter']}: {item['path']} (not evaluated)", err=True)
+    for item in pairing["skipped"]:
+        typer.echo(
+            f"skipped {item['segmenter']}: {item['path']} ({item['reason']}: {item['detail']})", err=True
+        )
+    for name, count in pairing["missing_predictions"].items():
+        if count:
+            typer.echo(f"{name}: {count} ground-truth volumes have no prediction", err=True)
+    typer.echo(
+        f"{summary['n_volumes']} volumes of {len(summary['segmenters'])} segmenters evaluated"
+        f" ({len(pairing['unpaired'])} predictions without ground truth, {len(pairing['skipped'])} skipped)"
+    )
+    for metric, title in (("dice", "DSC vs pDSC"), ("hd_mm", "HD vs pHD")):
+        by_structure = summary["correlation"][metric]
+        ranking = summary["ranking"][metric]
+        cells = ", ".join(
+            f"{s} r={fmt(by_structure[s]['all']['pearson'])} r_s(rank)={fmt(ranking[s]['all']['spearman'])}"
+            for s in by_structure
+        )
+        typer.echo(f"{title}: {cells}")
+    flags = summary["flags"]
+    missing, failing = flags["erroneous_vs_missing"]["all"], flags["flagged_vs_failure"]["all"]
+    typer.echo(
+        f"missing structures caught: {missing['tp']} of {missing['tp'] + missing['fn']} "
+        f"({missing['fp']} false alarms); failures flagged: precision {fmt(failing['precision'])}, "
+        f"recall {fmt(failing['recall'])}"
+    )
+    alarm = flags["false_alarm"]["volume_any"]
+    if alarm["n"]:
+        typer.echo(f"ground-truth volumes flagged: {alarm['flagged']} of {alarm['n']}")
+    typer.echo(f"report: {out / 'report.md'}")

@@ -1,0 +1,176 @@
+"""``cmr-monitor score``: score masks once, without ground truth, as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.cli.options import Device, Precision
+
+__all__ = ["FailOn", "OutputFormat", "score"]
+
+console = Console()
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class FailOn(StrEnum):
+    never = "never"
+    suspicious = "suspicious"
+    erroneous = "erroneous"
+
+
+def _mask_files(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """(file, root it was found under) for files and folders; folders are searched recursively."""
+    from monitor.io.layouts import nifti_files
+
+    found: list[tuple[Path, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend((item, path) for item in nifti_files(path))
+        elif path.exists():
+            found.append((path, path.parent))
+        else:
+            raise typer.BadParameter(f"no such file or folder: {path}")
+    return found
+
+
+def score(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Mask files (.nii/.nii.gz) or folders (searched recursively).")
+    ],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write pGT and inconsistency maps (NIfTI) and scores.csv/json here.")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output on stdout.")] = OutputFormat.table,
+    label_map: Annotated[
+        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP].")
+    ] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(
+            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU [env CMR_MONITOR_PRECISION]."
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Volumes scored together.")] = 8,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="Exit 3 when any mask is flagged at this level or worse (for pipelines).")
+    ] = FailOn.never,
+) -> None:
+    """Score masks once, without ground truth: pDSC, pHD (mm) and flags per structure."""
+    from monitor.config import get_settings
+    from monitor.errors import InvalidMask
+    from monitor.io.layouts import mask_stem
+    from monitor.io.nifti import Limits, load_mask, save_labels
+    from monitor.model.scorer import Scorer
+    from monitor.qc.labels import get_label_map
+    from monitor.qc.levels import FlagLevel
+    from monitor.qc.reasons import describe_all
+
+    settings = get_settings().with_overrides(
+        checkpoint=checkpoint,
+        label_map=label_map,
+        device=device.value if device else None,
+        precision=precision.value if precision else None,
+    )
+    lmap = get_label_map(settings.label_map)
+    limits = Limits.from_settings(settings)
+    scorer = Scorer.from_settings(settings)
+    files = _mask_files(paths)
+    rows: list[dict[str, object]] = []
+    for start in range(0, len(files), max(1, batch)):
+        chunk = files[start : start + batch]
+        volumes, owners = [], []
+        for path, root in chunk:
+            try:
+                volumes.append(load_mask(path, lmap, limits))
+                owners.append((path, root))
+            except InvalidMask as exc:
+                rows.append(
+                    {
+                        "file": str(path),
+                        "status": "rejected",
+                        "flag": "",
+                        "reason": exc.reason,
+                        "detail": exc.detail,
+                    }
+                )
+        for (path, root), result in zip(owners, scorer.score_batch(volumes), strict=True):
+            row: dict[str, object] = {"file": str(path), "status": "scored", "flag": result.score.flag.value}
+            for s in result.score.structures:
+                row[f"pdsc_{s.structure.value}"] = round(s.pdsc, 4) if not math.isnan(s.pdsc) else None
+                row[f"phd_mm_{s.structure.value}"] = round(s.phd_mm, 2) if not math.isnan(s.phd_mm) else None
+                row[f"flag_{s.structure.value}"] = s.flag.value
+            row["reasons"] = "; ".join(describe_all(result.score.structures, scorer.policy))
+            if out is not None:
+                relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+                target = out / relative.parent
+                volume = next(v for v in volumes if v.path == path)
+                pgt_path = save_labels(
+                    target / f"{mask_stem(path.name)}_pgt.nii.gz", result.pgt, volume.affine, lmap
+                )
+                xor_path = save_labels(
+                    target / f"{mask_stem(path.name)}_inconsistency.nii.gz",
+                    result.inconsistency,
+                    volume.affine,
+                )
+                row["pgt_file"], row["inconsistency_file"] = str(pgt_path), str(xor_path)
+            rows.append(row)
+    _emit(rows, fmt, out)
+    worst = max((FlagLevel(str(r["flag"])).severity for r in rows if r.get("flag")), default=0)
+    if fail_on != FailOn.never and worst >= FlagLevel(fail_on.value).severity:
+        raise typer.Exit(3)
+
+
+def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out / "scores.csv", index=False)
+        (out / "scores.json").write_text(json.dumps(rows, indent=2, default=str))
+    if fmt == OutputFormat.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == OutputFormat.json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+    else:
+        colour = {"ok": "green", "suspicious": "yellow", "erroneous": "red", "": "magenta"}
+        table = Table(title=f"{len(rows)} masks", show_lines=False)
+        table.add_column("file", overflow="fold")
+        table.add_column("flag")
+        for s in ("LV", "RV", "MYO"):
+            table.add_column(f"{s} pDSC", justify="right")
+            table.add_column(f"{s} pHD mm", justify="right")
+        table.add_column("reasons", overflow="fold")
+        for r in rows:
+            flag = str(r.get("flag") or "rejected")
+            cells = [str(r["file"]), f"[{colour.get(str(r.get('flag', '')), 'white')}]{flag}[/]"]
+            for s in ("LV", "RV", "MYO"):
+                d, h = r.get(f"pdsc_{s}"), r.get(f"phd_mm_{s}")
+                cells += ["-" if d is None else f"{d:.3f}", "-" if h is None else f"{h:.1f}"]
+            cells.append(str(r.get("reasons") or r.get("detail") or ""))
+            table.add_row(*cells)
+        console.print(table)
+        counts: dict[str, int] = {}
+        for r in rows:
+            key = str(r.get("flag") or "rejected")
+            counts[key] = counts.get(key, 0) + 1
+        console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))

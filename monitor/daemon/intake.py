@@ -1,0 +1,389 @@
+"""The intake: from sightings of files to rows in the queue.
+
+The intake loop (the thread that runs the daemon) hands every sighting of the watcher to ``Intake``.
+A file is tracked until it is complete (``monitor.daemon.completion.CompletionTracker``: closed after writing, moved in, or its
+size and mtime unchanged for ``stable_s`` seconds), then hashed, named (``monitor.io.identity``),
+validated (``monitor.io.nifti.load_mask``) and enqueued in the database; an invalid file is enqueued and
+rejected at once. A file leaves the intake only once its row is committed: while the database is down
+the intake holds its files and tries again with backoff. Files that were already enqueued (same size
+and mtime) are remembered so that repeated events and rescans cost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor.daemon.completion import CompletionTracker
+from monitor.daemon.config import DaemonConfig
+from monitor.daemon.rejection import REASON_BAD_NAME, Rejections
+from monitor.daemon.retry import BACKOFF_INITIAL_S, BACKOFF_MAX_S, DatabaseHealth
+from monitor.daemon.watch import Sighting
+from monitor.daemon.worker import file_sha256
+from monitor.errors import InvalidMask
+from monitor.io.identity import MaskIdentity, SidecarError, find_root, identify, is_candidate
+from monitor.io.layouts import mask_stem
+from monitor.io.nifti import Limits, load_mask
+from monitor.qc.labels import LabelMap
+from monitor.store import DatabaseUnavailable, enqueue_file
+from monitor.telemetry import DaemonMetrics
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["TRANSIENT_REASONS", "Intake"]
+
+log = logging.getLogger(__name__)
+
+#: Rejection reasons of ``load_mask`` that a file still being written can give: such a file is
+#: retried until ``incomplete_timeout_s`` after its last change before it is rejected.
+TRANSIENT_REASONS: frozenset[str] = frozenset(
+    {"empty_file", "corrupt", "truncated", "not_nifti", "unreadable"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Prepared:
+    """A complete file, named and validated, waiting for its row."""
+
+    size: int
+    mtime_ns: int
+    content_hash: str
+    identity: MaskIdentity
+    rejection: tuple[str, str] | None  #: (reason, detail) when the file is invalid
+    received_at: datetime
+
+
+class Intake:
+    """Tracks the files under the watched folders until each one is complete and enqueued.
+
+    Args:
+        config: the daemon's configuration (patterns, stability, timeouts).
+        roots: the watched folders, resolved.
+        sessions: sessions on the results database.
+        metrics: the daemon's metrics.
+        rejections: records the rejection of an invalid file.
+        health: set when the database answers or fails.
+        on_enqueued: called when a new file is ready for scoring (wakes the worker).
+    """
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        roots: Sequence[Path],
+        sessions: sessionmaker[Session],
+        metrics: DaemonMetrics,
+        rejections: Rejections,
+        health: DatabaseHealth,
+        label_map: LabelMap,
+        limits: Limits,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._config = config
+        self._roots = tuple(roots)
+        self._sessions = sessions
+        self._metrics = metrics
+        self._rejections = rejections
+        self._health = health
+        self._label_map = label_map
+        self._limits = limits
+        self._on_enqueued = on_enqueued
+        self._tracker = CompletionTracker(
+            stable_s=config.stable_s, incomplete_timeout_s=config.incomplete_timeout_s
+        )
+        self._done: dict[Path, tuple[int, int]] = {}
+        self._prepared: dict[Path, _Prepared] = {}
+        self._blocked_until = 0.0
+        self._backoff_s = BACKOFF_INITIAL_S
+
+    @property
+    def waiting(self) -> int:
+        """Files seen but not yet complete or not yet enqueued."""
+        return len(self._tracker)
+
+    def wake_at(self) -> float:
+        """Monotonic time of the next due check (not before the database backoff ends); inf when none."""
+        next_check = self._tracker.next_check()
+        return math.inf if next_check is None else max(next_check, self._blocked_until)
+
+    # ------------------------------------------------------------------ sightings
+
+    def backfill(self, known: dict[str, datetime]) -> int:
+        """Track every file under the roots that the database does not know (or knows an older version
+        of); ``known`` maps paths to when their latest version was received. Returns the files known."""
+        n_known = sum(self.scan(root, known) for root in self._roots)
+        log.info(
+            "backfill: %d file(s) already known, %d to check",
+            n_known,
+            len(self._tracker),
+            extra={"action": "backfill", "known": n_known, "to_check": len(self._tracker)},
+        )
+        return n_known
+
+    def rescan(self) -> None:
+        """Look at every file under the roots again (events may have been missed)."""
+        for root in self._roots:
+            self.scan(root)
+
+    def scan(self, folder: Path, known: dict[str, datetime] | None = None) -> int:
+        """Observe every candidate file under ``folder``; return how many were already done."""
+        done = 0
+        now, wall = time.monotonic(), time.time()
+        for dirpath, dirnames, filenames in os.walk(folder, onerror=lambda exc: None):
+            here = Path(dirpath)
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = here / name
+                root = find_root(path, self._roots)
+                if root is None or not is_candidate(path, root, self._config.ingest):
+                    continue
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                stat_key = (st.st_size, st.st_mtime_ns)
+                if self._done.get(path) == stat_key:
+                    done += 1
+                    continue
+                if known is not None and str(path) in known and st.st_mtime <= known[str(path)].timestamp():
+                    self._done[path] = stat_key
+                    done += 1
+                    continue
+                self._tracker.observe(path, *stat_key, now=now, age_s=wall - st.st_mtime)
+        return done
+
+    def on_sighting(self, sighting: Sighting) -> None:
+        """Take one sighting of the watcher into account."""
+        path = sighting.path
+        if sighting.kind == "gone":
+            self._forget(path)
+            return
+        if sighting.kind == "gone_dir":
+            self._forget_under(path)
+            return
+        if sighting.kind == "dir":
+            self.scan(path)
+            return
+        root = find_root(path, self._roots)
+        if root is None or not is_candidate(path, root, self._config.ingest):
+            return
+        try:
+            st = path.stat()
+        except OSError:
+            self._forget(path)
+            return
+        stat_key = (st.st_size, st.st_mtime_ns)
+        if self._done.get(path) == stat_key:
+            return
+        self._tracker.observe(
+            path,
+            *stat_key,
+            now=time.monotonic(),
+            closed=sighting.kind in ("closed", "moved_in"),
+            age_s=time.time() - st.st_mtime,
+        )
+
+    def _forget(self, path: Path) -> None:
+        """Drop one file from the intake's memory (deleted, moved away or vanished)."""
+        self._tracker.forget(path)
+        self._done.pop(path, None)
+        self._prepared.pop(path, None)
+
+    def _forget_under(self, path: Path) -> None:
+        """Drop ``path`` and everything below it from the intake's memory (deleted or moved away)."""
+        self._tracker.forget_under(path)
+        for table in (self._done, self._prepared):
+            for known in [p for p in table if p == path or p.is_relative_to(path)]:
+                del table[known]
+
+    # ------------------------------------------------------------------ complete files
+
+    def check_due(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Check the files that are due (while the database is not in backoff and ``stop`` is False)."""
+        now = time.monotonic()
+        if now < self._blocked_until:
+            return
+        for path in self._tracker.due(now):
+            if stop():
+                return
+            self._take(path)
+            if time.monotonic() < self._blocked_until:
+                return
+
+    def _take(self, path: Path) -> None:
+        """Check one due file; enqueue it when complete (or rejected), defer it otherwise."""
+        now = time.monotonic()
+        try:
+            st = path.stat()
+        except OSError:
+            self._forget(path)
+            return
+        if not self._tracker.matches(path, st.st_size, st.st_mtime_ns):
+            self._tracker.observe(path, st.st_size, st.st_mtime_ns, now=now)
+            return
+        prepared = self._prepared.get(path)
+        if prepared is None or (prepared.size, prepared.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            prepared = self._prepare(path, st, now)
+            if prepared is None:
+                return
+            self._prepared[path] = prepared
+        if self._enqueue(path, prepared):
+            self._prepared.pop(path, None)
+            self._tracker.forget(path)
+            self._done[path] = (prepared.size, prepared.mtime_ns)
+
+    def _prepare(self, path: Path, st: os.stat_result, now: float) -> _Prepared | None:
+        """Hash, name and validate a complete file; None when it is deferred (it may still be being
+        written: it does not parse, its sidecar does not, or it cannot be read) or has vanished."""
+        root = find_root(path, self._roots)
+        assert root is not None  # tracked paths are under a root
+        problem: tuple[str, str, bool] | None = None  # (reason, detail, may still be being written)
+        refusal = _refuse_special(path, root, st)
+        try:
+            if refusal is not None:  # never open a FIFO, a device or a file outside the folder
+                content_hash = f"{refusal[0]}:{st.st_size}:{st.st_mtime_ns}"
+                problem = (*refusal, False)
+            else:
+                content_hash = file_sha256(path)
+        except FileNotFoundError:
+            self._forget(path)
+            return None
+        except OSError as exc:
+            content_hash = f"unreadable:{st.st_size}:{st.st_mtime_ns}"
+            problem = ("unreadable", f"the file cannot be read: {exc.strerror or type(exc).__name__}", True)
+        try:
+            identity = identify(path, root, self._config.ingest)
+        except SidecarError as exc:
+            identity = self._fallback_identity(path, root)
+            problem = problem or (exc.reason, exc.detail, True)
+        except ValueError as exc:
+            identity = self._fallback_identity(path, root)
+            problem = problem or (REASON_BAD_NAME, str(exc), False)
+        if problem is None:
+            try:
+                load_mask(path, self._label_map, self._limits)
+            except InvalidMask as exc:
+                if exc.reason == "missing":
+                    self._forget(path)
+                    return None
+                problem = (exc.reason, exc.detail, exc.reason in TRANSIENT_REASONS)
+        try:  # the hash and the validation must describe one content: a write in between defers it
+            after = path.stat()
+        except OSError:
+            self._forget(path)
+            return None
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            log.debug("changed while being checked: %s", path)
+            self._tracker.observe(path, after.st_size, after.st_mtime_ns, now=time.monotonic())
+            return None
+        if problem is not None and problem[2] and not self._tracker.expired(path, now):
+            log.debug("not complete yet: %s (%s)", path, problem[0])
+            self._tracker.defer(path, now, max(self._config.stable_s, 1.0))
+            return None
+        return _Prepared(
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            content_hash=content_hash,
+            identity=identity,
+            rejection=problem[:2] if problem is not None else None,
+            received_at=datetime.now(UTC),
+        )
+
+    def _fallback_identity(self, path: Path, root: Path) -> MaskIdentity:
+        """A name for a file whose own naming failed, so that its rejection can be recorded."""
+        try:
+            return identify(path, root, self._config.ingest, use_sidecar=False)
+        except ValueError:
+            return MaskIdentity(
+                case_key=mask_stem(path.name)[:200] or "unnamed",
+                phase=None,
+                segmenter_name=self._config.ingest.default_segmenter,
+                segmenter_version=self._config.ingest.default_version,
+            )
+
+    def _enqueue(self, path: Path, prepared: _Prepared) -> bool:
+        """Write the file's row (and its rejection); False when the database is down (retried later)."""
+        identity = prepared.identity
+        try:
+            with self._sessions() as session:
+                with self._metrics.database_call("enqueue"):
+                    file_id, created = enqueue_file(
+                        session,
+                        path=str(path),
+                        content_hash=prepared.content_hash,
+                        case_key=identity.case_key,
+                        phase=identity.phase,
+                        segmenter_name=identity.segmenter_name,
+                        segmenter_version=identity.segmenter_version,
+                        site=identity.site,
+                        scanner=identity.scanner,
+                        image_path=identity.image_path,
+                        received_at=prepared.received_at,
+                    )
+                self._log_received(file_id, created, path, identity)
+                if prepared.rejection is not None:  # also when known: a rejection may have been lost
+                    self._rejections.record(
+                        session,
+                        file_id,
+                        *prepared.rejection,
+                        path=path,
+                        segmenter=(identity.segmenter_name, identity.segmenter_version),
+                        blocking=False,
+                    )
+                elif created:
+                    self._on_enqueued()
+        except DatabaseUnavailable as exc:
+            self._health.ok = False
+            self._metrics.transient_errors.labels(kind="database").inc()
+            self._blocked_until = time.monotonic() + self._backoff_s
+            log.warning(
+                "database unavailable, holding %d file(s), retrying in %.1f s: %s",
+                len(self._tracker),
+                self._backoff_s,
+                exc,
+                extra={"action": "retry", "kind": "database"},
+            )
+            self._backoff_s = min(2 * self._backoff_s, BACKOFF_MAX_S)
+            return False
+        self._health.ok = True
+        self._backoff_s = BACKOFF_INITIAL_S
+        return True
+
+    def _log_received(self, file_id: int, created: bool, path: Path, identity: MaskIdentity) -> None:
+        if not created:
+            log.debug("already known: %s (file %d)", path, file_id)
+            return
+        self._metrics.record_received(identity.segmenter_name, identity.segmenter_version)
+        log.info(
+            "received file %d (%s %s)",
+            file_id,
+            identity.segmenter_name,
+            identity.segmenter_version,
+            extra={"action": "received", "file_id": file_id},
+        )
+        log.debug("file %d is %s (case %s)", file_id, path, identity.case_key)
+
+
+def _refuse_special(path: Path, root: Path, st: os.stat_result) -> tuple[str, str] | None:
+    """Why a candidate must not be opened, or None: it is not a regular file (a FIFO would block the
+    intake, a device never ends), or it is a symbolic link that leads outside its watched folder."""
+    if not stat.S_ISREG(st.st_mode):
+        return "not_a_file", "path is not a regular file (a FIFO, socket or device)"
+    try:  # the file itself or a folder on its way may be a link
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return None  # gone: hashing finds that out and forgets the file
+    except (OSError, RuntimeError):
+        return "outside_folder", "symbolic link that cannot be resolved"
+    if not target.is_relative_to(root):
+        return "outside_folder", "symbolic link to a file outside the watched folder"
+    return None

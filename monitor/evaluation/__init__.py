@@ -1,0 +1,68 @@
+"""Pseudo vs real metrics on labelled data: how far to trust pDSC, pHD and the flags.
+
+- ``pairing``: predictions paired with their ground truth by file name (``pair_cases``);
+- ``cases``: the cases table, real and pseudo metrics per volume and structure (``evaluate_cases``);
+- ``statistics``: pure summaries (correlations, rankings, flag quality, risk-coverage; ``summarise``);
+- ``report``: ``cases.csv``, ``summary.json``, plots and ``report.md`` (``write_report``);
+- ``run``: all of it (``run_evaluation``, the ``cmr-monitor evaluate`` command).
+
+Example::
+
+    from monitor.evaluation import evaluate_cases, pair_cases, summarise, write_report
+    from monitor.model import Scorer
+
+    pairing = pair_cases("gt", {"tiramisu": "pred/tiramisu"})
+    cases, skipped = evaluate_cases(pairing.pairs, Scorer(), batch_volumes=8)
+    write_report(cases, summarise(cases), "report/")
+"""
+
+from monitor.evaluation.cases import CASE_COLUMNS, evaluate_cases
+from monitor.evaluation.pairing import GROUND_TRUTH, CasePair, Pairing, SkippedCase, pair_cases
+from monitor.evaluation.report import write_report
+from monitor.evaluation.run import run_evaluation
+from monitor.evaluation.statistics import (
+    FAILURE_DICE,
+    FAILURE_HD_MM,
+    METRICS,
+    PHASES,
+    aurc,
+    correlate,
+    correlation_table,
+    failures,
+    false_alarms,
+    flag_quality,
+    precision_recall,
+    rank_segmenters,
+    risk_coverage,
+    risk_coverage_table,
+    summarise,
+    zero_filled,
+)
+
+__all__ = [
+    "CASE_COLUMNS",
+    "FAILURE_DICE",
+    "FAILURE_HD_MM",
+    "GROUND_TRUTH",
+    "METRICS",
+    "PHASES",
+    "CasePair",
+    "Pairing",
+    "SkippedCase",
+    "aurc",
+    "correlate",
+    "correlation_table",
+    "evaluate_cases",
+    "failures",
+    "false_alarms",
+    "flag_quality",
+    "pair_cases",
+    "precision_recall",
+    "rank_segmenters",
+    "risk_coverage",
+    "risk_coverage_table",
+    "run_evaluation",
+    "summarise",
+    "write_report",
+    "zero_filled",
+]

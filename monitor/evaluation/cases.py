@@ -1,0 +1,176 @@
+"""The cases table: real and pseudo metrics of every paired volume, one row per volume and structure.
+
+Real Dice and Hausdorff distance (mm) against the ground truth and the pseudo ones of the ``Scorer``
+both come from ``monitor.qc.scores`` (Dice 0 when exactly one mask is empty, nan when both are; HD nan
+when either is empty). Reads the masks; everything after this table is pure (``statistics``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.errors import InvalidMask
+from monitor.evaluation.pairing import GROUND_TRUTH, CasePair, SkippedCase
+from monitor.io.nifti import Limits, MaskVolume, load_mask
+from monitor.qc.flags import FlagPolicy
+from monitor.qc.labels import ACDC, LabelMap
+from monitor.qc.reasons import describe_all
+from monitor.qc.records import VolumeScore
+from monitor.qc.scores import compare_structures
+
+if TYPE_CHECKING:
+    from monitor.model.scorer import Scorer
+
+__all__ = ["CASE_COLUMNS", "evaluate_cases"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of the cases table (one row per volume and structure), in order.
+CASE_COLUMNS: tuple[str, ...] = (
+    "segmenter",
+    "patient",
+    "phase",
+    "structure",
+    "dice",
+    "hd_mm",
+    "pdsc",
+    "phd_mm",
+    "flag",
+    "reasons",
+    "missing",
+    "case",
+    "volume_flag",
+    "mask_voxels",
+    "gt_voxels",
+    "pgt_voxels",
+    "pred_file",
+    "gt_file",
+)
+
+
+def _ground_truth_pairs(pairs: Sequence[CasePair]) -> list[CasePair]:
+    """Each distinct ground truth of ``pairs`` as a prediction of the ``ground_truth`` pseudo-segmenter."""
+    seen: dict[Path, CasePair] = {}
+    for pair in pairs:
+        if pair.gt_path not in seen:
+            seen[pair.gt_path] = CasePair(
+                segmenter=GROUND_TRUTH,
+                case=pair.case,
+                patient=pair.patient,
+                phase=pair.phase,
+                pred_path=pair.gt_path,
+                gt_path=pair.gt_path,
+            )
+    return sorted(seen.values(), key=lambda p: (p.patient, p.phase, p.case))
+
+
+def _load_pair(
+    pair: CasePair, label_map: LabelMap, limits: Limits | None
+) -> tuple[MaskVolume, MaskVolume] | SkippedCase:
+    try:
+        pred = load_mask(pair.pred_path, label_map, limits)
+        gt = pred if pair.gt_path == pair.pred_path else load_mask(pair.gt_path, label_map, limits)
+    except InvalidMask as exc:
+        path = exc.path or pair.pred_path
+        return SkippedCase(
+            segmenter=pair.segmenter, case=pair.case, path=path, reason=exc.reason, detail=exc.detail
+        )
+    if pred.shape != gt.shape or not np.allclose(pred.spacing_mm, gt.spacing_mm, rtol=1e-3):
+        return SkippedCase(
+            segmenter=pair.segmenter,
+            case=pair.case,
+            path=pair.pred_path,
+            reason="geometry_mismatch",
+            detail=f"prediction {pred.shape} at {pred.spacing_mm} mm vs ground truth {gt.shape} "
+            f"at {gt.spacing_mm} mm",
+        )
+    return pred, gt
+
+
+def evaluate_cases(
+    pairs: Sequence[CasePair],
+    scorer: Scorer,
+    *,
+    label_map: LabelMap = ACDC,
+    batch_volumes: int = 8,
+    include_ground_truth: bool = True,
+    limits: Limits | None = None,
+) -> tuple[pd.DataFrame, list[SkippedCase]]:
+    """Real and pseudo metrics of every paired volume, one row per volume and structure.
+
+    Each segmenter's volumes are scored ``batch_volumes`` at a time. Real Dice and HD (mm) use
+    ``monitor.qc.metrics`` at the ground truth's voxel spacing.
+
+    Args:
+        pairs: from ``pair_cases``.
+        scorer: a loaded ``Scorer``.
+        label_map: label values of both predictions and ground truth.
+        batch_volumes: volumes per ``score_batch`` call.
+        include_ground_truth: also score each ground truth as the pseudo-segmenter ``ground_truth``
+            (its real Dice is 1 and HD 0; used for the false-alarm rate).
+        limits: size limits for loading; ``Limits()`` when None.
+    Returns: (cases table with ``CASE_COLUMNS``, volumes skipped because a file was unreadable or the
+        geometries differ).
+    Raises: ValueError if ``batch_volumes`` < 1.
+    """
+    if batch_volumes < 1:
+        raise ValueError(f"batch_volumes must be at least 1, got {batch_volumes}")
+    work = list(pairs) + (_ground_truth_pairs(pairs) if include_ground_truth else [])
+    order = list(dict.fromkeys(p.segmenter for p in work))
+    rows: list[dict[str, Any]] = []
+    skipped: list[SkippedCase] = []
+    for name in order:
+        mine = [p for p in work if p.segmenter == name]
+        for start in range(0, len(mine), batch_volumes):
+            loaded: list[tuple[CasePair, MaskVolume, MaskVolume]] = []
+            for pair in mine[start : start + batch_volumes]:
+                volumes = _load_pair(pair, label_map, limits)
+                if isinstance(volumes, SkippedCase):
+                    log.warning("skipped a volume of %s: %s", name, volumes.reason)
+                    skipped.append(volumes)
+                else:
+                    loaded.append((pair, *volumes))
+            scored = scorer.score_batch([pred for _, pred, _ in loaded]) if loaded else []
+            for (pair, pred, gt), result in zip(loaded, scored, strict=True):
+                rows.extend(_case_rows(pair, pred, gt, result.score, scorer.policy))
+            log.info("%s: %d/%d volumes evaluated", name, min(start + batch_volumes, len(mine)), len(mine))
+    cases = pd.DataFrame(rows, columns=list(CASE_COLUMNS))
+    return cases.astype({"missing": bool}), skipped
+
+
+def _case_rows(
+    pair: CasePair, pred: MaskVolume, gt: MaskVolume, score: VolumeScore, policy: FlagPolicy
+) -> list[dict[str, Any]]:
+    """One row per structure: the real metrics against the ground truth beside the pseudo ones."""
+    rows = []
+    real_metrics = compare_structures(pred.labels, gt.labels, gt.spacing_mm)
+    for real, pseudo in zip(real_metrics, score.structures, strict=True):
+        rows.append(
+            {
+                "segmenter": pair.segmenter,
+                "patient": pair.patient,
+                "phase": pair.phase,
+                "structure": real.structure.value,
+                "dice": real.dice,
+                "hd_mm": real.hd_mm,
+                "pdsc": pseudo.pdsc,
+                "phd_mm": pseudo.phd_mm,
+                "flag": pseudo.flag.value,
+                "reasons": "; ".join(describe_all([pseudo], policy)),
+                "missing": pseudo.mask_voxels == 0 and real.ref_voxels > 0,
+                "case": pair.case,
+                "volume_flag": score.flag.value,
+                "mask_voxels": pseudo.mask_voxels,
+                "gt_voxels": real.ref_voxels,
+                "pgt_voxels": pseudo.pgt_voxels,
+                "pred_file": str(pair.pred_path),
+                "gt_file": str(pair.gt_path),
+            }
+        )
+    return rows

@@ -1,0 +1,132 @@
+"""``run_evaluation``: pair, score, summarise and write the report, the whole ``cmr-monitor evaluate``."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from monitor import __version__
+from monitor.evaluation.cases import evaluate_cases
+from monitor.evaluation.pairing import SkippedCase, pair_cases
+from monitor.evaluation.report import write_report
+from monitor.evaluation.statistics import FAILURE_DICE, FAILURE_HD_MM, summarise
+from monitor.io.nifti import Limits
+from monitor.qc.labels import ACDC, LabelMap
+
+if TYPE_CHECKING:
+    from monitor.model.scorer import Scorer
+
+__all__ = ["run_evaluation"]
+
+log = logging.getLogger(__name__)
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+
+    versions = {
+        "cmr_monitor": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+    }
+    for module in ("torch", "matplotlib"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = "not installed"
+    return versions
+
+
+def _skipped_record(item: SkippedCase) -> dict[str, str]:
+    return {
+        "segmenter": item.segmenter,
+        "case": item.case,
+        "path": str(item.path),
+        "reason": item.reason,
+        "detail": item.detail,
+    }
+
+
+def run_evaluation(
+    gt_dir: Path | str,
+    pred_dirs: Mapping[str, Path | str],
+    scorer: Scorer,
+    out_dir: Path | str,
+    *,
+    label_map: LabelMap = ACDC,
+    batch_volumes: int = 8,
+    include_ground_truth: bool = True,
+    failure_dice: float = FAILURE_DICE,
+    failure_hd_mm: float = FAILURE_HD_MM,
+    plots: bool = True,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Pair, score, summarise and write the report: the whole ``cmr-monitor evaluate``.
+
+    Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``.
+
+    Returns: the summary written to ``summary.json`` (nan as float nan), with ``inputs``, ``pairing``
+        (``unpaired``, ``skipped``, ``missing_predictions`` per segmenter), ``checkpoint``,
+        ``checkpoint_sha256``, ``checkpoint_meta`` and ``versions`` added.
+    Raises: FileNotFoundError / ValueError from ``pair_cases``; ValueError when no prediction pairs
+        with a ground truth.
+    """
+    pairing = pair_cases(gt_dir, pred_dirs)
+    if not pairing.pairs:
+        raise ValueError(
+            f"no prediction pairs with a ground truth under {gt_dir} "
+            f"({len(pairing.unpaired)} predictions without ground truth)"
+        )
+    for item in pairing.unpaired:
+        log.warning("prediction of %s without ground truth: %s", item.segmenter, item.path.name)
+    cases, skipped = evaluate_cases(
+        pairing.pairs,
+        scorer,
+        label_map=label_map,
+        batch_volumes=batch_volumes,
+        include_ground_truth=include_ground_truth,
+        limits=limits,
+    )
+    summary = summarise(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
+    missing_counts = {name: 0 for name in pred_dirs}
+    for item in pairing.missing:
+        missing_counts[item.segmenter] += 1
+    meta = scorer.meta
+    summary.update(
+        {
+            "inputs": {
+                "gt_dir": str(gt_dir),
+                "pred_dirs": {k: str(v) for k, v in pred_dirs.items()},
+                "label_map": label_map.name,
+            },
+            "pairing": {
+                "n_pairs": len(pairing.pairs),
+                "unpaired": [_skipped_record(s) for s in pairing.unpaired],
+                "skipped": [_skipped_record(s) for s in skipped],
+                "missing_predictions": missing_counts,
+            },
+            "checkpoint": str(scorer.checkpoint_path),
+            "checkpoint_sha256": scorer.checkpoint_sha256,
+            "checkpoint_meta": {
+                "epochs": meta.epochs,
+                "best_epoch": meta.best_epoch,
+                "val_dice": dict(meta.val_dice),
+                "data_fingerprint": meta.data_fingerprint,
+            },
+            "policy": {
+                "suspicious_dice": scorer.policy.suspicious_dice,
+                "suspicious_hd_mm": scorer.policy.suspicious_hd_mm,
+            },
+            "versions": _versions(),
+        }
+    )
+    write_report(cases, summary, out_dir, plots=plots)
+    return summary

@@ -1,0 +1,174 @@
+"""The one reader of dataset layouts: NIfTI names and stems, ACDC frames and ``Info.cfg``, nnU-Net names.
+
+Every other module asks here what a file name means:
+
+- ``mask_stem``: a name without ``.nii.gz`` / ``.nii`` (case-insensitive);
+- ``nifti_files``: the NIfTI files under a folder (recursive, sorted, hidden names skipped);
+- ``read_info_cfg`` / ``phase_of_frame``: the ED and ES frame numbers of an ACDC patient folder;
+- ``split_frame`` / ``split_phase`` / ``ground_truth_base``: ACDC ``patientNNN_frameFF_gt``,
+  ``{case}_{ED|ES}`` and ``X_gt`` names taken apart;
+- ``DEFAULT_NAME_PATTERNS`` / ``parse_name``: case key, phase and frame from a mask's file name, by
+  configurable regular expressions (ACDC, ``{case}_{phase}``, nnU-Net ``{case}``).
+
+Example::
+
+    >>> mask_stem("patient001_frame01_gt.nii.gz")
+    'patient001_frame01_gt'
+    >>> split_frame(ground_truth_base("patient001_frame01_gt.nii.gz"))
+    ('patient001', 1)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_NAME_PATTERNS",
+    "INFO_CFG",
+    "NIFTI_SUFFIXES",
+    "ParsedName",
+    "compile_name_patterns",
+    "ground_truth_base",
+    "is_nifti",
+    "mask_stem",
+    "nifti_files",
+    "parse_name",
+    "phase_of_frame",
+    "read_info_cfg",
+    "split_frame",
+    "split_phase",
+]
+
+#: File name endings of NIfTI files, longest first.
+NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
+#: Name of the ACDC patient description next to the frames.
+INFO_CFG = "Info.cfg"
+#: Name patterns tried in order (regular expressions over the name without ``.nii``/``.nii.gz``, matched
+#: in full, case-insensitive). Groups: ``case`` (required), ``phase`` or ``frame`` (optional).
+DEFAULT_NAME_PATTERNS: tuple[str, ...] = (
+    r"(?P<case>.+?)_frame(?P<frame>\d+)_gt",  # ACDC ground truth / predictions named like it
+    r"(?P<case>.+)_(?P<phase>ED|ES)",  # {case}_{phase}
+    r"(?P<case>.+)",  # nnU-Net: {case}
+)
+#: (case key, phase upper-cased or None, frame number or None).
+ParsedName = tuple[str, str | None, int | None]
+
+_PHASES = ("ED", "ES")
+_FRAME = re.compile(r"(?P<patient>.+)_frame(?P<frame>\d+)")
+_PHASE = re.compile(r"(?P<patient>.+)_(?P<phase>ED|ES)", re.IGNORECASE)
+
+
+def mask_stem(name: str) -> str:
+    """A file name without ``.nii.gz`` or ``.nii`` (case-insensitive); other names are returned as they are."""
+    lower = name.lower()
+    for suffix in NIFTI_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_nifti(name: str) -> bool:
+    """True for a name ending in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
+    return name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_files(root: Path, *, skip_hidden: bool = True) -> list[Path]:
+    """NIfTI files under ``root`` (recursive, sorted).
+
+    Args:
+        skip_hidden: leave out files with a hidden name or under a hidden folder (``.x``) below ``root``.
+    """
+    found = [
+        p
+        for p in root.rglob("*")
+        if is_nifti(p.name)
+        and p.is_file()
+        and not (skip_hidden and any(part.startswith(".") for part in p.relative_to(root).parts))
+    ]
+    return sorted(found)
+
+
+def read_info_cfg(folder: Path) -> dict[str, int]:
+    """ED and ES frame numbers from ``folder/Info.cfg`` (ACDC), e.g. ``{"ED": 1, "ES": 12}``.
+
+    Lines ``ED: n`` / ``ES: n`` (case-insensitive keys, spaces allowed) count; anything else is ignored.
+    Returns: {} when the file is absent or unreadable.
+    """
+    try:
+        text = (folder / INFO_CFG).read_text(errors="replace")
+    except OSError:
+        return {}
+    frames: dict[str, int] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().upper()
+        if sep and key in _PHASES and value.strip().isdecimal():
+            frames[key] = int(value.strip())
+    return frames
+
+
+def phase_of_frame(frames: dict[str, int], frame: int) -> str | None:
+    """``ED`` or ``ES`` when ``frames`` (``read_info_cfg``) names ``frame`` as one of them, else None."""
+    return next((phase for phase, number in frames.items() if number == frame), None)
+
+
+def ground_truth_base(name: str) -> str | None:
+    """The case part of a ground-truth file name ``X_gt.nii(.gz)`` (``X``); None for other names."""
+    stem = mask_stem(name)
+    return stem.removesuffix("_gt") if stem.endswith("_gt") else None
+
+
+def split_frame(base: str | None) -> tuple[str, int] | None:
+    """``("patient001", 1)`` for ``patient001_frame01``; None when ``base`` names no frame."""
+    match = _FRAME.fullmatch(base or "")
+    return (match["patient"], int(match["frame"])) if match else None
+
+
+def split_phase(base: str) -> tuple[str, str]:
+    """``("patient101", "ED")`` for ``patient101_ED`` (any case); ``(base, "")`` without a phase."""
+    match = _PHASE.fullmatch(base)
+    return (match["patient"], match["phase"].upper()) if match else (base, "")
+
+
+def compile_name_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
+    """The patterns compiled case-insensitive.
+
+    Raises: ValueError for an invalid expression, one without a ``(?P<case>...)`` group, or no pattern.
+    """
+    compiled = []
+    for pattern in patterns:
+        try:
+            regex = re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"name pattern {pattern!r} is not a regular expression: {exc}") from exc
+        if "case" not in regex.groupindex:
+            raise ValueError(f"name pattern {pattern!r} needs a (?P<case>...) group")
+        compiled.append(regex)
+    if not compiled:
+        raise ValueError("name_patterns needs at least one pattern, e.g. '(?P<case>.+)'")
+    return tuple(compiled)
+
+
+def parse_name(name: str, patterns: Iterable[re.Pattern[str]]) -> ParsedName:
+    """Case key, phase and frame number from a file name, by the first pattern that matches in full.
+
+    Args:
+        name: file name (with or without ``.nii``/``.nii.gz``).
+        patterns: from ``compile_name_patterns``.
+    Returns: (case key, phase upper-cased or None, frame number or None).
+    Raises: ValueError when no pattern matches (or the case group is empty).
+    """
+    stem = mask_stem(name)
+    tried = []
+    for regex in patterns:
+        tried.append(regex.pattern)
+        match = regex.fullmatch(stem)
+        if match is None or not match.group("case"):
+            continue
+        groups = match.groupdict()
+        phase = groups.get("phase")
+        frame = groups.get("frame")
+        return match.group("case"), phase.upper() if phase else None, int(frame) if frame else None
+    raise ValueError(f"file name {name!r} matches none of the name patterns {tried}")

@@ -1,0 +1,227 @@
+"""``Scorer``: loads the autoencoder once and scores batches of mask volumes.
+
+For each volume: pseudo ground truth (pGT) in the mask's own geometry, then the post-model step of
+``monitor.qc.scores.score_volume`` (pDSC and pHD in mm per structure, flags with reason codes), and
+the XOR inconsistency map. Slices without any structure are not sent through the
+model (their pGT is background). Slices of several volumes share model batches. The model runs in its
+inference form (``monitor.model.inference``: BatchNorm folded, channels-last on CPU, optional mixed precision).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from monitor.config import Settings
+from monitor.errors import CheckpointError
+from monitor.io.nifti import MaskVolume
+from monitor.model.autoencoder import CheckpointMeta, default_checkpoint_path, load_checkpoint
+from monitor.model.inference import InferenceNetwork, resolve_device
+from monitor.model.preprocess import PreprocessInfo, from_model_space, to_model_space
+from monitor.qc.flags import FlagPolicy
+from monitor.qc.metrics import inconsistency_map
+from monitor.qc.records import VolumeScore
+from monitor.qc.scores import score_volume
+
+__all__ = ["ScoredVolume", "Scorer", "pass_sizes"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredVolume:
+    """Scores plus the arrays behind them, in the mask's geometry."""
+
+    score: VolumeScore  #: pseudo metrics and flags
+    pgt: np.ndarray  #: uint8 [z, y, x] pseudo ground truth, canonical labels
+    inconsistency: np.ndarray  #: bool [z, y, x], True where mask and pGT disagree
+
+
+def pass_sizes(n: int, most: int) -> list[int]:
+    """Split ``n`` slices into the fewest forward passes of at most ``most``, as equal as possible.
+
+    Example: 39 slices, at most 16 -> [13, 13, 13]; 17 -> [9, 8]; 0 -> [].
+    """
+    if most < 1:
+        raise ValueError(f"most must be >= 1, got {most}")
+    if n <= 0:
+        return []
+    passes = math.ceil(n / most)
+    base, extra = divmod(n, passes)
+    return [base + 1] * extra + [base] * (passes - extra)
+
+
+class Scorer:
+    """Scores mask volumes with one loaded autoencoder.
+
+    Args:
+        checkpoint: checkpoint file; None = the one shipped in the package.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        batch_slices: most slices per forward pass; None = 16 on the CPU (larger batches fall out of
+            the caches and run slower per slice) and 64 on CUDA. The slices of a batch of volumes go
+            in the fewest passes of at most this many, as equal as possible (``pass_sizes``).
+        policy: flag thresholds.
+        threads: CPU threads for torch (None = torch's default).
+        precision: ``fp32`` (the default), ``bf16``, ``fp16``, or ``auto`` (fp16 on CUDA, fp32 on CPU);
+            see docs/evaluation.md for how far reduced precision moves the scores.
+        cpu_workers: threads for the per-volume CPU stages of a batch (before and after the model, not
+            overlapping it); None = 1 on the CPU (the model already uses every core) and min(8, cores)
+            on CUDA. With several daemons on one host, lower it and ``threads`` so that they do not
+            oversubscribe the cores.
+
+    Example:
+        >>> scorer = Scorer()
+        >>> result = scorer.score(load_mask("patient101_ED.nii.gz"))
+        >>> result.score.flag
+    """
+
+    def __init__(
+        self,
+        checkpoint: Path | str | None = None,
+        *,
+        device: str = "auto",
+        batch_slices: int | None = None,
+        policy: FlagPolicy | None = None,
+        threads: int | None = None,
+        precision: str = "fp32",
+        cpu_workers: int | None = None,
+    ) -> None:
+        if batch_slices is not None and batch_slices < 1:
+            raise ValueError(f"batch_slices must be >= 1, got {batch_slices}")
+        if cpu_workers is not None and cpu_workers < 1:
+            raise ValueError(f"cpu_workers must be >= 1, got {cpu_workers}")
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self.checkpoint_path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+        if not self.checkpoint_path.is_file():
+            raise CheckpointError(f"checkpoint not found: {self.checkpoint_path}")
+        try:  # hash the very bytes that are loaded: the file may be replaced meanwhile
+            raw = self.checkpoint_path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint not readable: {self.checkpoint_path} ({exc})") from exc
+        model, meta, _ = load_checkpoint(self.checkpoint_path, map_location=self.device, data=raw)
+        self.model = model.to(self.device).eval()
+        self.network = InferenceNetwork(self.model, self.device, precision)
+        self.precision = self.network.precision
+        self.meta: CheckpointMeta = meta
+        self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
+        self.batch_slices = batch_slices or (64 if self.device.type == "cuda" else 16)
+        self.policy = policy or FlagPolicy()
+        if cpu_workers is None:
+            cpu_workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1
+        self.cpu_workers = cpu_workers
+        self._pool = (
+            ThreadPoolExecutor(cpu_workers, thread_name_prefix="cmr-score") if cpu_workers > 1 else None
+        )
+        if self._pool is not None:
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Scorer:
+        """A scorer configured from ``Settings`` (checkpoint, device, batch, thresholds, threads)."""
+        return cls(
+            settings.checkpoint,
+            device=settings.device,
+            batch_slices=settings.batch_slices,
+            policy=FlagPolicy(
+                suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
+            ),
+            threads=settings.torch_threads,
+            precision=settings.precision,
+            cpu_workers=settings.cpu_workers,
+        )
+
+    def close(self) -> None:
+        """Stop the CPU worker threads (also done when the scorer is garbage-collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities of one batch of one-hot slices [n, 4, 256, 256] on the device."""
+        return self.network(batch)
+
+    @torch.inference_mode()
+    def _reconstruct(self, slices: np.ndarray) -> torch.Tensor:
+        """Softmax reconstruction [n, 4, 256, 256] (on CPU) of model-space labels [n, 256, 256]."""
+        outputs = []
+        start = 0
+        for size in pass_sizes(slices.shape[0], self.batch_slices):
+            batch = self.network.encode(slices[start : start + size])
+            outputs.append(self._forward(batch).cpu())
+            start += size
+        if not outputs:
+            return torch.zeros((0, 4, *slices.shape[1:]))
+        return torch.cat(outputs)
+
+    def score(self, volume: MaskVolume) -> ScoredVolume:
+        """Score one volume."""
+        return self.score_batch([volume])[0]
+
+    def score_batch(self, volumes: Sequence[MaskVolume]) -> list[ScoredVolume]:
+        """Score several volumes, sharing model batches across them; results in input order.
+
+        With ``cpu_workers`` > 1 the per-volume CPU stages (preprocessing; inverse transform, metrics
+        and flags) run on that many threads, the heavy parts of which release the GIL.
+        """
+        t0 = time.perf_counter()
+        prepared = self._map(self._prepare, volumes)
+        t1 = time.perf_counter()
+        counts = [p[0].shape[0] for p in prepared]
+        stacked = np.concatenate([p[0] for p in prepared]) if prepared else np.zeros((0, 256, 256), np.uint8)
+        probs = self._reconstruct(stacked)
+        t2 = time.perf_counter()
+        shared = {
+            "preprocess": (t1 - t0) / max(1, len(volumes)),
+            "model": (t2 - t1) / max(1, len(volumes)),
+        }
+        offsets = np.cumsum([0, *counts])
+        jobs = [
+            (volume, info, probs[offsets[i] : offsets[i + 1]], shared)
+            for i, (volume, (_, info)) in enumerate(zip(volumes, prepared, strict=True))
+        ]
+        return self._map(self._finish, jobs)
+
+    def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if self._pool is None or len(items) < 2:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
+
+    def _prepare(self, volume: MaskVolume) -> tuple[np.ndarray, PreprocessInfo]:
+        return to_model_space(
+            volume.labels,
+            volume.spacing_mm,
+            target_spacing_mm=self.meta.target_spacing_mm,
+            size=self.meta.input_size,
+        )
+
+    def _finish(self, job: tuple[MaskVolume, PreprocessInfo, torch.Tensor, dict[str, float]]) -> ScoredVolume:
+        """pGT in the mask's geometry, metrics, flags and the XOR map of one volume."""
+        volume, info, probs, shared = job
+        ta = time.perf_counter()
+        pgt = from_model_space(probs, info)
+        tb = time.perf_counter()
+        score = score_volume(
+            volume.labels,
+            pgt,
+            volume.spacing_mm,
+            policy=self.policy,
+            slices_scored=int(info.slice_index.size),
+        )
+        xor = inconsistency_map(volume.labels, pgt)
+        tc = time.perf_counter()
+        score = replace(score, timings_s={**shared, "postprocess": tb - ta, "metrics": tc - tb})
+        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor)

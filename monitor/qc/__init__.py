@@ -1,0 +1,90 @@
+"""The science of quality control, torch-free: labels, metrics, flags with reason codes, scores.
+
+Pure functions on numpy arrays ``[z, y, x]`` (canonical labels 0 BG, 1 RV, 2 MYO, 3 LV; spacing
+``(dz, dy, dx)`` in mm) and frozen records; no torch, no disk, no database. Modules:
+
+- ``labels``: structures and label maps (ACDC, M&Ms, custom);
+- ``metrics``: Dice, Hausdorff distance in mm, XOR map, volumes;
+- ``levels``, ``reasons``: flag levels and reason codes (with the text rendered from a code);
+- ``flags``: the threshold policy;
+- ``records``: ``StructureScore``, ``VolumeScore``;
+- ``scores``: ``compare_structures`` (the one loop over LV, RV, MYO) and ``score_volume`` (the
+  post-model step: mask + pseudo ground truth -> scores and flags).
+
+Example:
+    >>> from monitor.qc import FlagPolicy, score_volume
+    >>> score = score_volume(mask, pgt, (10.0, 1.5, 1.5), policy=FlagPolicy(), slices_scored=8)
+    >>> score.flag, [s.reasons for s in score.structures]
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
+    from monitor.qc.labels import ACDC, MNMS, STRUCTURES, LabelMap, Structure, get_label_map
+    from monitor.qc.levels import FlagLevel
+    from monitor.qc.reasons import ReasonCode, describe, describe_all, reason_title
+    from monitor.qc.records import StructureScore, VolumeScore
+    from monitor.qc.scores import (
+        StructureComparison,
+        compare_structures,
+        score_structures,
+        score_volume,
+        structure_score,
+        volume_score,
+    )
+
+#: Public name -> module. Loaded on first use, so that ``import monitor.qc.labels`` (the store, the
+#: settings) does not pay for scipy.
+_EXPORTS = {
+    **dict.fromkeys(("FlagPolicy", "flag_structure", "worst_flag"), "flags"),
+    **dict.fromkeys(("ACDC", "MNMS", "STRUCTURES", "LabelMap", "Structure", "get_label_map"), "labels"),
+    "FlagLevel": "levels",
+    **dict.fromkeys(("ReasonCode", "describe", "describe_all", "reason_title"), "reasons"),
+    **dict.fromkeys(("StructureScore", "VolumeScore"), "records"),
+    **dict.fromkeys(
+        (
+            "StructureComparison",
+            "compare_structures",
+            "score_structures",
+            "score_volume",
+            "structure_score",
+            "volume_score",
+        ),
+        "scores",
+    ),
+}
+
+__all__ = [
+    "ACDC",
+    "MNMS",
+    "STRUCTURES",
+    "FlagLevel",
+    "FlagPolicy",
+    "LabelMap",
+    "ReasonCode",
+    "Structure",
+    "StructureComparison",
+    "StructureScore",
+    "VolumeScore",
+    "compare_structures",
+    "describe",
+    "describe_all",
+    "flag_structure",
+    "get_label_map",
+    "reason_title",
+    "score_structures",
+    "score_volume",
+    "structure_score",
+    "volume_score",
+    "worst_flag",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

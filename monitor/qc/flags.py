@@ -1,0 +1,83 @@
+"""Threshold policy: pseudo metrics of a structure -> ``ok`` / ``suspicious`` / ``erroneous`` with reason codes.
+
+- ``missing`` (the structure is missing from the mask) or ``vanished`` (it vanished from the pseudo
+  ground truth: the paper's pDSC = pHD = 0 case, the autoencoder does not recognise the shape at all):
+  ``erroneous``;
+- ``phd_high`` (pHD above ``suspicious_hd_mm``, 50 mm) and ``pdsc_low`` (pDSC below
+  ``suspicious_dice``, 0.5): ``suspicious``;
+- ``ok`` when there is no reason. A structure takes the worst level of its reasons (each code's level
+  is its default severity unless ``FlagPolicy.severities`` overrides it); a volume takes the worst level
+  of its structures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from monitor.qc.levels import FlagLevel
+from monitor.qc.reasons import ReasonCode
+
+__all__ = ["FlagPolicy", "flag_structure", "worst_flag"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagPolicy:
+    """Flag thresholds, and the level each reason code raises."""
+
+    suspicious_hd_mm: float = 50.0  #: pHD above this (mm) is suspicious
+    suspicious_dice: float = 0.5  #: pDSC below this is suspicious
+    #: reason code -> level it raises, where it differs from the code's ``default_severity``
+    severities: Mapping[ReasonCode, FlagLevel] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.suspicious_hd_mm > 0:
+            raise ValueError(f"suspicious_hd_mm must be positive, got {self.suspicious_hd_mm}")
+        if not 0.0 <= self.suspicious_dice <= 1.0:
+            raise ValueError(f"suspicious_dice must lie in [0, 1], got {self.suspicious_dice}")
+        checked = {ReasonCode(code): FlagLevel(level) for code, level in self.severities.items()}
+        if any(level == FlagLevel.OK for level in checked.values()):
+            raise ValueError(f"a reason must raise suspicious or erroneous, got {dict(self.severities)}")
+        object.__setattr__(self, "severities", checked)
+
+    def severity(self, code: ReasonCode) -> FlagLevel:
+        """The level ``code`` raises under this policy."""
+        return self.severities.get(code, code.default_severity)
+
+
+def flag_structure(
+    *,
+    pdsc: float,
+    phd_mm: float,
+    mask_voxels: int,
+    pgt_voxels: int,
+    policy: FlagPolicy = FlagPolicy(),
+) -> tuple[FlagLevel, tuple[ReasonCode, ...]]:
+    """Verdict for one structure.
+
+    Args:
+        pdsc: pseudo Dice (0-1; nan when mask and pGT are both empty).
+        phd_mm: pseudo Hausdorff distance in mm (nan when either is empty).
+        mask_voxels, pgt_voxels: voxel counts of the structure in the mask and in the pGT.
+        policy: thresholds and severities.
+    Returns: (level, reason codes); the codes are empty for ``ok``. A structure missing from the mask
+        or vanished from the pGT has that one code (its metrics are undefined or 0).
+    """
+    if mask_voxels == 0:
+        reasons: tuple[ReasonCode, ...] = (ReasonCode.MISSING,)
+    elif pgt_voxels == 0:
+        reasons = (ReasonCode.VANISHED,)
+    else:
+        found = []
+        if not math.isnan(phd_mm) and phd_mm > policy.suspicious_hd_mm:
+            found.append(ReasonCode.PHD_HIGH)
+        if not math.isnan(pdsc) and pdsc < policy.suspicious_dice:
+            found.append(ReasonCode.PDSC_LOW)
+        reasons = tuple(found)
+    return worst_flag(policy.severity(code) for code in reasons), reasons
+
+
+def worst_flag(levels: Iterable[FlagLevel]) -> FlagLevel:
+    """The most severe level (``ok`` for an empty input)."""
+    return max(levels, key=lambda level: level.severity, default=FlagLevel.OK)

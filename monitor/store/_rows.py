@@ -1,0 +1,106 @@
+"""Row helpers shared by the store's write modules (``queue``, ``repository``, ``bulk``): checks, ids,
+segmenter rows, rejections and structure rows. Private to ``monitor.store``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.errors import StoreError
+from monitor.qc.records import VolumeScore
+from monitor.store._tx import dialect_insert, nan_to_none
+from monitor.store.errors import FileStateError
+from monitor.store.models import MaskFile, Segmenter
+from monitor.store.records import FileStatus
+
+__all__ = [
+    "MAX_REASON_LENGTH",
+    "OPEN",
+    "reject_rows",
+    "require_text",
+    "segmenter_id",
+    "state_error",
+    "structure_rows",
+    "written_id",
+]
+
+#: Statuses of a file that is not finished yet.
+OPEN = (FileStatus.PENDING, FileStatus.SCORING)
+#: Longest rejection reason code.
+MAX_REASON_LENGTH = 64
+
+
+def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
+    """``structure_scores`` rows of one scored file (nan metrics as NULL)."""
+    return [
+        {
+            "file_id": file_id,
+            "structure": s.structure,
+            "pdsc": nan_to_none(s.pdsc),
+            "phd_mm": nan_to_none(s.phd_mm),
+            "flag": s.flag,
+            "reasons": list(s.reasons),
+            "mask_voxels": int(s.mask_voxels),
+            "pgt_voxels": int(s.pgt_voxels),
+            "mask_volume_ml": float(s.mask_volume_ml),
+        }
+        for s in score.structures
+    ]
+
+
+def reject_rows(
+    session: Session, where: sa.ColumnElement[bool], *, when: datetime, reason: str, detail: str
+) -> int:
+    """Mark the file rows matching ``where`` rejected (releasing any claim); the number of rows."""
+    return session.execute(
+        sa.update(MaskFile)
+        .where(where)
+        .values(
+            status=FileStatus.REJECTED,
+            rejected_at=when,
+            rejection_reason=reason,
+            rejection_detail=detail,
+            worker_id=None,
+            lease_expires_at=None,
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+
+
+def segmenter_id(session: Session, name: str, version: str, when: datetime) -> int:
+    """Id of the segmenter (name, version), created on first use (race-safe)."""
+    where = (Segmenter.name == name, Segmenter.version == version)
+    found = session.scalar(sa.select(Segmenter.id).where(*where))
+    if found is not None:
+        return found
+    session.execute(
+        dialect_insert(session)(Segmenter)
+        .values(name=name, version=version, created_at=when)
+        .on_conflict_do_nothing(index_elements=["name", "version"])
+    )
+    return written_id(session.scalar(sa.select(Segmenter.id).where(*where)), "segmenter")
+
+
+def state_error(session: Session, file_id: int, action: str) -> FileStateError:
+    """Explain why ``action`` is not possible on the file."""
+    status = session.scalar(sa.select(MaskFile.status).where(MaskFile.id == file_id))
+    if status is None:
+        return FileStateError(file_id, None, f"cannot {action}: no file with id {file_id}")
+    return FileStateError(file_id, str(status), f"cannot {action}: file {file_id} is {status}")
+
+
+def written_id(row_id: int | None, what: str) -> int:
+    """The id a statement just wrote or found; a missing one means the database broke its promise."""
+    if row_id is None:
+        raise StoreError(f"{what} row vanished within its own transaction")
+    return row_id
+
+
+def require_text(**values: str) -> None:
+    """Raise ValueError naming the first empty value."""
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")

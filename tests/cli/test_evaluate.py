@@ -1,0 +1,42 @@
+"""Tests of ``cmr-monitor evaluate`` through the application."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.evaluation import GROUND_TRUTH
+from monitor.sim import write_dataset
+
+
+def test_cli_evaluate_reports_a_prediction_without_ground_truth(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "data", patients=1, seed=1, segmenters=("good",), images=False)
+    pred = tmp_path / "data" / "predictions" / "good"
+    shutil.copy(pred / "patient001_ED.nii.gz", pred / "patient777_ED.nii.gz")
+    out = tmp_path / "report"
+    args = ["evaluate", "--gt", str(tmp_path / "data" / "gt"), "--pred", f"good={pred}", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--device", "cpu", "--batch", "2", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "no ground truth for good" in result.output and "patient777_ED" in result.output
+    assert "2 volumes of 1 segmenters evaluated" in result.output
+    data = json.loads((out / "summary.json").read_text())
+    assert [u["case"] for u in data["pairing"]["unpaired"]] == ["patient777_ED"]
+    assert data["n_volumes"] == 2 and data["n_ground_truth_volumes"] == 2
+    assert len(data["checkpoint_sha256"]) == 64 and data["versions"]["cmr_monitor"]
+    assert "patient777_ED" in (out / "report.md").read_text()
+    assert not list(out.glob("*.png"))
+
+
+@pytest.mark.parametrize("spec", ["good", "=somewhere", f"{GROUND_TRUTH}=.", "good=/no/such/folder"], ids=str)
+def test_cli_refuses_bad_pred_specs(tmp_path: Path, spec: str) -> None:
+    (tmp_path / "gt").mkdir()
+    result = CliRunner().invoke(
+        app, ["evaluate", "--gt", str(tmp_path / "gt"), "--pred", spec, "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "o").exists()
