@@ -27,8 +27,8 @@ from monitor.daemon.config import DaemonConfig
 from monitor.daemon.rejection import REASON_BAD_NAME, Rejections
 from monitor.daemon.retry import BACKOFF_INITIAL_S, BACKOFF_MAX_S, DatabaseHealth
 from monitor.daemon.watch import Sighting
-from monitor.daemon.worker import file_sha256
 from monitor.errors import InvalidMask
+from monitor.io.files import file_sha256
 from monitor.io.identity import MaskIdentity, SidecarError, find_root, identify, is_candidate
 from monitor.io.layouts import mask_stem
 from monitor.io.nifti import Limits, load_mask

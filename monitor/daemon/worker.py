@@ -9,7 +9,6 @@ leased. On out-of-memory a batch is split; an error on one file rejects that fil
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from monitor.daemon.retry import (
     out_of_memory_errors,
 )
 from monitor.errors import InvalidMask
+from monitor.io.files import file_sha256
 from monitor.io.nifti import Limits, MaskVolume, load_mask, save_labels
 from monitor.qc.labels import LabelMap
 from monitor.store import (
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from monitor.model.scorer import ScoredVolume
     from monitor.store import ClaimedFile
 
-__all__ = ["ScorerLike", "Worker", "WorkerContext", "artifact_paths", "file_sha256", "log_unexpected"]
+__all__ = ["ScorerLike", "Worker", "WorkerContext", "artifact_paths", "log_unexpected"]
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,6 @@ def artifact_paths(artifacts_dir: Path, file_id: int) -> dict[str, Path]:
     """
     folder = artifacts_dir / f"{file_id // 1000:06d}"
     return {kind: folder / f"{file_id}_{kind}.nii.gz" for kind in (ARTIFACT_PGT, ARTIFACT_INCONSISTENCY)}
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def log_unexpected(message: str, exc: BaseException, *, action: str) -> None:

@@ -12,7 +12,6 @@ A checkpoint is a plain dict of tensors and JSON-compatible metadata, so that it
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,6 @@ __all__ = [
     "CheckpointMeta",
     "ConvAutoencoder",
     "default_checkpoint_path",
-    "file_sha256",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -195,15 +193,6 @@ class CheckpointMeta:
 def default_checkpoint_path() -> Path:
     """The checkpoint shipped inside the package (``monitor/checkpoints/ca_acdc.pt``)."""
     return Path(__file__).resolve().parent.parent / "checkpoints" / "ca_acdc.pt"
-
-
-def file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from monitor.model.autoencoder import file_sha256
+from monitor.io.files import file_sha256
 from monitor.telemetry import PDSC_BUCKETS, PHD_BUCKETS_MM
 from tests.daemon._harness import (
     DaemonProcess,
