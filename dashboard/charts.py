@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from dashboard.summaries import version_label
+from dashboard.summaries import with_version
 from monitor.qc.labels import STRUCTURES
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "running_precision_chart",
     "scored_chart",
     "with_series",
-    "with_version",
 ]
 
 #: Axis titles of the metrics.
@@ -39,14 +38,6 @@ _HEIGHT = 240
 _BAND = ("n", "p25", "median", "p75")
 #: Width (px) of one structure's panel.
 _PANEL_WIDTH = 260
-
-
-def with_version(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``version`` column (``"name version"``) built from segmenter name and version."""
-    labels = [
-        version_label(n, v) for n, v in zip(frame["segmenter_name"], frame["segmenter_version"], strict=True)
-    ]
-    return frame.assign(version=labels)
 
 
 def with_series(frame: pd.DataFrame, split: str) -> pd.DataFrame:

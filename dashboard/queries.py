@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, utc_text, version_label
+from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, utc_text, version_label, with_version
 from monitor.qc.reasons import describe_all
 from monitor.store import AlertRecord, CaseRecord, FileFilter, ReviewRecord, reviewed_alert_scores
 
@@ -69,13 +69,7 @@ def reviewed_alerts_frame(session: Session, files: FileFilter) -> pd.DataFrame:
     untyped = scores[~scores["file_id"].isin(typed["file_id"]) & (scores["flag"] != "ok")]
     fallback = pd.DataFrame({"file_id": untyped["file_id"], "flag_type": untyped["structure"] + " flagged"})
     types = pd.concat([typed, fallback], ignore_index=True).drop_duplicates()
-    files_frame = scores.drop_duplicates("file_id")
-    files_frame = files_frame.assign(
-        version=[
-            version_label(n, v)
-            for n, v in zip(files_frame["segmenter_name"], files_frame["segmenter_version"], strict=True)
-        ]
-    )
+    files_frame = with_version(scores.drop_duplicates("file_id"))
     frame = files_frame[["file_id", "version", "scored_at", "verdict"]].merge(types, on="file_id")
     frame = frame.sort_values(["file_id", "flag_type"], ignore_index=True)
     return frame.reindex(columns=FLAG_TYPE_COLUMNS)

@@ -29,6 +29,7 @@ __all__ = [
     "version_label",
     "version_starts",
     "version_summary",
+    "with_version",
 ]
 
 #: Columns of ``version_summary``.
@@ -64,6 +65,14 @@ def version_label(name: str, version: str) -> str:
     return f"{name} {version}"
 
 
+def with_version(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``version`` column (``"name version"``) built from segmenter name and version."""
+    labels = [
+        version_label(n, v) for n, v in zip(frame["segmenter_name"], frame["segmenter_version"], strict=True)
+    ]
+    return frame.assign(version=labels)
+
+
 def version_summary(volume: pd.DataFrame) -> pd.DataFrame:
     """Totals per segmenter version over the rows of ``volume_time_series``.
 
@@ -73,12 +82,7 @@ def version_summary(volume: pd.DataFrame) -> pd.DataFrame:
     """
     if volume.empty:
         return pd.DataFrame(columns=VERSION_SUMMARY_COLUMNS)
-    frame = volume.assign(
-        version=[
-            version_label(n, v)
-            for n, v in zip(volume["segmenter_name"], volume["segmenter_version"], strict=True)
-        ]
-    )
+    frame = with_version(volume)
     scored_rows = frame[frame["scored"] > 0]
     sums = frame.groupby("version")[["scored", "ok", "suspicious", "erroneous", "rejected"]].sum()
     sums["flag_rate"] = (sums["suspicious"] + sums["erroneous"]) / sums["scored"].where(sums["scored"] > 0)
@@ -116,11 +120,7 @@ def version_starts(volume: pd.DataFrame) -> pd.DataFrame:
     scored = volume[volume["scored"] > 0] if not volume.empty else volume
     if scored.empty:
         return pd.DataFrame(columns=columns)
-    labels = [
-        version_label(n, v)
-        for n, v in zip(scored["segmenter_name"], scored["segmenter_version"], strict=True)
-    ]
-    first = scored.assign(version=labels).groupby("version")["bucket_start"].min().reset_index()
+    first = with_version(scored).groupby("version")["bucket_start"].min().reset_index()
     first = first[first["bucket_start"] > scored["bucket_start"].min()]
     first["label"] = "new: " + first["version"]
     return first.sort_values("bucket_start", ignore_index=True).reindex(columns=columns)
@@ -135,12 +135,7 @@ def structure_flag_rates(structure: pd.DataFrame) -> pd.DataFrame:
     columns = ["version", "structure", "scored", "flagged", "flag_rate"]
     if structure.empty:
         return pd.DataFrame(columns=columns)
-    frame = structure.assign(
-        version=[
-            version_label(n, v)
-            for n, v in zip(structure["segmenter_name"], structure["segmenter_version"], strict=True)
-        ]
-    )
+    frame = with_version(structure)
     sums = frame.groupby(["version", "structure"])[["scored", "flagged"]].sum().reset_index()
     sums["flag_rate"] = sums["flagged"] / sums["scored"].where(sums["scored"] > 0)
     rank = {str(s): i for i, s in enumerate(STRUCTURES)}

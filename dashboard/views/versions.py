@@ -20,6 +20,7 @@ from dashboard.summaries import (
     running_precision,
     utc_text,
     version_summary,
+    with_version,
 )
 from monitor.store import FileFilter
 from monitor.store.series import PDSC_BINS, PHD_BIN_MM, PHD_BINS
@@ -54,7 +55,7 @@ for column, label in zip(st.columns(len(chosen)), chosen, strict=True):
             f"First scored {utc_text(row['first_scored'])}, last {utc_text(row['last_scored'])} (day buckets, UTC)"
         )
 
-versioned = charts.with_version(histogram)
+versioned = with_version(histogram)
 picked = versioned[versioned["version"].isin(chosen)]
 st.subheader("Flag rate per structure")
 rates = histogram_flag_rates(picked)

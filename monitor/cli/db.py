@@ -89,17 +89,13 @@ def status(
     import json
 
     from monitor.errors import StoreError
-    from monitor.store import check_at_head, make_engine, make_session_factory, status_counts
+    from monitor.store import check_at_head, open_session, status_counts
 
     url = database_url(db)
     try:
         check_at_head(url)
-        engine = make_engine(url)
-        try:
-            with make_session_factory(engine)() as session:
-                counts = status_counts(session)
-        finally:
-            engine.dispose()
+        with open_session(url) as session:
+            counts = status_counts(session)
     except StoreError as exc:
         fail(exc)
     if as_json:
@@ -120,14 +116,7 @@ def export(
 ) -> None:
     """Export the results, one row per file and structure, to CSV or Parquet."""
     from monitor.errors import StoreError
-    from monitor.store import (
-        EXPORT_FORMATS,
-        FileStatus,
-        check_at_head,
-        make_engine,
-        make_session_factory,
-        write_export,
-    )
+    from monitor.store import EXPORT_FORMATS, FileStatus, check_at_head, open_session, write_export
 
     if out.suffix.lower() not in EXPORT_FORMATS:
         raise typer.BadParameter(f"must end in .csv or .parquet, got {out.name!r}", param_hint="--out")
@@ -139,12 +128,8 @@ def export(
     url = database_url(db)
     try:
         check_at_head(url)
-        engine = make_engine(url)
-        try:
-            with make_session_factory(engine)() as session:
-                rows = write_export(session, out, status=file_status)
-        finally:
-            engine.dispose()
+        with open_session(url) as session:
+            rows = write_export(session, out, status=file_status)
     except (StoreError, OSError) as exc:
         fail(exc)
     typer.echo(f"wrote {rows} rows to {out}")

@@ -143,8 +143,7 @@ class Intake:
             dirnames.sort()
             for name in sorted(filenames):
                 path = here / name
-                root = find_root(path, self._roots)
-                if root is None or not is_candidate(path, root, self._config.ingest):
+                if not self._is_candidate(path):
                     continue
                 try:
                     st = path.stat()
@@ -173,8 +172,7 @@ class Intake:
         if sighting.kind == "dir":
             self.scan(path)
             return
-        root = find_root(path, self._roots)
-        if root is None or not is_candidate(path, root, self._config.ingest):
+        if not self._is_candidate(path):
             return
         try:
             st = path.stat()
@@ -191,6 +189,11 @@ class Intake:
             closed=sighting.kind in ("closed", "moved_in"),
             age_s=time.time() - st.st_mtime,
         )
+
+    def _is_candidate(self, path: Path) -> bool:
+        """True for a file under a watched folder whose name the patterns take."""
+        root = find_root(path, self._roots)
+        return root is not None and is_candidate(path, root, self._config.ingest)
 
     def _forget(self, path: Path) -> None:
         """Drop one file from the intake's memory (deleted, moved away or vanished)."""

@@ -13,18 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import monitor.evaluation.statistics as statistics
 from monitor.evaluation.pairing import GROUND_TRUTH
-from monitor.evaluation.statistics import (
-    FAILURE_DICE,
-    FAILURE_HD_MM,
-    METRICS,
-    PHASES,
-    aurc,
-    correlate,
-    risk_coverage,
-    risk_inputs,
-    segmenter_rows,
-)
 from monitor.qc.labels import STRUCTURES
 
 __all__ = ["write_report"]
@@ -62,9 +52,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _plot_scatter(cases: pd.DataFrame, metric: str, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    real, pseudo, _ = METRICS[metric]
+    real, pseudo, _ = statistics.METRICS[metric]
     label = {"dice": ("DSC", "pDSC"), "hd_mm": ("HD (mm)", "pHD (mm)")}[metric]
-    data = segmenter_rows(cases)
+    data = statistics.segmenter_rows(cases)
     names = list(dict.fromkeys(data["segmenter"]))
     fig = Figure(figsize=(4.2 * len(STRUCTURES), 4.4), layout="constrained")
     axes = fig.subplots(1, len(STRUCTURES))
@@ -86,7 +76,7 @@ def _plot_scatter(cases: pd.DataFrame, metric: str, path: Path) -> None:
         ax.set_xlim(lim)
         ax.set_ylim(lim)
         ax.set_aspect("equal")
-        stats = correlate(x_all, y_all)
+        stats = statistics.correlate(x_all, y_all)
         ax.set_title(f"{structure.value}: r = {_fmt(stats['pearson'])}, n = {stats['n']}")
         ax.set_xlabel(f"real {label[0]}")
         ax.set_ylabel(label[1])
@@ -105,7 +95,7 @@ def _colours(n: int) -> list[Any]:
 def _plot_risk_coverage(cases: pd.DataFrame, path: Path, failure_dice: float, failure_hd_mm: float) -> None:
     from matplotlib.figure import Figure
 
-    inputs = risk_inputs(cases, failure_dice, failure_hd_mm)
+    inputs = statistics.risk_inputs(cases, failure_dice, failure_hd_mm)
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
     titles = {"dice": "risk = 1 - real DSC", "failure": "risk = real failure (0/1)"}
@@ -114,10 +104,10 @@ def _plot_risk_coverage(cases: pd.DataFrame, path: Path, failure_dice: float, fa
             (("all", "structures"), ("volume", "volumes")), _colours(2), strict=True
         ):
             conf, risks = inputs[scope]
-            coverage, selective = risk_coverage(conf, risks[risk_name])
+            coverage, selective = statistics.risk_coverage(conf, risks[risk_name])
             if coverage.size == 0:
                 continue
-            area = aurc(conf, risks[risk_name])
+            area = statistics.aurc(conf, risks[risk_name])
             ax.plot(coverage, selective, color=colour, label=f"{label} by pDSC (AURC {area['aurc']:.3f})")
             kept = np.sort(risks[risk_name][np.isfinite(risks[risk_name])])
             optimal = np.cumsum(kept) / np.arange(1, kept.size + 1)
@@ -226,7 +216,7 @@ def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]
             "",
         ]
         lines += _md_table(["structure", "phase", "Pearson r", "Spearman ρ", "MAE", "n", "dropped"], rows)
-    for metric in METRICS:
+    for metric in statistics.METRICS:
         if plots.get(f"scatter_{metric}"):
             lines += [f"![{metric}: real vs pseudo]({plots[f'scatter_{metric}']})", ""]
 
@@ -239,8 +229,8 @@ def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]
     rows = []
     for metric, by_structure in summary["ranking"].items():
         for structure, by_phase in by_structure.items():
-            rows.append([metric, structure, *(by_phase[p]["spearman"] for p in PHASES)])
-    lines += _md_table(["metric", "structure", *(f"r_s {p}" for p in PHASES)], rows)
+            rows.append([metric, structure, *(by_phase[p]["spearman"] for p in statistics.PHASES)])
+    lines += _md_table(["metric", "structure", *(f"r_s {p}" for p in statistics.PHASES)], rows)
     for metric, by_structure in summary["ranking"].items():
         names = list(summary["per_segmenter"])
         names = [n for n in names if n != GROUND_TRUTH]
@@ -330,7 +320,7 @@ def write_report(
             links["error"] = "matplotlib is not installed"
             log.warning("matplotlib is not installed: evaluation plots skipped")
         else:
-            for metric in METRICS:
+            for metric in statistics.METRICS:
                 name = f"scatter_{metric}"
                 _plot_scatter(cases, metric, out / f"{name}.png")
                 written[name], links[name] = out / f"{name}.png", f"{name}.png"
@@ -338,8 +328,8 @@ def write_report(
             _plot_risk_coverage(
                 cases,
                 out / "risk_coverage.png",
-                float(thresholds.get("failure_dice", FAILURE_DICE)),
-                float(thresholds.get("failure_hd_mm", FAILURE_HD_MM)),
+                float(thresholds.get("failure_dice", statistics.FAILURE_DICE)),
+                float(thresholds.get("failure_hd_mm", statistics.FAILURE_HD_MM)),
             )
             written["risk_coverage"], links["risk_coverage"] = out / "risk_coverage.png", "risk_coverage.png"
     (out / "report.md").write_text(_report_markdown(_jsonable(dict(summary)), links))

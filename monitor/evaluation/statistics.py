@@ -60,19 +60,20 @@ FAILURE_HD_MM = 50.0
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.pearsonr(x, y)[0])
+    return _correlation(stats.pearsonr, x, y)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return _correlation(stats.spearmanr, x, y)
+
+
+def _correlation(method: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """``method(x, y)``'s coefficient; nan with fewer than 2 pairs or a constant side."""
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(stats.spearmanr(x, y)[0])
+        return float(method(x, y)[0])
 
 
 def correlate(real: Iterable[float], pseudo: Iterable[float]) -> dict[str, float | int]:

@@ -25,15 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import monitor.io.layouts as layouts
 from monitor import __version__
-from monitor.io.layouts import (
-    ground_truth_base,
-    mask_stem,
-    nifti_files,
-    phase_of_frame,
-    read_info_cfg,
-    split_frame,
-)
 from monitor.io.nifti import load_mask
 from monitor.model.autoencoder import CheckpointMeta, ConvAutoencoder, save_checkpoint
 from monitor.model.inference import resolve_device
@@ -74,21 +67,21 @@ def discover_volumes(data_dir: Path | str) -> list[TrainingVolume]:
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"training data folder not found: {root}")
-    files = nifti_files(root, skip_hidden=False)
-    gt_files = [p for p in files if ground_truth_base(p.name) is not None]
+    files = layouts.nifti_files(root, skip_hidden=False)
+    gt_files = [p for p in files if layouts.ground_truth_base(p.name) is not None]
     volumes: list[TrainingVolume] = []
     if gt_files:
         for folder in sorted({p.parent for p in gt_files}):
-            frames = read_info_cfg(folder)
+            frames = layouts.read_info_cfg(folder)
             for path in sorted(p for p in gt_files if p.parent == folder):
-                split = split_frame(ground_truth_base(path.name))
-                phase = phase_of_frame(frames, split[1]) if split is not None else None
+                split = layouts.split_frame(layouts.ground_truth_base(path.name))
+                phase = layouts.phase_of_frame(frames, split[1]) if split is not None else None
                 if frames and not phase:
                     continue  # a labelled frame that is neither ED nor ES
                 volumes.append(TrainingVolume(patient=folder.name, path=path, phase=phase or ""))
     else:
         for path in files:
-            volumes.append(TrainingVolume(patient=mask_stem(path.name).split("_")[0], path=path))
+            volumes.append(TrainingVolume(patient=layouts.mask_stem(path.name).split("_")[0], path=path))
     if not volumes:
         raise FileNotFoundError(f"no ground-truth masks (*.nii, *.nii.gz) under {root}")
     return volumes

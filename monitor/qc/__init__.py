@@ -20,43 +20,12 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
-    from monitor.qc.labels import ACDC, MNMS, STRUCTURES, LabelMap, Structure, get_label_map
-    from monitor.qc.levels import FlagLevel
-    from monitor.qc.reasons import ReasonCode, describe, describe_all, reason_title
-    from monitor.qc.records import StructureScore, VolumeScore
-    from monitor.qc.scores import (
-        StructureComparison,
-        compare_structures,
-        score_structures,
-        score_volume,
-        structure_score,
-        volume_score,
-    )
-
-#: Public name -> module. Loaded on first use, so that ``import monitor.qc.labels`` (the store, the
-#: settings) does not pay for scipy.
-_EXPORTS = {
-    **dict.fromkeys(("FlagPolicy", "flag_structure", "worst_flag"), "flags"),
-    **dict.fromkeys(("ACDC", "MNMS", "STRUCTURES", "LabelMap", "Structure", "get_label_map"), "labels"),
-    "FlagLevel": "levels",
-    **dict.fromkeys(("ReasonCode", "describe", "describe_all", "reason_title"), "reasons"),
-    **dict.fromkeys(("StructureScore", "VolumeScore"), "records"),
-    **dict.fromkeys(
-        (
-            "StructureComparison",
-            "compare_structures",
-            "score_structures",
-            "score_volume",
-            "structure_score",
-            "volume_score",
-        ),
-        "scores",
-    ),
-}
+#: The modules whose public names the package offers, lightest first: a name is looked up (and its
+#: module imported) on first use, so that ``import monitor.qc.labels`` (the store, the settings) does
+#: not pay for scipy.
+_MODULES = ("labels", "levels", "reasons", "records", "flags", "scores")
 
 __all__ = [
     "ACDC",
@@ -85,6 +54,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    if name in __all__:
+        for module_name in _MODULES:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            if name in module.__all__:
+                return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -141,14 +141,8 @@ def erode_structure(labels: np.ndarray, structure: StructureLike, voxels: int) -
 
 
 def dilate_structure(labels: np.ndarray, structure: StructureLike, voxels: int) -> np.ndarray:
-    """Grow one structure in-plane by ``voxels`` over whatever lies next to it (any label).
-
-    Args:
-        labels: canonical labels uint8 [z, y, x].
-        structure: LV, RV or MYO.
-        voxels: dilation depth in voxels (4-connected, slice by slice); 0 returns a copy.
-    Returns: uint8 [z, y, x].
-    """
+    """Grow one structure in-plane by ``voxels`` (dilation depth, 4-connected, slice by slice; 0 returns a
+    copy) over whatever lies next to it (any label). Arguments and result as ``erode_structure``."""
 
     def dilate(mask: np.ndarray, before: np.ndarray, after: np.ndarray, value: int) -> None:
         after[ndimage.binary_dilation(mask, structure=_CROSS_2D, iterations=voxels)] = value

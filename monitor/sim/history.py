@@ -29,7 +29,7 @@ from monitor.qc.levels import FlagLevel
 from monitor.qc.records import VolumeScore
 from monitor.qc.scores import structure_score, volume_score
 from monitor.sim.segmenters import SEGMENTERS
-from monitor.store.records import ReviewVerdict
+from monitor.store.records import NewReview, ReviewVerdict
 
 __all__ = [
     "HISTORY_CHECKPOINT_HASH",
@@ -39,7 +39,6 @@ __all__ = [
     "SIMULATED_TIMINGS_S",
     "HistoryFile",
     "HistoryPlan",
-    "HistoryReview",
     "plan_history",
 ]
 
@@ -102,16 +101,6 @@ SIMULATED_TIMINGS_S: dict[str, float] = {"load_s": 0.02, "model_s": 0.05, "metri
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HistoryReview:
-    """A simulated QA review."""
-
-    verdict: ReviewVerdict  #: confirmed, false_alarm or unsure
-    reviewer: str  #: reviewer name
-    note: str | None  #: free text
-    reviewed_at: datetime  #: when (UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryFile:
     """One simulated mask file of the history."""
 
@@ -126,7 +115,7 @@ class HistoryFile:
     done_at: datetime  #: when it was scored or rejected (UTC)
     score: VolumeScore | None  #: sampled scores; None for a rejected file
     rejection: tuple[str, str] | None  #: (reason code, detail) of a rejected file
-    reviews: tuple[HistoryReview, ...] = ()  #: QA reviews, oldest first
+    reviews: tuple[NewReview, ...] = ()  #: QA reviews, oldest first
     with_artifacts: bool = False  #: render phantoms and write NIfTI artifacts for this file
 
 
@@ -307,7 +296,7 @@ def _sample_score(rng: np.random.Generator, quality: str, phase: str, policy: Fl
 
 def _sample_reviews(
     rng: np.random.Generator, flag: FlagLevel, scored_at: datetime, end: datetime, fraction: float
-) -> tuple[HistoryReview, ...]:
+) -> tuple[NewReview, ...]:
     """QA reviews of a flagged file (none for ok files or beyond ``end``)."""
     if flag == FlagLevel.OK or rng.random() >= fraction:
         return ()
@@ -322,7 +311,7 @@ def _sample_reviews(
         ReviewVerdict.UNSURE: None,
     }[verdict]
     return (
-        HistoryReview(
+        NewReview(
             verdict=verdict,
             reviewer=_REVIEWERS[int(rng.integers(len(_REVIEWERS)))],
             note=note,

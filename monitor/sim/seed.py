@@ -46,8 +46,7 @@ from monitor.store import (
     ARTIFACT_PGT,
     add_review,
     enqueue_file,
-    make_engine,
-    make_session_factory,
+    open_session,
     record_rejection,
     record_scores,
     register_model,
@@ -119,12 +118,8 @@ def seed_history(
         return write_history(
             session_or_url, plan, artifacts_dir=artifacts_dir, seed=seed, label_map=label_map
         )
-    engine = make_engine(session_or_url)
-    try:
-        with make_session_factory(engine)() as session:
-            return write_history(session, plan, artifacts_dir=artifacts_dir, seed=seed, label_map=label_map)
-    finally:
-        engine.dispose()
+    with open_session(session_or_url) as session:
+        return write_history(session, plan, artifacts_dir=artifacts_dir, seed=seed, label_map=label_map)
 
 
 def write_history(

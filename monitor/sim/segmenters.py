@@ -11,17 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import monitor.sim.corruptions as edit
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
-from monitor.sim.corruptions import (
-    add_spurious_blobs,
-    dilate_structure,
-    drop_slices,
-    erode_structure,
-    perturb_boundaries,
-    punch_holes,
-    remove_structure,
-    swap_labels,
-)
 from monitor.sim.phantoms import StructureLike, as_label_volume, label_value
 from monitor.typing import Spacing3
 
@@ -72,7 +63,7 @@ def _noise(
     """Boundary noise with an RMS displacement drawn from [lo, hi] mm."""
     amplitude = float(rng.uniform(lo, hi))
     steps.append(f"noise={amplitude:.2f}mm")
-    return perturb_boundaries(
+    return edit.perturb_boundaries(
         labels, rng, spacing, amplitude_mm=amplitude, smoothness_mm=float(rng.uniform(6, 12))
     )
 
@@ -83,9 +74,9 @@ def _resize(labels: np.ndarray, rng: np.random.Generator, max_voxels: int, steps
     k = int(rng.integers(1, max_voxels + 1))
     if rng.random() < 0.5:
         steps.append(f"erode={structure}:{k}")
-        return erode_structure(labels, structure, k)
+        return edit.erode_structure(labels, structure, k)
     steps.append(f"dilate={structure}:{k}")
-    return dilate_structure(labels, structure, k)
+    return edit.dilate_structure(labels, structure, k)
 
 
 def _drop(
@@ -100,7 +91,7 @@ def _drop(
         return labels
     chosen = np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
     steps.append(f"drop_slices={structure or 'ALL'}:{_fmt_slices(chosen)}")
-    return drop_slices(labels, chosen, structure)
+    return edit.drop_slices(labels, chosen, structure)
 
 
 def _segment_good(labels: np.ndarray, rng: np.random.Generator, spacing: Spacing3) -> tuple[np.ndarray, str]:
@@ -120,7 +111,7 @@ def _segment_fair(labels: np.ndarray, rng: np.random.Generator, spacing: Spacing
     if rng.random() < 0.3:
         structure = _pick(rng, [Structure.LV, Structure.RV])
         steps.append(f"holes={structure}:2x4mm")
-        out = punch_holes(out, rng, spacing, structure=structure, n_holes=2, radius_mm=4.0)
+        out = edit.punch_holes(out, rng, spacing, structure=structure, n_holes=2, radius_mm=4.0)
     return out, ";".join(steps)
 
 
@@ -133,17 +124,17 @@ def _segment_poor(labels: np.ndarray, rng: np.random.Generator, spacing: Spacing
     if rng.random() < 0.6:
         n = int(rng.integers(1, 4))
         steps.append(f"blobs={n}")
-        out = add_spurious_blobs(out, rng, spacing, n_blobs=n, radius_mm=float(rng.uniform(4, 9)))
+        out = edit.add_spurious_blobs(out, rng, spacing, n_blobs=n, radius_mm=float(rng.uniform(4, 9)))
     if rng.random() < 0.5:
         structure = _pick(rng, [Structure.LV, Structure.RV, Structure.MYO])
         steps.append(f"holes={structure}:4x5mm")
-        out = punch_holes(out, rng, spacing, structure=structure, n_holes=4, radius_mm=5.0)
+        out = edit.punch_holes(out, rng, spacing, structure=structure, n_holes=4, radius_mm=5.0)
     if rng.random() < 0.3:
         both = np.intersect1d(_slices_with(out, Structure.LV), _slices_with(out, Structure.RV))
         if len(both):
             chosen = np.sort(rng.choice(both, size=min(2, len(both)), replace=False))
             steps.append(f"swap=LV-RV:{_fmt_slices(chosen)}")
-            out = swap_labels(out, Structure.LV, Structure.RV, chosen)
+            out = edit.swap_labels(out, Structure.LV, Structure.RV, chosen)
     return out, ";".join(steps)
 
 
@@ -156,27 +147,27 @@ def _segment_failing(
     if mode == "missing":
         structure = STRUCTURES[int(rng.choice(3, p=[0.25, 0.5, 0.25]))]
         steps.append(f"missing={structure}")
-        out = remove_structure(out, structure)
+        out = edit.remove_structure(out, structure)
     elif mode == "swap":
         both = np.intersect1d(_slices_with(out, Structure.LV), _slices_with(out, Structure.RV))
         chosen = (
             np.sort(rng.choice(both, size=max(len(both) * 3 // 4, 1), replace=False)) if len(both) else both
         )
         steps.append(f"swap=LV-RV:{_fmt_slices(chosen)}")
-        out = swap_labels(out, Structure.LV, Structure.RV, chosen)
+        out = edit.swap_labels(out, Structure.LV, Structure.RV, chosen)
     elif mode == "slices":
         occupied = _slices_with(out)
         chosen = np.sort(rng.choice(occupied, size=(len(occupied) + 1) // 2, replace=False))
         steps.append(f"drop_slices=ALL:{_fmt_slices(chosen)}")
-        out = drop_slices(out, chosen)
+        out = edit.drop_slices(out, chosen)
     else:
         structure = _pick(rng, [Structure.LV, Structure.RV])
         steps.append(f"erode={structure}:6;dilate=MYO:2")
-        out = dilate_structure(erode_structure(out, structure, 6), Structure.MYO, 2)
+        out = edit.dilate_structure(edit.erode_structure(out, structure, 6), Structure.MYO, 2)
     out = _resize(out, rng, 3, steps)
     n = int(rng.integers(2, 5))
     steps.append(f"blobs={n}")
-    out = add_spurious_blobs(out, rng, spacing, n_blobs=n, radius_mm=float(rng.uniform(5, 12)))
+    out = edit.add_spurious_blobs(out, rng, spacing, n_blobs=n, radius_mm=float(rng.uniform(5, 12)))
     return out, ";".join(steps)
 
 

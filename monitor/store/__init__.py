@@ -23,7 +23,7 @@ Example::
 from monitor.store.alerts import ALERT_LEVELS, ALERTS, count_alerts, list_alerts, reviewed_alert_scores
 from monitor.store.bulk import bulk_insert_scored
 from monitor.store.cases import get_case, status_counts
-from monitor.store.engine import make_engine, make_session_factory, normalise_url, safe_url
+from monitor.store.engine import make_engine, make_session_factory, normalise_url, open_session, safe_url
 from monitor.store.errors import DatabaseUnavailable, FileStateError
 from monitor.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_frame, iter_export_rows, write_export
 from monitor.store.migrate import check_at_head, current, downgrade, head_revision, upgrade
@@ -105,6 +105,7 @@ __all__ = [
     "make_engine",
     "make_session_factory",
     "normalise_url",
+    "open_session",
     "queue_state",
     "reclaim_expired",
     "record_rejection",

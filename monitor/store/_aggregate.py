@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from monitor.errors import StoreError
 from monitor.qc.levels import FlagLevel
-from monitor.store._where import file_conditions, time_column
+from monitor.store._sql import file_conditions, time_column
 from monitor.store.models import MaskFile, StructureScoreRow
 from monitor.store.records import FileFilter, FileStatus
 

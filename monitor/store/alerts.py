@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from monitor.qc.levels import FlagLevel
 from monitor.store._frames import empty, fetch, finish, segmenter_names
+from monitor.store._sql import FILE_IDENTITY, file_conditions, latest_verdict
 from monitor.store._tx import read_transaction
-from monitor.store._where import file_conditions
 from monitor.store.cases import structure_scores
 from monitor.store.models import MaskFile, Review, Segmenter, StructureScoreRow
 from monitor.store.records import AlertRecord, FileFilter, ReviewVerdict
@@ -50,6 +50,10 @@ REVIEWED_COLUMNS = [
 ]
 
 
+#: The fields of ``AlertRecord`` that come from ``FILE_IDENTITY``.
+_ALERT_IDENTITY = ("file_id", "path", "case_key", "phase", "site", "segmenter_name", "segmenter_version")
+
+
 def _alerts(filters: FileFilter) -> FileFilter:
     """``filters`` with the alert levels when it names none."""
     return filters if filters.levels is not None else replace(filters, levels=ALERT_LEVELS)
@@ -79,28 +83,15 @@ def list_alerts(
     severity = sa.case(
         (MaskFile.flag == FlagLevel.ERRONEOUS, 2), (MaskFile.flag == FlagLevel.SUSPICIOUS, 1), else_=0
     )
-    latest_verdict = (
-        sa.select(Review.verdict)
-        .where(Review.file_id == MaskFile.id)
-        .order_by(Review.reviewed_at.desc(), Review.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     review_count = sa.select(sa.func.count(Review.id)).where(Review.file_id == MaskFile.id).scalar_subquery()
     with read_transaction(session):
         rows = session.execute(
             sa.select(
-                MaskFile.id,
-                MaskFile.path,
-                MaskFile.case_key,
-                MaskFile.phase,
-                MaskFile.site,
-                Segmenter.name,
-                Segmenter.version,
-                MaskFile.flag,
-                MaskFile.scored_at,
-                latest_verdict,
-                review_count,
+                *FILE_IDENTITY,
+                MaskFile.flag.label("flag"),
+                MaskFile.scored_at.label("scored_at"),
+                latest_verdict().label("verdict"),
+                review_count.label("reviews"),
             )
             .join(Segmenter, MaskFile.segmenter_id == Segmenter.id)
             .where(*conditions)
@@ -113,25 +104,20 @@ def list_alerts(
             .limit(limit)
             .offset(offset)
         ).all()
-        structures = structure_scores(session, [r[0] for r in rows])
+        structures = structure_scores(session, [r.file_id for r in rows])
     alerts = []
     for r in rows:
-        scores = structures.get(r[0], ())
+        row = r._mapping
+        scores = structures.get(r.file_id, ())
         alerts.append(
             AlertRecord(
-                file_id=r[0],
-                path=r[1],
-                case_key=r[2],
-                phase=r[3],
-                site=r[4],
-                segmenter_name=r[5],
-                segmenter_version=r[6],
-                flag=FlagLevel(r[7]),
+                **{name: row[name] for name in _ALERT_IDENTITY},
+                flag=FlagLevel(r.flag),
                 flagged_structures=tuple(s.structure for s in scores if s.flag != FlagLevel.OK),
                 structures=scores,
-                scored_at=r[8],
-                review_verdict=ReviewVerdict(r[9]) if r[9] is not None else None,
-                reviews=int(r[10]),
+                scored_at=r.scored_at,
+                review_verdict=ReviewVerdict(r.verdict) if r.verdict is not None else None,
+                reviews=int(r.reviews),
             )
         )
     return alerts
@@ -174,19 +160,12 @@ def reviewed_alert_scores(
     # per reviewed file: the latest verdict by an index lookup of reviews (file_id, reviewed_at), so the
     # plan does not hinge on table statistics (a window over all reviews joined back to the files made
     # PostgreSQL without ANALYZE statistics choose a nested loop over both: 3 s at 5,000 reviews)
-    latest = (
-        sa.select(sa.type_coerce(Review.verdict, sa.String()))
-        .where(Review.file_id == MaskFile.id)
-        .order_by(Review.reviewed_at.desc(), Review.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     files = (
         sa.select(
             MaskFile.id.label("file_id"),
             MaskFile.segmenter_id.label("segmenter_id"),
             MaskFile.scored_at.label("scored_at"),
-            latest.label("verdict"),
+            latest_verdict(as_text=True).label("verdict"),
         )
         .where(*file_conditions(replace(_alerts(filters), reviewed=True)))
         .subquery("reviewed")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from monitor.qc.labels import Structure
 from monitor.qc.levels import FlagLevel
 from monitor.store._frames import STRUCTURE_RANK, segmenter_names
+from monitor.store._sql import STRUCTURE_SCORE
 from monitor.store._tx import none_to_nan, read_transaction
 from monitor.store.models import Artifact, MaskFile, MonitorModel, Review, Segmenter, StructureScoreRow
 from monitor.store.records import (
@@ -161,28 +162,18 @@ def structure_scores(
         return {}
     found: dict[int, list[StoredStructureScore]] = defaultdict(list)
     for r in session.execute(
-        sa.select(
-            StructureScoreRow.file_id,
-            StructureScoreRow.structure,
-            StructureScoreRow.pdsc,
-            StructureScoreRow.phd_mm,
-            StructureScoreRow.flag,
-            StructureScoreRow.reasons,
-            StructureScoreRow.mask_voxels,
-            StructureScoreRow.pgt_voxels,
-            StructureScoreRow.mask_volume_ml,
-        ).where(StructureScoreRow.file_id.in_(file_ids))
+        sa.select(StructureScoreRow.file_id, *STRUCTURE_SCORE).where(StructureScoreRow.file_id.in_(file_ids))
     ):
-        found[r[0]].append(
+        found[r.file_id].append(
             StoredStructureScore(
-                structure=Structure(r[1]),
-                pdsc=none_to_nan(r[2]),
-                phd_mm=none_to_nan(r[3]),
-                flag=FlagLevel(r[4]),
-                reasons=tuple(r[5] or ()),
-                mask_voxels=int(r[6]),
-                pgt_voxels=int(r[7]),
-                mask_volume_ml=float(r[8]),
+                structure=Structure(r.structure),
+                pdsc=none_to_nan(r.pdsc),
+                phd_mm=none_to_nan(r.phd_mm),
+                flag=FlagLevel(r.flag),
+                reasons=tuple(r.reasons or ()),
+                mask_voxels=int(r.mask_voxels),
+                pgt_voxels=int(r.pgt_voxels),
+                mask_volume_ml=float(r.mask_volume_ml),
             )
         )
     return {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import StoreError
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_S", "make_engine", "make_session_factory", "normalise_url", "safe_url"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_S",
+    "make_engine",
+    "make_session_factory",
+    "normalise_url",
+    "open_session",
+    "safe_url",
+]
 
 #: How long (seconds) a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -74,6 +83,23 @@ def make_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to ``engine``; sessions keep loaded values after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def open_session(url: str | URL) -> Iterator[Session]:
+    """A session on an engine of its own, disposed when the block ends (one-off commands, scripts).
+
+    Example::
+
+        with open_session(url) as session:
+            counts = status_counts(session)
+    """
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from monitor.qc.labels import STRUCTURES
+from monitor.store._sql import FILE_IDENTITY, STRUCTURE_SCORE, latest_verdict
 from monitor.store._tx import read_transaction
-from monitor.store.models import Artifact, MaskFile, MonitorModel, Review, Segmenter, StructureScoreRow
+from monitor.store.models import Artifact, MaskFile, MonitorModel, Segmenter, StructureScoreRow
 from monitor.store.records import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStatus
 
 if TYPE_CHECKING:
@@ -95,26 +96,10 @@ def iter_export_rows(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     pgt = aliased(Artifact)
     inconsistency = aliased(Artifact)
-    latest_verdict = (
-        sa.select(Review.verdict)
-        .where(Review.file_id == MaskFile.id)
-        .order_by(Review.reviewed_at.desc(), Review.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     rank = sa.case(*((StructureScoreRow.structure == s, i) for i, s in enumerate(STRUCTURES)), else_=None)
     stmt = (
         sa.select(
-            MaskFile.id,
-            MaskFile.path,
-            MaskFile.content_hash,
-            MaskFile.case_key,
-            MaskFile.phase,
-            MaskFile.site,
-            MaskFile.scanner,
-            MaskFile.image_path,
-            Segmenter.name,
-            Segmenter.version,
+            *FILE_IDENTITY,
             MaskFile.status,
             MaskFile.attempts,
             MaskFile.received_at,
@@ -134,15 +119,8 @@ def iter_export_rows(
             MonitorModel.checkpoint_hash,
             pgt.path,
             inconsistency.path,
-            latest_verdict,
-            StructureScoreRow.structure,
-            StructureScoreRow.pdsc,
-            StructureScoreRow.phd_mm,
-            StructureScoreRow.flag,
-            StructureScoreRow.reasons,
-            StructureScoreRow.mask_voxels,
-            StructureScoreRow.pgt_voxels,
-            StructureScoreRow.mask_volume_ml,
+            latest_verdict(),
+            *STRUCTURE_SCORE,
         )
         .join(Segmenter, MaskFile.segmenter_id == Segmenter.id)
         .outerjoin(MonitorModel, MaskFile.model_id == MonitorModel.id)

@@ -21,7 +21,7 @@ Typical worker loop::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from monitor.store._rows import reject_rows, require_text, written_id
 from monitor.store._rows import segmenter_id as find_segmenter_id
+from monitor.store._sql import FILE_IDENTITY
 from monitor.store._tx import aware, dialect_insert, read_transaction, write_transaction
 from monitor.store.models import MaskFile, Segmenter
 from monitor.store.records import ClaimedFile, FileStatus
@@ -43,7 +44,6 @@ __all__ = [
     "queue_state",
     "reclaim_expired",
     "release",
-    "requeue_held",
     "requeue_worker",
     "scoring_workers",
 ]
@@ -165,74 +165,12 @@ def claim_batch(
             execution_options={"synchronize_session": False},
         )
         rows = session.execute(
-            sa.select(
-                MaskFile.id,
-                MaskFile.path,
-                MaskFile.content_hash,
-                MaskFile.case_key,
-                MaskFile.phase,
-                MaskFile.site,
-                MaskFile.scanner,
-                MaskFile.image_path,
-                Segmenter.name,
-                Segmenter.version,
-                MaskFile.attempts,
-                MaskFile.received_at,
-                MaskFile.lease_expires_at,
-            )
+            sa.select(*FILE_IDENTITY, MaskFile.attempts, MaskFile.received_at, MaskFile.lease_expires_at)
             .join(Segmenter, MaskFile.segmenter_id == Segmenter.id)
             .where(MaskFile.id.in_(ids))
             .order_by(MaskFile.received_at, MaskFile.id)
         ).all()
-    return [
-        ClaimedFile(
-            file_id=r[0],
-            path=r[1],
-            content_hash=r[2],
-            case_key=r[3],
-            phase=r[4],
-            site=r[5],
-            scanner=r[6],
-            image_path=r[7],
-            segmenter_name=r[8],
-            segmenter_version=r[9],
-            attempts=r[10],
-            received_at=r[11],
-            lease_expires_at=r[12],
-        )
-        for r in rows
-    ]
-
-
-def requeue_held(
-    session: Session,
-    held: sa.ColumnElement[bool],
-    *,
-    when: datetime,
-    max_attempts: int | None,
-    rejection_detail: str,
-) -> tuple[int, int]:
-    """Put ``scoring`` rows matching ``held`` back to pending, rejecting those already claimed
-    ``max_attempts`` times (``too_many_attempts``); run inside the caller's write transaction.
-
-    Returns: (requeued, rejected) row counts.
-    """
-    rejected = 0
-    if max_attempts is not None:
-        rejected = reject_rows(
-            session,
-            sa.and_(held, MaskFile.attempts >= max_attempts),
-            when=when,
-            reason=REJECTION_TOO_MANY_ATTEMPTS,
-            detail=rejection_detail,
-        )
-    requeued = session.execute(
-        sa.update(MaskFile)
-        .where(held)
-        .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    return requeued, rejected
+    return [ClaimedFile(**row._mapping) for row in rows]
 
 
 def reclaim_expired(session: Session, now: datetime | None = None, *, max_attempts: int | None = None) -> int:
@@ -245,23 +183,15 @@ def reclaim_expired(session: Session, now: datetime | None = None, *, max_attemp
     Returns: how many files went back to pending.
     Raises: ValueError for max_attempts < 1 or a naive timestamp; DatabaseUnavailable.
     """
-    if max_attempts is not None and max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    when = aware(now, "now")
-    expired = sa.and_(MaskFile.status == FileStatus.SCORING, MaskFile.lease_expires_at < when)
-    with write_transaction(session):
-        requeued, rejected = requeue_held(
-            session,
-            expired,
-            when=when,
-            max_attempts=max_attempts,
-            rejection_detail=f"lease expired on each of {max_attempts} or more claims",
-        )
-    if requeued or rejected:
-        log.warning(
-            "expired leases reclaimed",
-            extra={"action": "reclaim", "requeued": requeued, "rejected": rejected},
-        )
+    requeued, _ = _take_back(
+        session,
+        lambda when: MaskFile.lease_expires_at < when,
+        now=now,
+        max_attempts=max_attempts,
+        detail=f"lease expired on each of {max_attempts} or more claims",
+        action="reclaim",
+        message="expired leases reclaimed",
+    )
     return requeued
 
 
@@ -278,23 +208,54 @@ def requeue_worker(
     Returns: (files requeued, files rejected).
     Raises: ValueError for max_attempts < 1; DatabaseUnavailable.
     """
-    if max_attempts < 1:
+    return _take_back(
+        session,
+        lambda _: MaskFile.worker_id == worker_id,
+        now=now,
+        max_attempts=max_attempts,
+        detail=f"its worker died or failed on each of {max_attempts} or more claims",
+        action="requeue_worker",
+        message="claims of a worker taken back",
+    )
+
+
+def _take_back(
+    session: Session,
+    held_by: Callable[[datetime], sa.ColumnElement[bool]],
+    *,
+    now: datetime | None,
+    max_attempts: int | None,
+    detail: str,
+    action: str,
+    message: str,
+) -> tuple[int, int]:
+    """Put the ``scoring`` rows that ``held_by(now)`` selects back to pending in one transaction,
+    rejecting those already claimed ``max_attempts`` times (``too_many_attempts``, with ``detail``).
+
+    Returns: (requeued, rejected) row counts.
+    """
+    if max_attempts is not None and max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     when = aware(now, "now")
-    held = sa.and_(MaskFile.status == FileStatus.SCORING, MaskFile.worker_id == worker_id)
+    held = sa.and_(MaskFile.status == FileStatus.SCORING, held_by(when))
     with write_transaction(session):
-        requeued, rejected = requeue_held(
-            session,
-            held,
-            when=when,
-            max_attempts=max_attempts,
-            rejection_detail=f"its worker died or failed on each of {max_attempts} or more claims",
-        )
+        rejected = 0
+        if max_attempts is not None:
+            rejected = reject_rows(
+                session,
+                sa.and_(held, MaskFile.attempts >= max_attempts),
+                when=when,
+                reason=REJECTION_TOO_MANY_ATTEMPTS,
+                detail=detail,
+            )
+        requeued = session.execute(
+            sa.update(MaskFile)
+            .where(held)
+            .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount
     if requeued or rejected:
-        log.warning(
-            "claims of a worker taken back",
-            extra={"action": "requeue_worker", "requeued": requeued, "rejected": rejected},
-        )
+        log.warning(message, extra={"action": action, "requeued": requeued, "rejected": rejected})
     return requeued, rejected
 
 

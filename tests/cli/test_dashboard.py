@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from tests.dashboard.conftest import FakePopen
 
 
-class _FakePopen:
-    def __init__(self, command: list[str], **kwargs: Any) -> None:
-        self.command = command
-        self.kwargs = kwargs
-
-    def wait(self, timeout: float | None = None) -> int:
-        return 0
-
-
-@pytest.fixture
-def popen(monkeypatch: pytest.MonkeyPatch) -> list[_FakePopen]:
-    made: list[_FakePopen] = []
-
-    def fake(command: list[str], **kwargs: Any) -> _FakePopen:
-        made.append(_FakePopen(command, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(subprocess, "Popen", fake)
-    return made
-
-
-def test_dashboard_command(popen: list[_FakePopen], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashboard_command(popen: list[FakePopen], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CMR_MONITOR_DATABASE_URL", raising=False)
     url = f"sqlite:///{tmp_path / 'none.db'}"
     result = CliRunner().invoke(

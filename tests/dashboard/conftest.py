@@ -12,11 +12,13 @@ where they fail.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -154,3 +156,26 @@ def _dispose_streamlit_engines() -> None:
         data.session_factory.clear()
     finally:
         st.cache_resource.clear()
+
+
+class FakePopen:
+    """Stands for ``subprocess.Popen``: records the command and its keyword arguments."""
+
+    def __init__(self, command: list[str], **kwargs: Any) -> None:
+        self.command = command
+        self.kwargs = kwargs
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+
+@pytest.fixture
+def popen(monkeypatch: pytest.MonkeyPatch) -> list[FakePopen]:
+    made: list[FakePopen] = []
+
+    def fake(command: list[str], **kwargs: Any) -> FakePopen:
+        made.append(FakePopen(command, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", fake)
+    return made

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dashboard import launch
 from dashboard.auth import configured_password, password_matches
 from dashboard.config import DashboardSettings
+from tests.dashboard.conftest import FakePopen
 
 
-class _FakePopen:
-    def __init__(self, command: list[str], **kwargs: Any) -> None:
-        self.command = command
-        self.kwargs = kwargs
-
-    def wait(self, timeout: float | None = None) -> int:
-        return 0
-
-
-@pytest.fixture
-def popen(monkeypatch: pytest.MonkeyPatch) -> list[_FakePopen]:
-    made: list[_FakePopen] = []
-
-    def fake(command: list[str], **kwargs: Any) -> _FakePopen:
-        made.append(_FakePopen(command, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(subprocess, "Popen", fake)
-    return made
-
-
-def test_launch_passes_settings_in_the_environment(popen: list[_FakePopen], tmp_path: Path) -> None:
+def test_launch_passes_settings_in_the_environment(popen: list[FakePopen], tmp_path: Path) -> None:
     url = "postgresql://cmr:hunter2@db.example/cmr"
     launch.launch_dashboard(
         url,

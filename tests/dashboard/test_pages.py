@@ -4,20 +4,16 @@ PostgreSQL): no exception, the expected numbers shown, and a review submitted th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
 from dashboard.summaries import flag_type_precision, md_escape
 from monitor.store import (
     FileFilter,
     count_alerts,
     get_case,
-    make_engine,
-    make_session_factory,
+    open_session,
     score_histogram,
     structure_time_series,
 )
@@ -35,17 +31,6 @@ def _metrics(at: object) -> dict[str, str]:
 def _ok(at: object) -> None:
     assert not at.exception, [e.value for e in at.exception]  # type: ignore[attr-defined]
     assert not at.error, _texts(at.error)  # type: ignore[attr-defined]
-
-
-@contextmanager
-def _store(url: str) -> Iterator[Session]:
-    """A session on the test database; its engine is disposed afterwards."""
-    engine = make_engine(url)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def test_overview_shows_counts_and_charts(seeded: Seeded, app_test) -> None:
@@ -77,7 +62,7 @@ def test_overview_split_by_site(seeded: Seeded, app_test) -> None:
     per_site = at.dataframe[1].value
     assert per_site["scored"].sum() == s.scored
     assert per_site["rejected"].sum() == s.rejected
-    with _store(seeded.url) as session:
+    with open_session(seeded.url) as session:
         by_site = structure_time_series(session, bucket=None, group_by=("site",))
     assert set(per_site["site"]) == {x if isinstance(x, str) else "(no site)" for x in by_site["site"]}
     spec = at.get("vega_lite_chart")[1].proto.spec
@@ -97,7 +82,7 @@ def test_alerts_lists_flagged_files_most_urgent_first(seeded: Seeded, app_test) 
     at = app_test(seeded).run()
     at.switch_page("views/alerts.py").run()
     _ok(at)
-    with _store(seeded.url) as session:
+    with open_session(seeded.url) as session:
         total = count_alerts(session)
         reviewed = count_alerts(session, FileFilter(reviewed=True))
         erroneous = count_alerts(session, FileFilter(levels=["erroneous"]))
@@ -134,7 +119,7 @@ def test_alerts_row_selection_opens_case_by_id(seeded_sqlite: Seeded, app_test) 
 
 def test_case_shows_slices_scores_and_reviews(seeded: Seeded, app_test) -> None:
     file_id = seeded.summary.artifact_file_ids[0]
-    with _store(seeded.url) as session:
+    with open_session(seeded.url) as session:
         record = get_case(session, file_id)
     assert record is not None
     at = app_test(seeded).run()
@@ -190,7 +175,7 @@ def test_unknown_case_id(seeded_sqlite: Seeded, app_test) -> None:
 
 def test_review_form_stores_review(writable: Seeded, app_test) -> None:
     file_id = writable.summary.artifact_file_ids[-1]
-    with _store(writable.url) as session:
+    with open_session(writable.url) as session:
         before = get_case(session, file_id)
     assert before is not None
     at = app_test(writable).run()
@@ -203,7 +188,7 @@ def test_review_form_stores_review(writable: Seeded, app_test) -> None:
     next(b for b in at.button if b.label == "Save review").click().run()
     _ok(at)
     assert _texts(at.success) == ["Review saved: false alarm by dr.tester."]
-    with _store(writable.url) as session:
+    with open_session(writable.url) as session:
         after = get_case(session, file_id)
     assert after is not None
     assert len(after.reviews) == len(before.reviews) + 1
@@ -246,7 +231,7 @@ def test_versions_side_by_side_and_precision(seeded: Seeded, app_test) -> None:
     assert new["flagged"] / new["scored"] > old["flagged"] / old["scored"]  # the new version is worse
     assert len(at.get("vega_lite_chart")) == 4  # flag rates, two histograms, running precision
     # flag rates per structure and the histograms: exact counts over every file of the range
-    with _store(seeded.url) as session:
+    with open_session(seeded.url) as session:
         exact = structure_time_series(session, bucket=None)
         histogram = score_histogram(session)
     rates = at.dataframe[-2].value.set_index(["version", "structure"])
@@ -262,7 +247,7 @@ def test_versions_side_by_side_and_precision(seeded: Seeded, app_test) -> None:
     assert precision["precision"].tolist() == pytest.approx(
         (precision["confirmed"] / precision["reviewed"]).tolist()
     )
-    with _store(seeded.url) as session:
+    with open_session(seeded.url) as session:
         reviewed_files = count_alerts(session, FileFilter(reviewed=True))
     assert precision["reviewed"].sum() >= reviewed_files  # a file counts once per flag type it has
     assert list(precision.columns) == list(flag_type_precision(precision.iloc[0:0]).columns)
@@ -330,7 +315,7 @@ def test_case_ignores_bad_file_ids(seeded_sqlite: Seeded, app_test, raw: str) ->
 
 
 def test_case_of_a_rejected_file(seeded_sqlite: Seeded, app_test) -> None:
-    with _store(seeded_sqlite.url) as session:
+    with open_session(seeded_sqlite.url) as session:
         rejected = next(
             i
             for i in seeded_sqlite.summary.file_ids

@@ -1,7 +1,6 @@
-"""The WHERE conditions of a ``FileFilter`` on ``mask_files``. Private to ``monitor.store``.
-
-The segmenter is matched through its id (``segmenter_id IN (...)``), so a query need not join
-``segmenters``.
+"""SQL pieces shared by the store's queries: the conditions of a ``FileFilter``, the column groups that
+several queries read (labelled as the records' fields), and a file's latest review verdict. Private to
+``monitor.store``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,56 @@ from monitor.qc.levels import FlagLevel
 from monitor.store.models import MaskFile, Review, Segmenter, StructureScoreRow
 from monitor.store.records import FileFilter, FileStatus
 
-__all__ = ["file_conditions", "time_column"]
+__all__ = ["FILE_IDENTITY", "STRUCTURE_SCORE", "file_conditions", "latest_verdict", "time_column"]
+
+
+def _named(*columns: Any) -> tuple[sa.ColumnElement[Any], ...]:
+    """Each column labelled with its own name."""
+    return tuple(column.label(column.key) for column in columns)
+
+
+#: Who and what a file is (``ClaimedFile``, ``AlertRecord``, the export); the query joins ``segmenters``.
+FILE_IDENTITY: tuple[sa.ColumnElement[Any], ...] = (
+    MaskFile.id.label("file_id"),
+    *_named(
+        MaskFile.path,
+        MaskFile.content_hash,
+        MaskFile.case_key,
+        MaskFile.phase,
+        MaskFile.site,
+        MaskFile.scanner,
+    ),
+    MaskFile.image_path.label("image_path"),
+    Segmenter.name.label("segmenter_name"),
+    Segmenter.version.label("segmenter_version"),
+)
+#: One structure's stored scores (``StoredStructureScore``, the export).
+STRUCTURE_SCORE: tuple[sa.ColumnElement[Any], ...] = _named(
+    StructureScoreRow.structure,
+    StructureScoreRow.pdsc,
+    StructureScoreRow.phd_mm,
+    StructureScoreRow.flag,
+    StructureScoreRow.reasons,
+    StructureScoreRow.mask_voxels,
+    StructureScoreRow.pgt_voxels,
+    StructureScoreRow.mask_volume_ml,
+)
+
+
+def latest_verdict(*, as_text: bool = False) -> sa.ScalarSelect[Any]:
+    """The verdict of a file's latest review (correlated with ``mask_files``; NULL when unreviewed).
+
+    An index lookup of ``reviews (file_id, reviewed_at)`` per file, so the plan does not hinge on table
+    statistics. ``as_text`` reads it as plain text (for a DataFrame) instead of the enum.
+    """
+    verdict = sa.type_coerce(Review.verdict, sa.String()) if as_text else Review.verdict
+    return (
+        sa.select(verdict)
+        .where(Review.file_id == MaskFile.id)
+        .order_by(Review.reviewed_at.desc(), Review.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def time_column(status: FileStatus) -> Any:
