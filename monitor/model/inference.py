@@ -13,7 +13,7 @@
 - optional mixed precision (``bf16`` / ``fp16`` autocast); the softmax is always float32.
 
 Folding and re-ordering change results only by float rounding (max |difference| of the softmax about
-2e-5 in fp32 on real ACDC masks; tested against the trained model in ``tests/unit/test_inference.py``).
+2e-5 in fp32 on real ACDC masks; tested against the trained model in ``tests/model/test_inference.py``).
 """
 
 from __future__ import annotations
