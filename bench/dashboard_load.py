@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from monitor.store import (  # noqa: E402
     register_model,
     upgrade,
 )
+from monitor.telemetry.server import free_port  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 PAGES = {
@@ -171,12 +171,6 @@ def _apptest_times(url: str, artifacts: Path, case_id: int, runs: int) -> dict[s
     return {page: (statistics.median(c), statistics.median(w)) for page, (c, w) in results.items()}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _browser_times(url: str, artifacts: Path, case_id: int, chromium: str) -> dict[str, tuple[float, float]]:
     """(first, second) seconds from a sidebar click until the page is drawn, in headless Chromium.
 
@@ -187,7 +181,7 @@ def _browser_times(url: str, artifacts: Path, case_id: int, chromium: str) -> di
 
     from dashboard.launch import launch_dashboard, wait_for_dashboard
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
     process = launch_dashboard(
         url, port=port, artifacts_dir=artifacts, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT

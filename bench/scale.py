@@ -254,21 +254,15 @@ def _serial_ms(masks: list[bytes], staging: Path) -> tuple[float, float]:
     return 1000 * float(np.median(loads)), 1000 * float(np.median(writes))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class _Daemon:
     """One ``cmr-monitor watch`` subprocess with its metrics port."""
 
     def __init__(
         self, folder: Path, *, url: str, work: Path, index: int, threads: int, batch_size: int
     ) -> None:
-        self.port = _free_port()
+        from monitor.telemetry.server import free_port
+
+        self.port = free_port()
         self.log = work / f"daemon{index}.log"
         self._log_offset = self._ended = 0
         command = [
@@ -506,10 +500,11 @@ def _score() -> Any:
     """A realistic ``VolumeScore`` of a 10-slice ACDC volume (what the daemon records per file)."""
     from monitor.qc.labels import Structure
     from monitor.qc.levels import FlagLevel
+    from monitor.qc.reasons import ReasonCode
     from monitor.qc.records import StructureScore, VolumeScore
 
     def structure(
-        which: Structure, pdsc: float, phd_mm: float, flag: FlagLevel, reasons: tuple[str, ...]
+        which: Structure, pdsc: float, phd_mm: float, flag: FlagLevel, reasons: tuple[ReasonCode, ...]
     ) -> Any:
         return StructureScore(
             structure=which,
@@ -526,7 +521,7 @@ def _score() -> Any:
         structures=(
             structure(Structure.LV, 0.93, 4.9, FlagLevel.OK, ()),
             structure(Structure.RV, 0.88, 9.5, FlagLevel.OK, ()),
-            structure(Structure.MYO, 0.47, 12.1, FlagLevel.SUSPICIOUS, ("pDSC 0.47 < 0.5",)),
+            structure(Structure.MYO, 0.47, 12.1, FlagLevel.SUSPICIOUS, (ReasonCode.PDSC_LOW,)),
         ),
         flag=FlagLevel.SUSPICIOUS,
         shape=(10, 232, 256),
