@@ -21,7 +21,7 @@ from nibabel.openers import ImageOpener
 from monitor.config import Settings
 from monitor.errors import InvalidMask
 from monitor.qc.labels import ACDC, LabelMap
-from monitor.typing import Spacing3
+from monitor.typing import Shape3, Spacing3
 
 __all__ = [
     "Limits",
@@ -63,7 +63,7 @@ class MaskVolume:
     path: Path | None = None  #: source file, when loaded from disk
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self) -> Shape3:
         """Array shape [z, y, x] in voxels."""
         return tuple(int(n) for n in self.labels.shape)  # type: ignore[return-value]
 
@@ -185,7 +185,7 @@ def _header_image(path: Path, limits: Limits | None = None) -> nib.Nifti1Image |
     return img
 
 
-def _check_header(img: nib.Nifti1Image, path: Path, limits: Limits) -> tuple[tuple[int, int, int], Spacing3]:
+def _check_header(img: nib.Nifti1Image, path: Path, limits: Limits) -> tuple[Shape3, Spacing3]:
     """Validate shape and spacing from the header; return the (x, y, z) shape and the [z, y, x] spacing."""
     shape = tuple(int(n) for n in img.shape)
     if len(shape) == 4 and shape[3] == 1:

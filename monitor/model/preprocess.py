@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from monitor.qc.labels import N_CHANNELS
-from monitor.typing import Spacing3
+from monitor.typing import Shape3, Spacing3
 
 __all__ = [
     "MODEL_SIZE",
@@ -45,7 +45,7 @@ MODEL_SIZE = 256
 class PreprocessInfo:
     """What ``to_model_space`` did, so that its inverse can undo it."""
 
-    shape: tuple[int, int, int]  #: input shape [z, y, x], voxels
+    shape: Shape3  #: input shape [z, y, x], voxels
     spacing_mm: Spacing3  #: input spacing (dz, dy, dx), mm
     resampled_yx: tuple[int, int]  #: in-plane size after resampling to the target spacing, pixels
     window_start_yx: tuple[

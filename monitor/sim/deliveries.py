@@ -21,6 +21,7 @@ from monitor.qc.labels import ACDC
 from monitor.qc.scores import compare_structures
 from monitor.sim.phantoms import Phantom, make_patient
 from monitor.sim.segmenters import SEGMENTERS
+from monitor.typing import Spacing3
 
 __all__ = ["DEMO_SEGMENTER", "DEMO_VERSIONS", "Delivery", "DeliveryWriter", "deliver", "plan_deliveries"]
 
@@ -127,7 +128,7 @@ class DeliveryWriter:
             nib.save(nib.Nifti1Image(probabilities, phantom.affine), str(staged))
 
 
-def _mean_dice(pred: np.ndarray, ref: np.ndarray, spacing_mm: tuple[float, float, float]) -> float:
+def _mean_dice(pred: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3) -> float:
     """Mean real Dice over the structures (nan ones left out; nan when all are)."""
     values = [c.dice for c in compare_structures(pred, ref, spacing_mm, hausdorff=False)]
     finite = [v for v in values if not math.isnan(v)]

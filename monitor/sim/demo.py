@@ -2,12 +2,13 @@
 
 On a fresh machine, without any data, it shows what the monitor does in production. Synthetic patients
 (``monitor.sim`` phantoms, which are their own ground truth) are segmented by a simulated model
-``cardioseg`` (``monitor.sim.deliveries``) and written into ``<workdir>/incoming/cardioseg/<version>/`` over a few minutes, the way
-a real pipeline would (most files renamed into place, some written slowly in chunks, a few broken). Half
-way through, version ``1.1`` takes over and is worse, so the flag rate and the pseudo Dice drift. The
-daemon (``monitor.daemon``) watches the folder with a SQLite database in the work folder; at the end a
-table compares, per version, the real Dice (known here only because the phantoms are ground truth) with
-the pseudo Dice the monitor estimated without it.
+``cardioseg`` (``monitor.sim.deliveries``) and written into ``<workdir>/incoming/cardioseg/<version>/``
+over a few minutes, the way a real pipeline would (most files renamed into place, some written slowly
+in chunks, a few broken). Half way through, version ``1.1`` takes over and is worse, so the flag rate
+and the pseudo Dice drift. The daemon (``monitor.daemon``) watches the folder with a SQLite database in
+the work folder, and the dashboard (``dashboard.launch``) shows it; at the end a table compares, per
+version, the real Dice (known here only because the phantoms are ground truth) with the pseudo Dice
+the monitor estimated without it.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def run_demo(
     for folder in (incoming, artifacts, staging):
         folder.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{workdir / 'cmr-monitor.db'}"
+    metrics_port = config.metrics_port
+    if metrics_port is not None and not port_free(metrics_port):
+        metrics_port = 0  # busy: any free port (the URL is reported through on_start)
     daemon = Daemon(
         DaemonConfig(
             roots=(incoming,),
@@ -170,9 +174,7 @@ def run_demo(
             rescan_interval_s=30.0,
             lease_s=120.0,
             shutdown_timeout_s=15.0,
-            metrics_port=config.metrics_port
-            if config.metrics_port is None or port_free(config.metrics_port)
-            else 0,
+            metrics_port=metrics_port,
         )
     )
     failure: list[BaseException] = []
