@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from monitor.io.layouts import image_names
+
 __all__ = [
     "INCONSISTENCY_RGB",
     "LABEL_RGB",
@@ -27,7 +29,6 @@ __all__ = [
 LABEL_RGB: dict[int, tuple[int, int, int]] = {1: (52, 120, 246), 2: (46, 204, 64), 3: (240, 60, 60)}
 #: Colour of voxels where mask and pseudo ground truth disagree.
 INCONSISTENCY_RGB: tuple[int, int, int] = (255, 214, 0)
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 def resolve_inside(raw: str | Path | None, roots: Iterable[Path]) -> Path | None:
@@ -60,26 +61,13 @@ def image_candidates(mask_path: str | Path, image_path: str | None = None) -> li
     """Where the MR image of a mask may be, most likely first.
 
     The image named by the sidecar (stored as ``image_path``) comes first; then, next to the mask, the
-    naming conventions cmr-monitor reads: nnU-Net ``{case}_0000.nii.gz`` for ``{case}.nii.gz``, ACDC
-    ``patient001_frame01.nii.gz`` for ``patient001_frame01_gt.nii.gz``, and ``{stem}_image`` /
-    ``{stem}_img``.
+    names of ``monitor.io.layouts.image_names`` (ACDC, nnU-Net ``_0000``, ``_image``, ``_img``).
 
     Returns: candidate paths (not checked for existence or location).
     """
-    out: list[Path] = []
-    if image_path:
-        out.append(Path(image_path))
     mask = Path(mask_path)
-    name = mask.name
-    suffix = next((s for s in _NIFTI_SUFFIXES if name.endswith(s)), None)
-    if suffix is None:
-        return out
-    stem = name[: -len(suffix)]
-    names = [f"{stem}_0000{suffix}", f"{stem}_image{suffix}", f"{stem}_img{suffix}"]
-    if stem.endswith("_gt"):
-        names.insert(0, f"{stem[:-3]}{suffix}")
-    out.extend(mask.with_name(n) for n in names)
-    return out
+    out = [Path(image_path)] if image_path else []
+    return out + [mask.with_name(name) for name in image_names(mask.name)]
 
 
 def busiest_slice(*volumes: np.ndarray | None) -> int:

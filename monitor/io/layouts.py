@@ -8,7 +8,8 @@ Every other module asks here what a file name means:
 - ``split_frame`` / ``split_phase`` / ``ground_truth_base``: ACDC ``patientNNN_frameFF_gt``,
   ``{case}_{ED|ES}`` and ``X_gt`` names taken apart;
 - ``DEFAULT_NAME_PATTERNS`` / ``parse_name``: case key, phase and frame from a mask's file name, by
-  configurable regular expressions (ACDC, ``{case}_{phase}``, nnU-Net ``{case}``).
+  configurable regular expressions (ACDC, ``{case}_{phase}``, nnU-Net ``{case}``);
+- ``image_names``: the names the MR image of a mask may have next to it.
 
 Example::
 
@@ -31,6 +32,7 @@ __all__ = [
     "ParsedName",
     "compile_name_patterns",
     "ground_truth_base",
+    "image_names",
     "is_nifti",
     "mask_stem",
     "nifti_files",
@@ -130,6 +132,24 @@ def split_phase(base: str) -> tuple[str, str]:
     """``("patient101", "ED")`` for ``patient101_ED`` (any case); ``(base, "")`` without a phase."""
     match = _PHASE.fullmatch(base)
     return (match["patient"], match["phase"].upper()) if match else (base, "")
+
+
+def image_names(mask_name: str) -> list[str]:
+    """The file names the MR image of a mask may have in the mask's folder, most likely first.
+
+    ACDC ``patient001_frame01.nii.gz`` for ``patient001_frame01_gt.nii.gz``, nnU-Net
+    ``{case}_0000.nii.gz`` for ``{case}.nii.gz``, then ``{stem}_image`` and ``{stem}_img`` (the suffix is
+    kept as written). Returns: [] for a name that is not NIfTI.
+    """
+    stem = mask_stem(mask_name)
+    if stem == mask_name:
+        return []
+    suffix = mask_name[len(stem) :]
+    names = [f"{stem}_0000{suffix}", f"{stem}_image{suffix}", f"{stem}_img{suffix}"]
+    base = ground_truth_base(mask_name)
+    if base is not None:
+        names.insert(0, f"{base}{suffix}")
+    return names
 
 
 def compile_name_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from monitor.io.layouts import INFO_CFG
 from monitor.io.nifti import save_labels
 from monitor.qc.labels import ACDC
 from monitor.qc.metrics import voxels_ml
@@ -163,7 +164,7 @@ def write_dataset(
         frames = {"ED": 1, "ES": int(rng.integers(9, 17))}
         folder = gt_root / pid
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "Info.cfg").write_text(f"ED: {frames['ED']}\nES: {frames['ES']}\nGroup: {_GROUP}\n")
+        (folder / INFO_CFG).write_text(f"ED: {frames['ED']}\nES: {frames['ES']}\nGroup: {_GROUP}\n")
         patient_rows: dict[str, list[dict[str, float | str]]] = {name: [] for name in names}
         for phantom in (ed, es):
             frame = frames[phantom.phase]

@@ -10,6 +10,7 @@ from monitor.io.layouts import (
     DEFAULT_NAME_PATTERNS,
     compile_name_patterns,
     ground_truth_base,
+    image_names,
     is_nifti,
     mask_stem,
     nifti_files,
@@ -88,3 +89,14 @@ def test_nifti_files_are_sorted_and_skip_hidden(tmp_path: Path) -> None:
     (tmp_path / "folder.nii.gz").mkdir()  # a folder is not a file
     assert nifti_files(tmp_path) == [tmp_path / "a/p1.nii", tmp_path / "b/p2.nii.gz"]
     assert len(nifti_files(tmp_path, skip_hidden=False)) == 4
+
+
+def test_image_names_next_to_a_mask() -> None:
+    assert image_names("patient001_frame01_gt.nii.gz") == [
+        "patient001_frame01.nii.gz",
+        "patient001_frame01_gt_0000.nii.gz",
+        "patient001_frame01_gt_image.nii.gz",
+        "patient001_frame01_gt_img.nii.gz",
+    ]
+    assert image_names("case7.NII.GZ")[0] == "case7_0000.NII.GZ"  # the suffix as written
+    assert image_names("mask.png") == []
