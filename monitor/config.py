@@ -78,8 +78,31 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///cmr-monitor.db", description="SQLAlchemy URL of the results database"
     )
+    db_lock_timeout_s: float = Field(
+        5.0,
+        ge=0,
+        description="PostgreSQL lock_timeout of every session (s): a statement that waits longer for a lock "
+        "fails and is retried, instead of stalling behind a frozen peer; 0 = wait forever",
+    )
+    db_statement_timeout_s: float = Field(
+        60.0, ge=0, description="PostgreSQL statement_timeout of every session (s); 0 = no limit"
+    )
+    db_idle_in_transaction_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="PostgreSQL idle_in_transaction_session_timeout of every session (s): the server ends "
+        "a session left idle inside a transaction (a frozen process) and releases its locks; 0 = never",
+    )
     artifacts_dir: Path = Field(
         Path("cmr-monitor-artifacts"), description="where pGT and inconsistency maps go"
+    )
+
+    # --- watch daemon
+    daemon_stall_s: float = Field(
+        10.0,
+        gt=0,
+        description="a step of a daemon loop (intake, maintenance, worker's database calls) that makes no "
+        "progress this long (s) turns /readyz 503 and shows in cmr_monitor_loop_stalled_seconds",
     )
 
     @field_validator("label_map")

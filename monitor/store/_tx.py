@@ -17,8 +17,21 @@ from monitor.store.errors import DatabaseUnavailable
 
 __all__ = ["aware", "dialect_insert", "nan_to_none", "none_to_nan", "read_transaction", "write_transaction"]
 
-#: Errors that mean "not now" (server down, connection lost, SQLite lock wait exhausted), not "never".
+#: Errors that mean "not now" (server down, connection lost, SQLite lock wait exhausted, a lock or
+#: statement timeout), not "never".
 _TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError)
+#: SQLSTATEs that psycopg files under other classes but that are as transient: the server ended an idle
+#: transaction's session (``idle_in_transaction_session_timeout``), or the session was terminated.
+_TRANSIENT_SQLSTATES = frozenset({"25P03", "57P01", "57P02", "57P03"})
+
+
+def _transient(exc: sa.exc.DBAPIError) -> bool:
+    """True when a database error is worth retrying later."""
+    return (
+        isinstance(exc, _TRANSIENT)
+        or exc.connection_invalidated
+        or getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+    )
 
 
 @contextmanager
@@ -36,9 +49,11 @@ def write_transaction(session: Session) -> Iterator[None]:
         session.connection(execution_options={_IMMEDIATE: True})
         yield
         session.commit()
-    except _TRANSIENT as exc:
+    except sa.exc.DBAPIError as exc:
         session.rollback()
-        raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        if _transient(exc):
+            raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -53,9 +68,11 @@ def read_transaction(session: Session) -> Iterator[None]:
     started = not session.in_transaction()
     try:
         yield
-    except _TRANSIENT as exc:
+    except sa.exc.DBAPIError as exc:
         session.rollback()
-        raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        if _transient(exc):
+            raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        raise
     finally:
         if started and session.in_transaction():
             session.commit()

@@ -20,8 +20,9 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
+from monitor.config import get_settings
 from monitor.errors import StoreError
-from monitor.store.engine import make_engine, normalise_url, safe_url
+from monitor.store.engine import SessionTimeouts, make_engine, normalise_url, safe_url
 
 __all__ = [
     "alembic_config",
@@ -108,7 +109,7 @@ def current(url: str | URL) -> str | None:
     file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if file not in (None, "", ":memory:") and not Path(file).exists():
         return None
-    engine = make_engine(parsed, poolclass=sa.NullPool)
+    engine = make_engine(parsed, poolclass=sa.NullPool, timeouts=_migration_timeouts())
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -163,7 +164,7 @@ def migration_connection(url: str | URL) -> Iterator[sa.Connection]:
     SQLite's batch mode rebuilds tables (copy, drop, rename), which foreign keys would block or cascade
     through; the check afterwards proves that no reference was broken.
     """
-    engine = make_engine(url, poolclass=sa.NullPool)
+    engine = make_engine(url, poolclass=sa.NullPool, timeouts=_migration_timeouts())
     try:
         with engine.connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
@@ -182,3 +183,14 @@ def migration_connection(url: str | URL) -> Iterator[sa.Connection]:
         raise StoreError(f"cannot migrate database {safe_url(url)}: {exc.orig}") from exc
     finally:
         engine.dispose()
+
+
+def _migration_timeouts() -> SessionTimeouts:
+    """The configured session timeouts without the statement limit: building an index on a large
+    table may take minutes; a lock held by a running daemon still fails the migration fast."""
+    settings = get_settings()
+    return SessionTimeouts(
+        lock_s=settings.db_lock_timeout_s,
+        statement_s=0.0,
+        idle_in_transaction_s=settings.db_idle_in_transaction_timeout_s,
+    )
