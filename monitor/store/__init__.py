@@ -23,15 +23,26 @@ Example::
 from monitor.store.alerts import ALERT_LEVELS, ALERTS, count_alerts, list_alerts, reviewed_alert_scores
 from monitor.store.bulk import bulk_insert_scored
 from monitor.store.cases import get_case, status_counts
-from monitor.store.engine import make_engine, make_session_factory, normalise_url, open_session, safe_url
+from monitor.store.engine import (
+    SessionTimeouts,
+    make_engine,
+    make_session_factory,
+    normalise_url,
+    open_session,
+    safe_url,
+)
 from monitor.store.errors import DatabaseUnavailable, FileStateError
 from monitor.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_frame, iter_export_rows, write_export
 from monitor.store.migrate import check_at_head, current, downgrade, head_revision, upgrade
 from monitor.store.queue import (
+    REJECTION_CONTENT_CHANGED,
+    REJECTION_MISSING,
     REJECTION_TOO_MANY_ATTEMPTS,
+    RETURNING_REASONS,
     QueueState,
     claim_batch,
     enqueue_file,
+    expired_claims,
     known_paths,
     queue_state,
     reclaim_expired,
@@ -71,7 +82,10 @@ __all__ = [
     "ARTIFACT_PGT",
     "EXPORT_COLUMNS",
     "EXPORT_FORMATS",
+    "REJECTION_CONTENT_CHANGED",
+    "REJECTION_MISSING",
     "REJECTION_TOO_MANY_ATTEMPTS",
+    "RETURNING_REASONS",
     "AlertRecord",
     "CaseRecord",
     "ClaimedFile",
@@ -85,6 +99,7 @@ __all__ = [
     "ReviewRecord",
     "ReviewVerdict",
     "SegmenterCounts",
+    "SessionTimeouts",
     "StatusCounts",
     "StoredStructureScore",
     "add_review",
@@ -95,6 +110,7 @@ __all__ = [
     "current",
     "downgrade",
     "enqueue_file",
+    "expired_claims",
     "export_frame",
     "get_case",
     "head_revision",

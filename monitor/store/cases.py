@@ -104,6 +104,7 @@ def get_case(session: Session, file_id: int) -> CaseRecord | None:
             structures=structures,
             artifacts=artifacts,
             reviews=reviews,
+            superseded_at=f.superseded_at,
         )
     return record
 

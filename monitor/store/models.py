@@ -158,6 +158,9 @@ class MaskFile(Base):
     rejected_at: Mapped[datetime | None]
     rejection_reason: Mapped[str | None] = mapped_column(sa.String(64))
     rejection_detail: Mapped[str | None] = mapped_column(sa.Text)
+    #: NULL for the path's current row (the content most recently delivered there); otherwise when
+    #: another content replaced it at the path
+    superseded_at: Mapped[datetime | None]
 
     flag: Mapped[FlagLevel | None] = mapped_column(_enum(FlagLevel, "flag", 16))
     shape_z: Mapped[int | None]

@@ -1,10 +1,11 @@
 """The work queue: every statement that moves a file through ``pending`` and ``scoring``.
 
-Enqueue a received file (once per path and content), claim batches (several daemons may share one
-database), take back expired claims and those of dead workers, release claims at shutdown, and read the
-queue's state (known paths, workers holding files, counts for the gauges). Each function takes a
-``Session``, runs in one transaction of its own and returns plain values or records; finishing a file
-(scores or a rejection) is ``monitor.store.repository``.
+Enqueue a received file (once per path and content; the content now at a path decides its current row),
+claim batches (several daemons may share one database), take back expired claims and those of dead
+workers (skipping rows another session holds locked), release claims at shutdown, and read the queue's
+state (known paths, workers holding files, counts for the gauges). Each function takes a ``Session``,
+runs in one transaction of its own and returns plain values or records; finishing a file (scores or a
+rejection) is ``monitor.store.repository``.
 
 Typical worker loop::
 
@@ -36,10 +37,14 @@ from monitor.store.models import MaskFile, Segmenter
 from monitor.store.records import ClaimedFile, FileStatus
 
 __all__ = [
+    "REJECTION_CONTENT_CHANGED",
+    "REJECTION_MISSING",
     "REJECTION_TOO_MANY_ATTEMPTS",
+    "RETURNING_REASONS",
     "QueueState",
     "claim_batch",
     "enqueue_file",
+    "expired_claims",
     "known_paths",
     "queue_state",
     "reclaim_expired",
@@ -52,6 +57,13 @@ log = logging.getLogger(__name__)
 
 #: Rejection reason given by ``reclaim_expired(max_attempts=...)`` to a file that kept losing its lease.
 REJECTION_TOO_MANY_ATTEMPTS = "too_many_attempts"
+#: The file vanished before it could be read or scored.
+REJECTION_MISSING = "missing"
+#: The file's bytes changed after it was received (its new content is a row of its own).
+REJECTION_CONTENT_CHANGED = "content_changed"
+#: Rejections that say nothing against a file's bytes: when the same content is delivered to the same
+#: path again, ``enqueue_file`` queues its row again instead of leaving it rejected for good.
+RETURNING_REASONS: frozenset[str] = frozenset({REJECTION_MISSING, REJECTION_CONTENT_CHANGED})
 
 
 def enqueue_file(
@@ -68,11 +80,21 @@ def enqueue_file(
     image_path: str | None = None,
     received_at: datetime | None = None,
 ) -> tuple[int, bool]:
-    """Add a received mask file to the queue (status ``pending``), once per path and content.
+    """Record that a content was delivered to a path: queue it (status ``pending``) once per path and
+    content, and make its row the path's current one.
 
-    The same bytes at the same path are never enqueued twice, even by two processes at once (a unique
-    constraint on (path, content_hash) with ``ON CONFLICT DO NOTHING``); changed bytes at the same path are
-    a new file.
+    - New bytes at the path: a new row, queued. The same bytes at the same path are never two rows, even
+      when two processes enqueue them at once (a unique constraint on (path, content_hash) with
+      ``ON CONFLICT DO NOTHING``).
+    - Bytes the path held before, whose row was rejected for a reason in ``RETURNING_REASONS``
+      (``missing``: deleted while queued; ``content_changed``: replaced before it was scored): that row
+      is queued again, with this call's identity and ``received_at``.
+    - Otherwise (pending, scoring, scored, or rejected for what the bytes are): the row is left as it is.
+
+    In every case the row of this content becomes the path's current row (``superseded_at`` NULL) and
+    every other row of the path is marked superseded, so that after A -> B -> A the row of A is current.
+    On PostgreSQL the path is locked for the transaction (an advisory lock), so that two daemons
+    delivering different contents of one path at once leave one current row.
 
     Args:
         path: the mask file as the watcher saw it.
@@ -82,25 +104,30 @@ def enqueue_file(
         segmenter_name, segmenter_version: the model that produced the mask (created on first use).
         site, scanner, image_path: optional provenance from the sidecar.
         received_at: when the file arrived (timezone-aware); now when None.
-    Returns: (file id, True if a row was created / False if this path and content were already known).
+    Returns: (file id, True when the content was queued for scoring by this call: a new row, or a
+        returning content's row queued again; False when its row was already known).
     Raises: ValueError for an empty identifier or a naive timestamp; DatabaseUnavailable.
     """
     require_text(path=path, content_hash=content_hash, case_key=case_key)
     require_text(segmenter_name=segmenter_name, segmenter_version=segmenter_version)
     when = aware(received_at, "received_at")
     insert = dialect_insert(session)
+    identity = {
+        "case_key": case_key,
+        "phase": phase,
+        "site": site,
+        "scanner": scanner,
+        "image_path": image_path,
+    }
     with write_transaction(session):
+        _lock_path(session, path)
         segmenter_id = find_segmenter_id(session, segmenter_name, segmenter_version, when)
         stmt = (
             insert(MaskFile)
             .values(
                 path=path,
                 content_hash=content_hash,
-                case_key=case_key,
-                phase=phase,
-                site=site,
-                scanner=scanner,
-                image_path=image_path,
+                **identity,
                 segmenter_id=segmenter_id,
                 status=FileStatus.PENDING,
                 attempts=0,
@@ -110,12 +137,66 @@ def enqueue_file(
             .returning(MaskFile.id)
         )
         file_id = session.scalar(stmt)
-        created = file_id is not None
-        if not created:
-            file_id = session.scalar(
-                sa.select(MaskFile.id).where(MaskFile.path == path, MaskFile.content_hash == content_hash)
-            )
-    return written_id(file_id, "mask file"), created
+        queued = file_id is not None
+        if file_id is None:
+            known = session.execute(
+                sa.select(MaskFile.id, MaskFile.status, MaskFile.rejection_reason).where(
+                    MaskFile.path == path, MaskFile.content_hash == content_hash
+                )
+            ).one()
+            file_id = known.id
+            if known.status == FileStatus.REJECTED and known.rejection_reason in RETURNING_REASONS:
+                _queue_again(session, file_id, identity, segmenter_id=segmenter_id, when=when)
+                queued = True
+        _make_current(session, path, written_id(file_id, "mask file"), when)
+    return written_id(file_id, "mask file"), queued
+
+
+def _lock_path(session: Session, path: str) -> None:
+    """PostgreSQL: serialise the transactions that enqueue one path (SQLite's writes are serial anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(path, 0))))
+
+
+def _queue_again(
+    session: Session, file_id: int, identity: dict[str, str | None], *, segmenter_id: int, when: datetime
+) -> None:
+    """A returning content's rejected row back to ``pending``, as if received now (claims reset)."""
+    session.execute(
+        sa.update(MaskFile)
+        .where(MaskFile.id == file_id)
+        .values(
+            **identity,
+            segmenter_id=segmenter_id,
+            status=FileStatus.PENDING,
+            attempts=0,
+            received_at=when,
+            started_at=None,
+            rejected_at=None,
+            rejection_reason=None,
+            rejection_detail=None,
+            worker_id=None,
+            lease_expires_at=None,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    log.info("content returned to its path; queued again", extra={"action": "requeued", "file_id": file_id})
+
+
+def _make_current(session: Session, path: str, file_id: int, when: datetime) -> None:
+    """Make ``file_id`` the current row of ``path``; its other rows are superseded at ``when``."""
+    session.execute(
+        sa.update(MaskFile)
+        .where(MaskFile.path == path, MaskFile.id != file_id, MaskFile.superseded_at.is_(None))
+        .values(superseded_at=when),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        sa.update(MaskFile)
+        .where(MaskFile.id == file_id, MaskFile.superseded_at.is_not(None))
+        .values(superseded_at=None),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def claim_batch(
@@ -175,6 +256,9 @@ def claim_batch(
 
 def reclaim_expired(session: Session, now: datetime | None = None, *, max_attempts: int | None = None) -> int:
     """Put ``scoring`` files whose lease has expired (their worker died or hung) back to ``pending``.
+
+    Rows that another session holds locked (a worker frozen in the middle of recording them) are skipped
+    (``FOR UPDATE SKIP LOCKED``) rather than waited for: ``expired_claims`` counts what is left.
 
     Args:
         now: the time to compare leases with (timezone-aware); now when None.
@@ -237,26 +321,48 @@ def _take_back(
     if max_attempts is not None and max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     when = aware(now, "now")
-    held = sa.and_(MaskFile.status == FileStatus.SCORING, held_by(when))
     with write_transaction(session):
-        rejected = 0
-        if max_attempts is not None:
-            rejected = reject_rows(
-                session,
-                sa.and_(held, MaskFile.attempts >= max_attempts),
-                when=when,
-                reason=REJECTION_TOO_MANY_ATTEMPTS,
-                detail=detail,
-            )
-        requeued = session.execute(
-            sa.update(MaskFile)
-            .where(held)
-            .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        ids = session.scalars(
+            sa.select(MaskFile.id)
+            .where(MaskFile.status == FileStatus.SCORING, held_by(when))
+            .with_for_update(skip_locked=True)
+        ).all()
+        rejected = requeued = 0
+        if ids:
+            held = sa.and_(MaskFile.id.in_(ids), MaskFile.status == FileStatus.SCORING)
+            if max_attempts is not None:
+                rejected = reject_rows(
+                    session,
+                    sa.and_(held, MaskFile.attempts >= max_attempts),
+                    when=when,
+                    reason=REJECTION_TOO_MANY_ATTEMPTS,
+                    detail=detail,
+                )
+            requeued = session.execute(
+                sa.update(MaskFile)
+                .where(held)
+                .values(status=FileStatus.PENDING, worker_id=None, lease_expires_at=None),
+                execution_options={"synchronize_session": False},
+            ).rowcount
     if requeued or rejected:
         log.warning(message, extra={"action": action, "requeued": requeued, "rejected": rejected})
     return requeued, rejected
+
+
+def expired_claims(session: Session, now: datetime | None = None) -> int:
+    """Files still ``scoring`` after their lease expired: right after ``reclaim_expired``, those that
+    another session holds locked (a frozen worker in the middle of its transaction).
+
+    Raises: ValueError for a naive timestamp; DatabaseUnavailable.
+    """
+    when = aware(now, "now")
+    with read_transaction(session):
+        count = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(MaskFile)
+            .where(MaskFile.status == FileStatus.SCORING, MaskFile.lease_expires_at < when)
+        )
+    return int(count or 0)
 
 
 def release(session: Session, file_ids: Iterable[int], *, worker_id: str | None = None) -> int:
@@ -289,14 +395,22 @@ def release(session: Session, file_ids: Iterable[int], *, worker_id: str | None 
 
 
 def known_paths(session: Session, under: str | None = None) -> dict[str, datetime]:
-    """Every path the queue holds (any status), with the time its latest version was received.
+    """Every path the queue holds (any status), with the time its current content was received.
+
+    A file whose status changed (``ctime``) after that time may hold another content (or the same one
+    again after it was deleted) and is worth checking; ``ctime`` cannot be set back by a restore that
+    keeps the old ``mtime``.
 
     Args:
         under: only paths that start with this prefix (a folder with its trailing separator).
-    Returns: path -> latest ``received_at`` (UTC).
+    Returns: path -> ``received_at`` of its current row (UTC).
     Raises: DatabaseUnavailable.
     """
-    stmt = sa.select(MaskFile.path, sa.func.max(MaskFile.received_at)).group_by(MaskFile.path)
+    stmt = (
+        sa.select(MaskFile.path, sa.func.max(MaskFile.received_at))
+        .where(MaskFile.superseded_at.is_(None))
+        .group_by(MaskFile.path)
+    )
     if under is not None:
         stmt = stmt.where(MaskFile.path.startswith(under, autoescape=True))
     with read_transaction(session):

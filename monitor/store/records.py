@@ -148,6 +148,7 @@ class CaseRecord:
     structures: tuple[StoredStructureScore, ...]  #: per-structure scores, in LV, RV, MYO order
     artifacts: dict[str, str] = field(default_factory=dict)  #: kind -> path
     reviews: tuple[ReviewRecord, ...] = ()  #: oldest first
+    superseded_at: datetime | None = None  #: None while this is its path's current content (UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,6 @@ from monitor.store import (
     check_at_head,
     current,
     downgrade,
-    enqueue_file,
     head_revision,
     make_engine,
     make_session_factory,
@@ -170,21 +170,48 @@ def _stored_reasons(url: str) -> dict[str, list[str]]:
         engine.dispose()
 
 
+def _old_file_row(
+    engine: sa.Engine,
+    path: str = "/w/p1_ED.nii.gz",
+    content_hash: str = "h" * 64,
+    received_at: datetime | None = None,
+) -> int:
+    """A pending file row written with the columns of an older schema (no ``superseded_at``)."""
+    now = received_at or datetime.now(UTC)
+    if engine.dialect.name == "sqlite":
+        now = now.replace(tzinfo=None)  # naive UTC text, as UTCDateTime stores it
+    with engine.begin() as connection:
+        segmenter = connection.execute(
+            sa.text("SELECT id FROM segmenters WHERE name = 'unet' AND version = '1'")
+        ).scalar()
+        if segmenter is None:
+            connection.execute(
+                sa.text("INSERT INTO segmenters (name, version, created_at) VALUES ('unet', '1', :now)"),
+                {"now": now},
+            )
+            segmenter = connection.execute(sa.text("SELECT id FROM segmenters")).scalar_one()
+        connection.execute(
+            sa.text(
+                "INSERT INTO mask_files (path, content_hash, case_key, phase, segmenter_id, status, attempts,"
+                " received_at) VALUES (:path, :hash, 'p1', 'ED', :segmenter, 'pending', 0, :now)"
+            ),
+            {"path": path, "hash": content_hash, "segmenter": segmenter, "now": now},
+        )
+        return int(
+            connection.execute(
+                sa.text("SELECT id FROM mask_files WHERE path = :path AND content_hash = :hash"),
+                {"path": path, "hash": content_hash},
+            ).scalar_one()
+        )
+
+
 def test_reason_codes_migration_converts_prose_and_back(empty_url: str) -> None:
     """Rows written with prose reasons become codes on upgrade, and prose again on downgrade."""
     upgrade(empty_url, _BEFORE_CODES)
     engine = make_engine(empty_url)
     try:
+        file_id = _old_file_row(engine)  # enqueue_file writes today's columns
         with make_session_factory(engine)() as session:
-            file_id, _ = enqueue_file(
-                session,
-                path="/w/p1_ED.nii.gz",
-                content_hash="h" * 64,
-                case_key="p1",
-                phase="ED",
-                segmenter_name="unet",
-                segmenter_version="1",
-            )
             structures = tuple(
                 StructureScore(
                     structure=s,
@@ -229,3 +256,44 @@ def test_reason_codes_migration_converts_prose_and_back(empty_url: str) -> None:
     assert _stored_reasons(empty_url) == {str(s): prose for s, *_, prose in _PROSE_ROWS}
     upgrade(empty_url)  # and up again: the same codes
     assert _stored_reasons(empty_url)["RV"] == ["phd_high", "pdsc_low"]
+
+
+_BEFORE_CURRENT = "ffe6b88b15b0"
+
+
+def test_current_row_migration_supersedes_all_but_the_latest_row_of_each_path(empty_url: str) -> None:
+    """Upgrade: each path's latest row is current, each earlier one superseded when the next arrived;
+    the downgrade drops the column and the upgrade computes it again."""
+    upgrade(empty_url, _BEFORE_CURRENT)
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    engine = make_engine(empty_url)
+    try:
+        ids = [
+            _old_file_row(engine, "/w/a.nii.gz", "1" * 64, t0),
+            _old_file_row(engine, "/w/b.nii.gz", "2" * 64, t0 + timedelta(minutes=1)),
+            _old_file_row(engine, "/w/a.nii.gz", "3" * 64, t0 + timedelta(minutes=2)),
+            _old_file_row(engine, "/w/a.nii.gz", "4" * 64, t0 + timedelta(minutes=3)),
+        ]
+    finally:
+        engine.dispose()
+
+    def superseded() -> dict[int, datetime | None]:
+        engine = make_engine(empty_url)
+        try:
+            with make_session_factory(engine)() as session:
+                from monitor.store.models import MaskFile
+
+                return {i: s for i, s in session.execute(sa.select(MaskFile.id, MaskFile.superseded_at))}
+        finally:
+            engine.dispose()
+
+    for _ in range(2):
+        upgrade(empty_url)
+        assert superseded() == {
+            ids[0]: t0 + timedelta(minutes=2),
+            ids[1]: None,
+            ids[2]: t0 + timedelta(minutes=3),
+            ids[3]: None,
+        }
+        assert not _schema_diff(empty_url)
+        downgrade(empty_url, _BEFORE_CURRENT)
