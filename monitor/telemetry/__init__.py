@@ -3,6 +3,7 @@
 - ``metrics``: every metric (``build_metrics(registry)``), bounded labels (``LabelBudget``), and the
   ``record_*`` verbs the daemon calls;
 - ``queue_gauges``: the work-queue gauges, read from the database at scrape time (``QueueCollector``);
+- ``loops``: how long each daemon loop's current step has gone without progress (``LoopWatch``);
 - ``server``: ``serve_http`` answers ``/metrics``, ``/healthz`` (the loops are alive) and ``/readyz``
   (it can take work); it binds 127.0.0.1 unless told otherwise.
 
@@ -15,7 +16,9 @@ Example::
     server.close()
 """
 
+from monitor.telemetry.loops import LOOPS, LoopName, LoopWatch
 from monitor.telemetry.metrics import (
+    ARTIFACT_ERRNOS,
     DATABASE_BUCKETS_S,
     DATABASE_OPERATIONS,
     LATENCY_BUCKETS_S,
@@ -39,11 +42,13 @@ from monitor.telemetry.server import (
 )
 
 __all__ = [
+    "ARTIFACT_ERRNOS",
     "DATABASE_BUCKETS_S",
     "DATABASE_OPERATIONS",
     "DEFAULT_METRICS_ADDR",
     "DEFAULT_METRICS_PORT",
     "LATENCY_BUCKETS_S",
+    "LOOPS",
     "OTHER",
     "PDSC_BUCKETS",
     "PHD_BUCKETS_MM",
@@ -52,6 +57,8 @@ __all__ = [
     "DatabaseOperation",
     "HealthCheck",
     "LabelBudget",
+    "LoopName",
+    "LoopWatch",
     "QueueCollector",
     "TelemetryServer",
     "build_metrics",

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from monitor.qc.records import VolumeScore
 
 __all__ = [
+    "ARTIFACT_ERRNOS",
     "DATABASE_BUCKETS_S",
     "DATABASE_OPERATIONS",
     "LATENCY_BUCKETS_S",
@@ -68,6 +69,9 @@ DatabaseOperation = Literal[
 ]
 #: Every ``DatabaseOperation``, in that order.
 DATABASE_OPERATIONS: tuple[DatabaseOperation, ...] = get_args(DatabaseOperation)
+#: Errors of artifact writes told apart (the ``errno`` label of ``cmr_monitor_artifact_errors_total``):
+#: read-only file system, no space, quota, permission (two codes), I/O error; any other is ``"other"``.
+ARTIFACT_ERRNOS: tuple[str, ...] = ("EROFS", "ENOSPC", "EDQUOT", "EACCES", "EPERM", "EIO")
 #: Buckets of pseudo Dice (0-1): fine where good masks lie (0.7-1), coarse below the 0.5 flag threshold.
 PDSC_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 1.0)  # fmt: skip
 #: Buckets of pseudo Hausdorff distance (mm): 2.5 mm steps where good masks lie, past the 50 mm threshold.
@@ -169,6 +173,9 @@ class DaemonMetrics:
     batch_duration: Histogram  #: seconds to load, score, write and record one batch
     transient_errors: Counter  #: retried failures, by kind (database, out_of_memory, artifacts)
     database: Histogram  #: seconds of each successful database call, by operation
+    artifact_errors: Counter  #: artifact writes that failed, by errno name (``ARTIFACT_ERRNOS`` or other)
+    artifacts_writable: Gauge  #: 1 while the artifacts folder takes writes; 0 after a failed write or probe
+    reclaim_blocked: Gauge  #: expired claims the last reclaim left: another session holds them locked
     files_waiting: Gauge  #: files seen but not yet complete or not yet handed to the queue
     ready: Gauge  #: 1 while the daemon can take work, else 0
     model: Info  #: the autoencoder checkpoint in use (sha256, creation time, device, database id)
@@ -205,6 +212,11 @@ class DaemonMetrics:
         """A file was rejected with ``reason`` (a stable code such as ``corrupt``)."""
         labels = self._segmenter_labels(segmenter, version)
         self.files_rejected.labels(*labels, self.budget.reason(reason)).inc()
+
+    def record_artifact_error(self, errno_name: str) -> None:
+        """An artifact write failed with ``errno_name`` (``"ENOSPC"``, ...; unknown names count as other)."""
+        self.artifact_errors.labels(errno=errno_name if errno_name in ARTIFACT_ERRNOS else OTHER).inc()
+        self.artifacts_writable.set(0)
 
     def record_claimed(self, wait_s: float) -> None:
         """A worker claimed a file ``wait_s`` seconds after it was received."""
@@ -312,6 +324,21 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
     )
     for operation in DATABASE_OPERATIONS:  # every series from zero, so that rate() sees the first call
         database.labels(operation=operation)
+    artifact_errors = Counter(
+        "cmr_monitor_artifact_errors",
+        "Artifact writes that failed (the file's scores are recorded without them), by errno: EROFS "
+        "read-only, ENOSPC full, EDQUOT quota, EACCES/EPERM permission, EIO, other",
+        ["errno"],
+        registry=registry,
+    )
+    for name in (*ARTIFACT_ERRNOS, OTHER):
+        artifact_errors.labels(errno=name)
+    artifacts_writable = Gauge(
+        "cmr_monitor_artifacts_writable",
+        "1 while the artifacts folder takes writes, 0 after a failed write until a write or probe succeeds",
+        registry=registry,
+    )
+    artifacts_writable.set(1)
     return DaemonMetrics(
         files_received=Counter(
             "cmr_monitor_files_received",
@@ -384,10 +411,22 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
             registry=registry,
         ),
         database=database,
+        artifact_errors=artifact_errors,
+        artifacts_writable=artifacts_writable,
+        reclaim_blocked=Gauge(
+            "cmr_monitor_reclaim_blocked_files",
+            "Expired claims that the last reclaim could not take back because another session holds them "
+            "locked (a peer frozen in the middle of a transaction)",
+            registry=registry,
+        ),
         files_waiting=Gauge(
             "cmr_monitor_files_waiting", "Files seen but not yet handed to the queue", registry=registry
         ),
-        ready=Gauge("cmr_monitor_ready", "1 while the daemon can take work, else 0", registry=registry),
+        ready=Gauge(
+            "cmr_monitor_ready",
+            "1 while the daemon can take work (its /readyz answers 200), else 0",
+            registry=registry,
+        ),
         model=Info(
             "cmr_monitor_model",
             "Autoencoder checkpoint in use: sha256, creation time, cmr-monitor version that trained it, "

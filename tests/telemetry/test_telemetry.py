@@ -54,6 +54,8 @@ ALLOWED_LABELS = frozenset(
         "kind",
         "status",
         "operation",
+        "errno",  # bounded: monitor.telemetry.ARTIFACT_ERRNOS and "other"
+        "loop",  # bounded: monitor.telemetry.LOOPS
         "le",
     }
 )
