@@ -8,8 +8,10 @@ so a hostile file cannot exhaust memory.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,14 @@ __all__ = [
     "load_image",
     "load_mask",
     "save_labels",
+    "temporary_writer",
 ]
+
+#: Name of the temporary file ``save_labels`` writes before renaming it into place: ``.<name>.<pid>.tmp``
+#: followed by the target's ``.nii``/``.nii.gz``.
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)\.tmp\.nii(?:\.gz)?")
+#: Most label values named in a ``labels_outside_map`` message (an image has hundreds).
+_MAX_VALUES_SHOWN = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,7 +254,10 @@ def _to_label_values(data: np.ndarray, path: Path, label_map: LabelMap) -> np.nd
             raise InvalidMask("float_labels", "labels contain NaN or infinite values", path)
         if not np.array_equal(data, np.round(data)):
             raise InvalidMask(
-                "float_labels", "labels must be integers, got non-integer floating-point values", path
+                "float_labels",
+                "labels must be integers, got non-integer floating-point values (an image rather than a "
+                "label mask?)",
+                path,
             )
     lo, hi = data.min(), data.max()
     if lo < 0 or hi > 255:
@@ -259,9 +271,13 @@ def _to_label_values(data: np.ndarray, path: Path, label_map: LabelMap) -> np.nd
     present = np.flatnonzero(np.bincount(values.ravel(), minlength=256))
     extra = sorted(set(present.tolist()) - label_map.allowed_values)
     if extra:
+        shown = ", ".join(str(v) for v in extra[:_MAX_VALUES_SHOWN])
+        if len(extra) > _MAX_VALUES_SHOWN:
+            shown += f", ... {extra[-1]} ({len(extra)} values; an image rather than a label mask?)"
         raise InvalidMask(
             "labels_outside_map",
-            f"label values {extra} are not in the map {label_map.name} (allowed {sorted(label_map.allowed_values)})",
+            f"label values [{shown}] are not in the map {label_map.name} "
+            f"(allowed {sorted(label_map.allowed_values)})",
             path,
         )
     return values
@@ -307,11 +323,15 @@ def save_labels(
 ) -> Path:
     """Write a [z, y, x] uint8 label volume as NIfTI (atomically: temp file then rename).
 
+    The temporary file (``.<name>.<pid>.tmp.nii.gz`` beside the target, see ``temporary_writer``) is
+    removed when the write fails (a full or read-only disk), so a failure leaves nothing behind.
+
     Args:
         labels: canonical labels (or a boolean map) [z, y, x].
         affine: 4x4 affine for nibabel's (x, y, z) order, normally the source mask's.
         label_map: when given, canonical labels are converted to this map's values before writing.
     Returns: the path written.
+    Raises: OSError when the folder cannot be created or the file cannot be written.
     """
     path = Path(path)
     values = np.asarray(labels).astype(np.uint8)
@@ -324,6 +344,18 @@ def save_labels(
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-    nib.save(img, str(tmp))
-    os.replace(tmp, path)
+    try:
+        nib.save(img, str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # never hide the write's own error
+            tmp.unlink()
+        raise
     return path
+
+
+def temporary_writer(name: str) -> int | None:
+    """The process id in the name of a temporary file of ``save_labels``
+    (``.16_pgt.nii.gz.4242.tmp.nii.gz`` -> 4242); None for any other name."""
+    match = _TEMPORARY.fullmatch(name)
+    return int(match["pid"]) if match else None
