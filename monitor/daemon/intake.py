@@ -5,8 +5,10 @@ A file is tracked until it is complete (``monitor.daemon.completion.CompletionTr
 size and mtime unchanged for ``stable_s`` seconds), then hashed, named (``monitor.io.identity``),
 validated (``monitor.io.nifti.load_mask``) and enqueued in the database; an invalid file is enqueued and
 rejected at once. A file leaves the intake only once its row is committed: while the database is down
-the intake holds its files and tries again with backoff. Files that were already enqueued (same size
-and mtime) are remembered so that repeated events and rescans cost nothing.
+the intake holds its files and tries again with backoff. Files that were already enqueued (same size,
+mtime and inode) are remembered so that repeated events and rescans cost nothing; a rescan forgets the
+files that are gone, so that a file restored later (even with its old mtime) is taken again. The work
+of each turn is a step of the ``intake`` loop of ``LoopWatch``, with progress after each file.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from monitor.io.layouts import mask_stem
 from monitor.io.nifti import Limits, load_mask
 from monitor.qc.labels import LabelMap
 from monitor.store import DatabaseUnavailable, enqueue_file
-from monitor.telemetry import DaemonMetrics
+from monitor.telemetry import DaemonMetrics, LoopWatch
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["TRANSIENT_REASONS", "Intake"]
+
+#: What the intake remembers of a file it has enqueued: (size, mtime in ns, inode).
+_StatKey = tuple[int, int, int]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class _Prepared:
 
     size: int
     mtime_ns: int
+    inode: int
     content_hash: str
     identity: MaskIdentity
     rejection: tuple[str, str] | None  #: (reason, detail) when the file is invalid
@@ -72,6 +78,7 @@ class Intake:
         metrics: the daemon's metrics.
         rejections: records the rejection of an invalid file.
         health: set when the database answers or fails.
+        loops: progress of the ``intake`` loop is reported here (after each file and folder).
         on_enqueued: called when a new file is ready for scoring (wakes the worker).
     """
 
@@ -86,6 +93,7 @@ class Intake:
         health: DatabaseHealth,
         label_map: LabelMap,
         limits: Limits,
+        loops: LoopWatch | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
         self._config = config
@@ -97,10 +105,11 @@ class Intake:
         self._label_map = label_map
         self._limits = limits
         self._on_enqueued = on_enqueued
+        self._loops = loops if loops is not None else LoopWatch()
         self._tracker = CompletionTracker(
             stable_s=config.stable_s, incomplete_timeout_s=config.incomplete_timeout_s
         )
-        self._done: dict[Path, tuple[int, int]] = {}
+        self._done: dict[Path, _StatKey] = {}
         self._prepared: dict[Path, _Prepared] = {}
         self._blocked_until = 0.0
         self._backoff_s = BACKOFF_INITIAL_S
@@ -118,8 +127,9 @@ class Intake:
     # ------------------------------------------------------------------ sightings
 
     def backfill(self, known: dict[str, datetime]) -> int:
-        """Track every file under the roots that the database does not know (or knows an older version
-        of); ``known`` maps paths to when their latest version was received. Returns the files known."""
+        """Track every file under the roots that the database does not know, or whose status changed
+        (``ctime``) after its current content was received; ``known`` maps paths to that time. Returns
+        the files known."""
         n_known = sum(self.scan(root, known) for root in self._roots)
         log.info(
             "backfill: %d file(s) already known, %d to check",
@@ -135,12 +145,20 @@ class Intake:
             self.scan(root)
 
     def scan(self, folder: Path, known: dict[str, datetime] | None = None) -> int:
-        """Observe every candidate file under ``folder``; return how many were already done."""
+        """Observe every candidate file under ``folder`` and forget the remembered ones that are gone;
+        return how many were already done.
+
+        A file counts as known to the database when its ``ctime`` is not after the time its path's
+        current content was received: a rewrite, a rename into place or a restore from a backup (which
+        may keep the old ``mtime``) all set ``ctime`` to now, so such a file is hashed again.
+        """
         done = 0
+        seen: set[Path] = set()
         now, wall = time.monotonic(), time.time()
         for dirpath, dirnames, filenames in os.walk(folder, onerror=lambda exc: None):
             here = Path(dirpath)
             dirnames.sort()
+            self._loops.progress("intake")
             for name in sorted(filenames):
                 path = here / name
                 if not self._is_candidate(path):
@@ -149,15 +167,18 @@ class Intake:
                     st = path.stat()
                 except OSError:
                     continue
-                stat_key = (st.st_size, st.st_mtime_ns)
+                seen.add(path)
+                stat_key = _stat_key(st)
                 if self._done.get(path) == stat_key:
                     done += 1
                     continue
-                if known is not None and str(path) in known and st.st_mtime <= known[str(path)].timestamp():
+                if known is not None and str(path) in known and st.st_ctime <= known[str(path)].timestamp():
                     self._done[path] = stat_key
                     done += 1
                     continue
-                self._tracker.observe(path, *stat_key, now=now, age_s=wall - st.st_mtime)
+                self._tracker.observe(path, st.st_size, st.st_mtime_ns, now=now, age_s=wall - st.st_mtime)
+        for gone in [p for p in self._done if p not in seen and p.is_relative_to(folder)]:
+            del self._done[gone]  # deleted without an event we saw: a restore must be taken again
         return done
 
     def on_sighting(self, sighting: Sighting) -> None:
@@ -179,12 +200,12 @@ class Intake:
         except OSError:
             self._forget(path)
             return
-        stat_key = (st.st_size, st.st_mtime_ns)
-        if self._done.get(path) == stat_key:
+        if self._done.get(path) == _stat_key(st):
             return
         self._tracker.observe(
             path,
-            *stat_key,
+            st.st_size,
+            st.st_mtime_ns,
             now=time.monotonic(),
             closed=sighting.kind in ("closed", "moved_in"),
             age_s=time.time() - st.st_mtime,
@@ -219,6 +240,7 @@ class Intake:
             if stop():
                 return
             self._take(path)
+            self._loops.progress("intake")
             if time.monotonic() < self._blocked_until:
                 return
 
@@ -234,7 +256,7 @@ class Intake:
             self._tracker.observe(path, st.st_size, st.st_mtime_ns, now=now)
             return
         prepared = self._prepared.get(path)
-        if prepared is None or (prepared.size, prepared.mtime_ns) != (st.st_size, st.st_mtime_ns):
+        if prepared is None or (prepared.size, prepared.mtime_ns, prepared.inode) != _stat_key(st):
             prepared = self._prepare(path, st, now)
             if prepared is None:
                 return
@@ -242,7 +264,7 @@ class Intake:
         if self._enqueue(path, prepared):
             self._prepared.pop(path, None)
             self._tracker.forget(path)
-            self._done[path] = (prepared.size, prepared.mtime_ns)
+            self._done[path] = (prepared.size, prepared.mtime_ns, prepared.inode)
 
     def _prepare(self, path: Path, st: os.stat_result, now: float) -> _Prepared | None:
         """Hash, name and validate a complete file; None when it is deferred (it may still be being
@@ -295,6 +317,7 @@ class Intake:
         return _Prepared(
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
+            inode=st.st_ino,
             content_hash=content_hash,
             identity=identity,
             rejection=problem[:2] if problem is not None else None,
@@ -374,6 +397,11 @@ class Intake:
             extra={"action": "received", "file_id": file_id},
         )
         log.debug("file %d is %s (case %s)", file_id, path, identity.case_key)
+
+
+def _stat_key(st: os.stat_result) -> _StatKey:
+    """What tells one version of a file from another without reading it: size, mtime, inode."""
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _refuse_special(path: Path, root: Path, st: os.stat_result) -> tuple[str, str] | None:

@@ -16,21 +16,22 @@ from sqlalchemy.orm import Session
 from monitor.daemon.retry import Retry
 from monitor.io.identity import find_root, sidecar_paths
 from monitor.io.layouts import mask_stem
-from monitor.store import FileStateError, record_rejection
+from monitor.store import REJECTION_CONTENT_CHANGED, REJECTION_MISSING, FileStateError, record_rejection
 from monitor.telemetry import DaemonMetrics
 
 __all__ = ["REASON_BAD_NAME", "REASON_CHANGED", "REASON_SCORING_FAILED", "Rejections"]
 
 log = logging.getLogger(__name__)
 
-#: The file changed after it was received (its new content is queued anew).
-REASON_CHANGED = "content_changed"
+#: The file changed after it was received (its new content is queued anew; if the old content comes
+#: back to the path, its row is queued again: ``monitor.store.RETURNING_REASONS``).
+REASON_CHANGED = REJECTION_CONTENT_CHANGED
 #: The scorer failed on the file.
 REASON_SCORING_FAILED = "scoring_failed"
 #: The file name matches none of the name patterns.
 REASON_BAD_NAME = "bad_name"
 #: Rejections that say nothing bad about the file at the path now: it is not moved to quarantine.
-_NOT_QUARANTINED = frozenset({"missing", REASON_CHANGED, REASON_SCORING_FAILED})
+_NOT_QUARANTINED = frozenset({REJECTION_MISSING, REASON_CHANGED, REASON_SCORING_FAILED})
 
 
 class Rejections:

@@ -10,13 +10,19 @@ Threads and their one job each:
   and then (missed events) and takes back work of dead workers;
 - the *worker* (``monitor.daemon.worker.Worker``) claims batches from the database (several daemons may
   share it), scores them on the model's device, writes the artifacts and records each file's results
-  in one transaction.
+  in one transaction;
+- the *maintenance* thread (``monitor.daemon.maintenance.Maintenance``) takes back expired claims and
+  those of dead workers, skipping rows a frozen peer holds locked, and probes a failing artifacts
+  folder.
 
-``Daemon`` itself only starts, wires and stops these parts. Database outages, out-of-memory and
-artifact write failures are retried with backoff (``monitor.daemon.retry``); nothing is dropped,
-because a file leaves the intake only once its row is committed and a claimed row goes back to the
-queue when its worker stops or dies. ``stop()`` is idempotent: the intake stops taking files, the worker
-finishes its batch (or releases it after ``shutdown_timeout_s``) and ``run`` returns.
+``Daemon`` itself only starts, wires and stops these parts. Database outages and out-of-memory are
+retried with backoff (``monitor.daemon.retry``); an artifact write that fails is given up for that file
+only (``monitor.daemon.artifacts``). Nothing is dropped, because a file leaves the intake only once its
+row is committed and a claimed row goes back to the queue when its worker stops or dies. ``/readyz``
+names what keeps the daemon from working fully: the database, a loop step without progress
+(``LoopWatch``), claims a frozen peer keeps locked, a failing artifacts folder, the watcher. ``stop()``
+is idempotent: the intake stops taking files, the worker finishes its batch (or releases it after
+``shutdown_timeout_s``) and ``run`` returns.
 
 Example::
 
@@ -38,9 +44,11 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from monitor.daemon.artifacts import ArtifactsFolder
 from monitor.daemon.config import DaemonConfig
 from monitor.daemon.intake import Intake
-from monitor.daemon.liveness import take_back_dead_work, worker_identity
+from monitor.daemon.liveness import worker_identity
+from monitor.daemon.maintenance import Maintenance
 from monitor.daemon.rejection import Rejections
 from monitor.daemon.retry import Abandoned, DatabaseHealth, Retry
 from monitor.daemon.startup import open_database, probe_database, register_scorer
@@ -50,18 +58,16 @@ from monitor.errors import StoreError
 from monitor.io.nifti import Limits
 from monitor.qc.labels import get_label_map
 from monitor.store import (
-    DatabaseUnavailable,
     QueueState,
     check_at_head,
     known_paths,
     make_session_factory,
     queue_state,
-    reclaim_expired,
     release,
     safe_url,
     upgrade,
 )
-from monitor.telemetry import QueueCollector, TelemetryServer, build_metrics, serve_http
+from monitor.telemetry import LoopWatch, QueueCollector, TelemetryServer, build_metrics, serve_http
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -101,6 +107,9 @@ class Daemon:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = build_metrics(self.registry)
         self.registry.register(QueueCollector(self._queue_state))
+        self.loops = LoopWatch()
+        self.registry.register(self.loops)
+        self.metrics.ready.set_function(lambda: 1.0 if self.readyz()[0] else 0.0)
         self.worker_id = worker_identity()
         self._scorer_factory = scorer_factory
         self._roots = tuple(r.resolve() for r in config.roots)
@@ -112,6 +121,11 @@ class Daemon:
         self._rejections = Rejections(
             quarantine_dir=config.quarantine_dir, roots=self._roots, metrics=self.metrics, retry=self._retry
         )
+        self._label_map = get_label_map(config.settings.label_map)
+        self._artifacts = ArtifactsFolder(
+            config.artifacts_dir, metrics=self.metrics, label_map=self._label_map
+        )
+        self._maintenance: Maintenance | None = None
         self._heartbeat = time.monotonic()
         self._started = False
         self._ready = False
@@ -163,13 +177,28 @@ class Daemon:
         return True, "ok"
 
     def readyz(self) -> tuple[bool, str]:
-        """Ready: started, not stopping, database reachable, watcher running."""
+        """Ready: started, not stopping, database reachable, no loop step stalled, no expired claim kept
+        locked by another session, artifacts folder writable, watcher running."""
         if self.stopping:
             return False, "stopping"
         if not self._ready:
             return False, "starting"
         if not self._health.ok:
             return False, "database unavailable"
+        stalled = self.loops.stalled(self.config.settings.daemon_stall_s)
+        if stalled:
+            loop, seconds = stalled[0]
+            return False, f"{loop} stalled: no progress for {seconds:.0f} s"
+        blocked = self._maintenance.blocked if self._maintenance is not None else None
+        if blocked is not None:
+            count, since = blocked
+            return False, (
+                f"reclaim blocked: {count} expired claim(s) held locked by another session (a frozen peer?) "
+                f"for {time.monotonic() - since:.0f} s"
+            )
+        problem = self._artifacts.problem
+        if problem is not None:
+            return False, f"artifacts folder failing: {problem.errno_name} ({problem.message})"
         if self._observer is not None and not self._observer.is_alive():
             return False, "file watcher not running"
         return True, "ok"
@@ -209,7 +238,7 @@ class Daemon:
         config = self.config
         self._engine, new_database = open_database(config.database_url)
         self._sessions = sessions = make_session_factory(self._engine)
-        label_map = get_label_map(config.settings.label_map)
+        label_map = self._label_map
         limits = Limits.from_settings(config.settings)
         retry = self._retry
         try:
@@ -250,6 +279,7 @@ class Daemon:
                 health=self._health,
                 label_map=label_map,
                 limits=limits,
+                loops=self.loops,
                 on_enqueued=self._wake_worker,
             )
             self._intake.backfill(known)
@@ -264,13 +294,25 @@ class Daemon:
             rejections=self._rejections,
             label_map=label_map,
             limits=limits,
+            artifacts=self._artifacts,
+            loops=self.loops,
             stop=self._stop,
             abandon=self._abandon,
         )
         self._worker = Worker(context, scorer, model_id)
         self._worker.start()
+        self._maintenance = Maintenance(
+            config=config,
+            worker_id=self.worker_id,
+            sessions=sessions,
+            metrics=self.metrics,
+            health=self._health,
+            loops=self.loops,
+            artifacts=self._artifacts,
+            stop=self._stop,
+        )
+        self._maintenance.start()
         self._started = self._ready = True
-        self.metrics.ready.set(1)
         log.info(
             "watching %d folder(s) as worker %s (%s)",
             len(self._roots),
@@ -295,50 +337,46 @@ class Daemon:
     def _loop(self) -> None:
         config, intake = self.config, self._intake
         assert intake is not None  # set by _start
-        now = time.monotonic()
-        next_rescan = now + config.rescan_interval_s
-        next_reclaim = now + min(config.lease_s / 2, 60.0)
+        next_rescan = time.monotonic() + config.rescan_interval_s
         while not self._stop.is_set():
             self._heartbeat = now = time.monotonic()
-            wake_at = min(now + config.poll_interval_s, next_rescan, next_reclaim, intake.wake_at())
+            wake_at = min(now + config.poll_interval_s, next_rescan, intake.wake_at())
             try:
-                self._drain_sightings(intake, timeout_s=max(0.0, wake_at - now))
+                first = self._next_sighting(timeout_s=max(0.0, wake_at - now))
                 if self._stop.is_set():
                     break
-                intake.check_due(stop=self._stop.is_set)
-                now = time.monotonic()
-                if now >= next_rescan:
-                    next_rescan = now + config.rescan_interval_s
-                    intake.rescan()
-                if now >= next_reclaim:
-                    next_reclaim = now + min(config.lease_s / 2, 60.0)
-                    self._maintain(intake)
+                with self.loops.step("intake"):
+                    self._drain_sightings(intake, first)
+                    intake.check_due(stop=self._stop.is_set)
+                    if time.monotonic() >= next_rescan:
+                        next_rescan = time.monotonic() + config.rescan_interval_s
+                        intake.rescan()
+                    self._check_observer(intake)
             except Exception as exc:  # one bad file or a bug must not end the daemon
                 log_unexpected("intake step failed; continuing", exc, action="intake_error")
                 self._stop.wait(config.poll_interval_s)
             self.metrics.files_waiting.set(intake.waiting)
 
-    def _drain_sightings(self, intake: Intake, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for a sighting, then handle every queued one (None = stop)."""
+    def _next_sighting(self, timeout_s: float) -> Sighting | None:
+        """Wait up to ``timeout_s`` for a sighting (None: none came, or stop)."""
         try:
-            item = self._sightings.get(timeout=timeout_s)
+            return self._sightings.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def _drain_sightings(self, intake: Intake, first: Sighting | None) -> None:
+        """Handle ``first`` and every queued sighting (None = stop)."""
+        item = first
+        try:
             while item is not None:
                 intake.on_sighting(item)
+                self.loops.progress("intake")
                 item = self._sightings.get_nowait()
         except queue.Empty:
             pass
 
-    def _maintain(self, intake: Intake) -> None:
-        """Take back expired claims and those of dead workers; restart a dead observer."""
-        assert self._sessions is not None
-        try:
-            with self._sessions() as session, self.metrics.database_call("maintain"):
-                reclaim_expired(session, max_attempts=self.config.max_attempts)
-                take_back_dead_work(session, self.worker_id, max_attempts=self.config.max_attempts)
-            self._health.ok = True
-        except DatabaseUnavailable as exc:
-            self._health.ok = False
-            log.warning("maintenance skipped: %s", exc, extra={"action": "maintenance_failed"})
+    def _check_observer(self, intake: Intake) -> None:
+        """Restart a dead observer and rescan (events may have been missed meanwhile)."""
         if self._observer is not None and not self._observer.is_alive() and not self._stop.is_set():
             log.warning(
                 "file watcher died; restarting it and rescanning", extra={"action": "observer_restart"}
@@ -348,7 +386,6 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self._ready = False
-        self.metrics.ready.set(0)
         self._stop.set()
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         if self._observer is not None:
@@ -360,7 +397,11 @@ class Daemon:
                 log.warning("batch not finished in time; giving it back", extra={"action": "abandon"})
                 self._abandon.set()
                 self._worker.join(timeout=2.0)
-            self._release(self._worker.unfinished())
+            unfinished = self._worker.unfinished()
+            self._artifacts.discard(unfinished)
+            self._release(unfinished)
+        if self._maintenance is not None:
+            self._maintenance.join(timeout=max(0.0, deadline - time.monotonic()) + 2.0)
         if self._observer is not None:
             self._observer.join(timeout=2.0)
         if self._server is not None:

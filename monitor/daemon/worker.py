@@ -1,9 +1,12 @@
 """The worker thread: claims batches from the database, scores them, writes the artifacts and records
 each file's results in one transaction.
 
-It is given a ``WorkerContext`` (the database, metrics, retries, rejections, the stop events and the
-settings it needs), not the daemon. Several daemons may share one database: claims are atomic and
-leased. On out-of-memory a batch is split; an error on one file rejects that file only.
+It is given a ``WorkerContext`` (the database, metrics, retries, rejections, the artifacts folder, the
+stop events and the settings it needs), not the daemon. Several daemons may share one database: claims
+are atomic and leased. On out-of-memory a batch is split; an error on one file rejects that file only;
+artifacts that cannot be written are given up for that file only (its scores are recorded without them,
+``monitor.daemon.artifacts``). Its database calls (claim, record) are steps of the ``worker`` loop of
+``LoopWatch``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from monitor.daemon.artifacts import ArtifactsFolder
 from monitor.daemon.config import DaemonConfig
 from monitor.daemon.rejection import REASON_CHANGED, REASON_SCORING_FAILED, Rejections
 from monitor.daemon.retry import (
@@ -30,18 +34,17 @@ from monitor.daemon.retry import (
 )
 from monitor.errors import InvalidMask
 from monitor.io.files import file_sha256
-from monitor.io.nifti import Limits, MaskVolume, load_mask, save_labels
+from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.labels import LabelMap
 from monitor.store import (
-    ARTIFACT_INCONSISTENCY,
-    ARTIFACT_PGT,
+    REJECTION_MISSING,
     DatabaseUnavailable,
     FileStateError,
     claim_batch,
     record_scores,
     requeue_worker,
 )
-from monitor.telemetry import DaemonMetrics
+from monitor.telemetry import DaemonMetrics, LoopWatch
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from monitor.model.scorer import ScoredVolume
     from monitor.store import ClaimedFile
 
-__all__ = ["ScorerLike", "Worker", "WorkerContext", "artifact_paths", "log_unexpected"]
+__all__ = ["ScorerLike", "Worker", "WorkerContext", "log_unexpected"]
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +77,10 @@ class WorkerContext:
     rejections: Rejections  #: records rejections (and quarantines)
     label_map: LabelMap  #: label values of the masks
     limits: Limits  #: size limits for loading
+    artifacts: ArtifactsFolder  #: writes each file's artifacts (or gives them up for that file)
+    loops: LoopWatch  #: the worker's database calls are steps of its ``worker`` loop
     stop: threading.Event  #: set by ``Daemon.stop()``: claim nothing more
     abandon: threading.Event  #: set when the shutdown deadline passed: give the batch up
-
-
-def artifact_paths(artifacts_dir: Path, file_id: int) -> dict[str, Path]:
-    """Where the artifacts of a file go: ``<dir>/<file_id // 1000>/<file_id>_<kind>.nii.gz``.
-
-    Named by file id only (no patient identifiers in paths), sharded by thousands.
-    """
-    folder = artifacts_dir / f"{file_id // 1000:06d}"
-    return {kind: folder / f"{file_id}_{kind}.nii.gz" for kind in (ARTIFACT_PGT, ARTIFACT_INCONSISTENCY)}
 
 
 def log_unexpected(message: str, exc: BaseException, *, action: str) -> None:
@@ -146,12 +142,13 @@ class Worker(threading.Thread):
         def claim() -> list[ClaimedFile]:
             nonlocal lost_answer
             try:
-                if lost_answer:
-                    requeue_worker(session, c.worker_id, max_attempts=c.config.max_attempts)
-                    lost_answer = False
-                return claim_batch(
-                    session, worker_id=c.worker_id, limit=c.config.batch_size, lease_s=c.config.lease_s
-                )
+                with c.loops.step("worker"):
+                    if lost_answer:
+                        requeue_worker(session, c.worker_id, max_attempts=c.config.max_attempts)
+                        lost_answer = False
+                    return claim_batch(
+                        session, worker_id=c.worker_id, limit=c.config.batch_size, lease_s=c.config.lease_s
+                    )
             except DatabaseUnavailable:
                 lost_answer = True
                 raise
@@ -212,7 +209,7 @@ class Worker(threading.Thread):
             volume = load_mask(path, self._c.label_map, self._c.limits)
             after = path.stat()
         except FileNotFoundError:
-            return "missing", "the file vanished before it could be scored"
+            return REJECTION_MISSING, "the file vanished before it could be scored"
         except InvalidMask as exc:
             return exc.reason, exc.detail
         except OSError as exc:
@@ -271,28 +268,18 @@ class Worker(threading.Thread):
             return
 
     def _finish(self, session: Session, item: ClaimedFile, volume: MaskVolume, result: ScoredVolume) -> None:
-        """Write the artifacts, then record the scores in one transaction."""
+        """Write the artifacts (for this file only: a failure leaves them out), then record the scores in
+        one transaction."""
         c = self._c
-        paths = artifact_paths(c.config.artifacts_dir, item.file_id)
-
-        def write() -> None:
-            save_labels(paths[ARTIFACT_PGT], result.pgt, volume.affine, label_map=c.label_map)
-            save_labels(paths[ARTIFACT_INCONSISTENCY], result.inconsistency, volume.affine)
-
-        c.retry("artifacts", write)
+        artifacts = c.artifacts.write(item.file_id, volume, result)
         score = result.score
+
+        def record() -> None:
+            with c.loops.step("worker"):
+                record_scores(session, item.file_id, score, model_id=self._model_id, artifacts=artifacts)
+
         try:
-            c.retry(
-                "database",
-                lambda: record_scores(
-                    session,
-                    item.file_id,
-                    score,
-                    model_id=self._model_id,
-                    artifacts={kind: str(p) for kind, p in paths.items()},
-                ),
-                operation="record",
-            )
+            c.retry("database", record, operation="record")
         except FileStateError:
             log.info(
                 "file %d was finished by another worker",
