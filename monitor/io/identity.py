@@ -6,8 +6,15 @@ is decided by ``monitor.daemon.intake.CompletionTracker``):
 - ``is_candidate``: include/exclude patterns (default ``*.nii``, ``*.nii.gz``; hidden and temporary
   names such as ``.x.nii.gz``, ``x.nii.gz.tmp``, ``x.nii.gz.part`` are ignored until renamed).
 - ``identify``: case key and phase from the file name (``monitor.io.layouts``: ``{case}_{phase}``, ACDC
-  ``{case}_frameNN_gt`` with ``Info.cfg``, nnU-Net ``{case}``), segmenter name/version (and optionally
-  site) from the folders under the watch root, overridden by an optional sidecar JSON.
+  ``{case}_frameNN_gt`` and nnU-Net's ACDC ``{case}_frameNN`` with the ``Info.cfg`` beside them,
+  nnU-Net ``{case}``), segmenter name/version (and optionally site) from the folders under the watch
+  root, overridden by an optional sidecar JSON. Case keys and phases are normalised
+  (``normalise_case_key``, ``normalise_phase``), whichever source gave them.
+
+Sidecar rules: one JSON object in ``<name>.json`` or ``<stem>.json`` (both present: they must agree);
+values are strings, or integers taken as their decimal text; ``null`` unsets ``site``, ``scanner`` or
+``image``; a phase must be one ``normalise_phase`` knows; two keys for one field (``case`` and
+``case_key``) must agree; other keys are ignored. Anything else is a ``SidecarError``.
 
 Example::
 
@@ -20,7 +27,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +38,8 @@ from monitor.io.layouts import (
     DEFAULT_NAME_PATTERNS,
     compile_name_patterns,
     mask_stem,
+    normalise_case_key,
+    normalise_phase,
     parse_name,
     phase_of_frame,
     read_info_cfg,
@@ -176,13 +184,15 @@ def identify(path: Path, root: Path, config: IngestConfig, *, use_sidecar: bool 
     """The identity of the mask at ``path`` under the watch folder ``root``.
 
     Folders between ``root`` and the file give ``config.folder_fields`` in order (extra folders are
-    ignored); the name gives case key and phase (ACDC frames are mapped to ED/ES with the ``Info.cfg``
-    next to the file, else ``frameNN``); a sidecar (``sidecar_paths``) overrides any of them.
+    ignored); the name gives case key and phase (ACDC frames, ``_gt`` or not, are mapped to ED/ES with
+    the ``Info.cfg`` next to the file, else ``frameNN``); a sidecar (``sidecar_paths``) overrides any of
+    them. The case key is ``normalise_case_key``'d and the phase ``normalise_phase``'d.
 
     Args:
         use_sidecar: False ignores the sidecar (to name a file whose sidecar is broken).
-    Raises: SidecarError when a sidecar exists but is not a JSON object of strings; ValueError when the
-        name matches no pattern or a folder name is too long to be a segmenter, version or site.
+    Raises: SidecarError when a sidecar breaks the sidecar rules (module docstring); ValueError when the
+        name matches no pattern, its phase is not one, or a folder name is too long to be a segmenter,
+        version or site.
     """
     relative = path.relative_to(root)
     folders = dict(zip(config.folder_fields, relative.parts[:-1], strict=False))
@@ -190,7 +200,7 @@ def identify(path: Path, root: Path, config: IngestConfig, *, use_sidecar: bool 
     if phase is None and frame is not None:
         phase = phase_of_frame(read_info_cfg(path.parent), frame) or f"frame{frame:02d}"
     values: dict[str, str | None] = {
-        "case_key": case_key,
+        "case_key": normalise_case_key(case_key),
         "phase": phase,
         "segmenter_name": folders.get("segmenter", config.default_segmenter),
         "segmenter_version": folders.get("version", config.default_version),
@@ -211,7 +221,11 @@ def identify(path: Path, root: Path, config: IngestConfig, *, use_sidecar: bool 
 
 
 def _read_sidecar(path: Path) -> dict[str, str | None]:
-    """Identity fields set by the mask's sidecar; empty when there is none."""
+    """Identity fields set by the mask's sidecar; empty when there is none.
+
+    Raises: SidecarError when a sidecar cannot be read or used, or both exist and disagree.
+    """
+    found: list[tuple[Path, dict[str, str | None]]] = []
     for candidate in sidecar_paths(path):
         try:
             text = candidate.read_text(encoding="utf-8")
@@ -219,8 +233,13 @@ def _read_sidecar(path: Path) -> dict[str, str | None]:
             continue
         except (OSError, UnicodeDecodeError) as exc:
             raise SidecarError(candidate, f"sidecar {candidate.name} cannot be read: {exc}") from exc
-        return _parse_sidecar(candidate, text)
-    return {}
+        found.append((candidate, _parse_sidecar(candidate, text)))
+    if len(found) == 2 and found[0][1] != found[1][1]:
+        (first, _), (second, _) = found
+        raise SidecarError(
+            first, f"two sidecars, {first.name} and {second.name}, say different things: keep one of them"
+        )
+    return found[0][1] if found else {}
 
 
 def _parse_sidecar(sidecar: Path, text: str) -> dict[str, str | None]:
@@ -233,24 +252,41 @@ def _parse_sidecar(sidecar: Path, text: str) -> dict[str, str | None]:
             sidecar, f"sidecar {sidecar.name} must hold a JSON object, got {type(document).__name__}"
         )
     values: dict[str, str | None] = {}
+    given_by: dict[str, str] = {}
     for key, value in document.items():
         target = SIDECAR_KEYS.get(str(key).lower())
         if target is None:
             continue
-        if value is None and target not in _MAX_TEXT:
-            values[target] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise SidecarError(sidecar, f"sidecar key {key!r} must be a string, got {type(value).__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise SidecarError(sidecar, f"sidecar key {key!r} must be a string, got {value}")
-        text_value = str(value).strip()
-        limit = _MAX_TEXT.get(target, _MAX_TEXT_DEFAULT) if target != "image_path" else 4096
-        if not text_value or len(text_value) > limit:
+        text_value = _sidecar_value(sidecar, str(key), target, value)
+        if target in values and values[target] != text_value:
             raise SidecarError(
-                sidecar, f"sidecar key {key!r} must be 1-{limit} characters, got {len(text_value)}"
+                sidecar, f"sidecar keys {given_by[target]!r} and {key!r} give different {target} values"
             )
-        values[target] = (
-            text_value.upper() if target == "phase" and text_value.upper() in ("ED", "ES") else text_value
-        )
+        values[target], given_by[target] = text_value, str(key)
     return values
+
+
+def _sidecar_value(sidecar: Path, key: str, target: str, value: Any) -> str | None:
+    """One sidecar value as the identity field ``target`` holds it.
+
+    Raises: SidecarError for a value of the wrong type, length or (phase) meaning.
+    """
+    if value is None and target not in _MAX_TEXT:
+        return None  # site, scanner, image: unset
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        shown = json.dumps(value)[:40] if not isinstance(value, dict | list) else type(value).__name__
+        raise SidecarError(sidecar, f"sidecar key {key!r} must be a string, got {shown}")
+    text_value = str(value).strip()
+    limit = _MAX_TEXT.get(target, _MAX_TEXT_DEFAULT) if target != "image_path" else 4096
+    if not text_value or len(text_value) > limit:
+        raise SidecarError(
+            sidecar, f"sidecar key {key!r} must be 1-{limit} characters, got {len(text_value)}"
+        )
+    if target == "case_key":
+        return normalise_case_key(text_value)
+    if target == "phase":
+        try:
+            return normalise_phase(text_value)
+        except ValueError as exc:
+            raise SidecarError(sidecar, f"sidecar key {key!r}: {exc}") from exc
+    return text_value

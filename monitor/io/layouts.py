@@ -8,7 +8,10 @@ Every other module asks here what a file name means:
 - ``split_frame`` / ``split_phase`` / ``ground_truth_base``: ACDC ``patientNNN_frameFF_gt``,
   ``{case}_{ED|ES}`` and ``X_gt`` names taken apart;
 - ``DEFAULT_NAME_PATTERNS`` / ``parse_name``: case key, phase and frame from a mask's file name, by
-  configurable regular expressions (ACDC, ``{case}_{phase}``, nnU-Net ``{case}``);
+  configurable regular expressions (ACDC ``patientNNN_frameFF_gt``, nnU-Net's ACDC
+  ``patientNNN_frameFF``, ``{case}_{phase}``, nnU-Net ``{case}``);
+- ``normalise_case_key`` / ``normalise_phase``: the one spelling of a case key (``ACDC_0012`` and
+  ``acdc_0012`` are one case) and of a phase (``systole``, ``end-systolic`` -> ``ES``);
 - ``image_names``: the names the MR image of a mask may have next to it.
 
 Example::
@@ -22,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +33,7 @@ __all__ = [
     "DEFAULT_NAME_PATTERNS",
     "INFO_CFG",
     "NIFTI_SUFFIXES",
+    "PHASE_SYNONYMS",
     "ParsedName",
     "compile_name_patterns",
     "ground_truth_base",
@@ -36,6 +41,8 @@ __all__ = [
     "is_nifti",
     "mask_stem",
     "nifti_files",
+    "normalise_case_key",
+    "normalise_phase",
     "parse_name",
     "phase_of_frame",
     "read_info_cfg",
@@ -51,15 +58,61 @@ INFO_CFG = "Info.cfg"
 #: in full, case-insensitive). Groups: ``case`` (required), ``phase`` or ``frame`` (optional).
 DEFAULT_NAME_PATTERNS: tuple[str, ...] = (
     r"(?P<case>.+?)_frame(?P<frame>\d+)_gt",  # ACDC ground truth / predictions named like it
+    r"(?P<case>.+?)_frame(?P<frame>\d+)",  # nnU-Net's ACDC cases: patient002_frame01
     r"(?P<case>.+)_(?P<phase>ED|ES)",  # {case}_{phase}
     r"(?P<case>.+)",  # nnU-Net: {case}
 )
-#: (case key, phase upper-cased or None, frame number or None).
+#: (case key, phase ``ED``/``ES``/``frameNN`` or None, frame number or None).
 ParsedName = tuple[str, str | None, int | None]
+#: Phase names understood, after lower-casing and dropping spaces, ``-`` and ``_``, and the phase each
+#: one means (``end-systolic`` -> ``endsystolic`` -> ``ES``).
+PHASE_SYNONYMS: dict[str, str] = {
+    "ed": "ED",
+    "diastole": "ED",
+    "diastolic": "ED",
+    "enddiastole": "ED",
+    "enddiastolic": "ED",
+    "es": "ES",
+    "systole": "ES",
+    "systolic": "ES",
+    "endsystole": "ES",
+    "endsystolic": "ES",
+}
 
 _PHASES = ("ED", "ES")
 _FRAME = re.compile(r"(?P<patient>.+)_frame(?P<frame>\d+)")
 _PHASE = re.compile(r"(?P<patient>.+)_(?P<phase>ED|ES)", re.IGNORECASE)
+_FRAME_PHASE = re.compile(r"frame(?P<frame>\d{1,4})")
+_PHASE_SEPARATORS = str.maketrans("", "", " -_")
+
+
+def normalise_case_key(text: str) -> str:
+    """The one spelling of a case key: Unicode NFKC, surrounding spaces stripped, case folded.
+
+    ``ACDC_0012``, ``acdc_0012`` and `` Acdc_0012 `` are one case (``acdc_0012``); separators and
+    digits are kept as they are (``acdc-0012`` and ``acdc_12`` stay other cases).
+    """
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+def normalise_phase(text: str) -> str:
+    """The one spelling of a cardiac phase: ``ED``, ``ES`` or ``frameNN``.
+
+    Case, spaces, ``-`` and ``_`` do not matter; ``PHASE_SYNONYMS`` maps ``diastole``, ``end-diastolic``
+    ... to ``ED`` and ``systole``, ``end-systolic`` ... to ``ES``; ``frame5`` / ``frame_05`` become
+    ``frame05`` (a frame that is neither ED nor ES, or not known to be).
+
+    Raises: ValueError for anything else, naming what is accepted.
+    """
+    compact = unicodedata.normalize("NFKC", text).casefold().translate(_PHASE_SEPARATORS)
+    if compact in PHASE_SYNONYMS:
+        return PHASE_SYNONYMS[compact]
+    frame = _FRAME_PHASE.fullmatch(compact)
+    if frame:
+        return f"frame{int(frame['frame']):02d}"
+    raise ValueError(
+        f"phase {text[:40]!r} is not ED, ES (or a synonym such as 'end-diastolic', 'systole') or frameNN"
+    )
 
 
 def mask_stem(name: str) -> str:
@@ -177,8 +230,9 @@ def parse_name(name: str, patterns: Iterable[re.Pattern[str]]) -> ParsedName:
     Args:
         name: file name (with or without ``.nii``/``.nii.gz``).
         patterns: from ``compile_name_patterns``.
-    Returns: (case key, phase upper-cased or None, frame number or None).
-    Raises: ValueError when no pattern matches (or the case group is empty).
+    Returns: (case key as written, phase by ``normalise_phase`` or None, frame number or None).
+    Raises: ValueError when no pattern matches (or the case group is empty), or the phase group holds
+        no phase ``normalise_phase`` knows.
     """
     stem = mask_stem(name)
     tried = []
@@ -190,5 +244,5 @@ def parse_name(name: str, patterns: Iterable[re.Pattern[str]]) -> ParsedName:
         groups = match.groupdict()
         phase = groups.get("phase")
         frame = groups.get("frame")
-        return match.group("case"), phase.upper() if phase else None, int(frame) if frame else None
+        return match.group("case"), normalise_phase(phase) if phase else None, int(frame) if frame else None
     raise ValueError(f"file name {name!r} matches none of the name patterns {tried}")

@@ -110,3 +110,74 @@ def test_bad_sidecar(tmp_path: Path, text: str) -> None:
         identify(tmp_path / "p1_ED.nii.gz", tmp_path, CONFIG)
     assert caught.value.reason == "bad_sidecar"
     assert identify(tmp_path / "p1_ED.nii.gz", tmp_path, CONFIG, use_sidecar=False).case_key == "p1"
+
+
+def test_nnunet_acdc_layout_yields_case_and_phase(tmp_path: Path) -> None:
+    """nnU-Net's ACDC names (no ``_gt``) with the patient's ``Info.cfg`` beside them: ED and ES of one
+    case, so that the pair can be found (a frame that is neither keeps ``frameNN``)."""
+    folder = tmp_path / "nnunet" / "1" / "patient002"
+    folder.mkdir(parents=True)
+    (folder / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: DCM\nNbFrame: 30\n")
+    ed = identify(folder / "patient002_frame01.nii.gz", tmp_path, CONFIG)
+    es = identify(folder / "patient002_frame12.nii.gz", tmp_path, CONFIG)
+    assert (ed.case_key, ed.phase, es.case_key, es.phase) == ("patient002", "ED", "patient002", "ES")
+    assert (ed.segmenter_name, ed.segmenter_version) == ("nnunet", "1")
+    assert identify(folder / "patient002_frame07.nii.gz", tmp_path, CONFIG).phase == "frame07"
+    (folder / "Info.cfg").unlink()
+    assert identify(folder / "patient002_frame01.nii.gz", tmp_path, CONFIG).phase == "frame01"
+
+
+def test_case_keys_from_names_and_sidecars_are_one_spelling(tmp_path: Path) -> None:
+    upper = identify(tmp_path / "ACDC_0012_ED.nii.gz", tmp_path, CONFIG)
+    lower = identify(tmp_path / "acdc_0012_ES.nii.gz", tmp_path, CONFIG)
+    assert upper.case_key == lower.case_key == "acdc_0012"
+    (tmp_path / "x_ED.json").write_text(json.dumps({"case": " ACDC_0012 ", "phase": "end-systolic"}))
+    sidecar = identify(tmp_path / "x_ED.nii.gz", tmp_path, CONFIG)
+    assert (sidecar.case_key, sidecar.phase) == ("acdc_0012", "ES")
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"case": 12, "phase": "systole"}, ("12", "ES")),  # integers are taken as their decimal text
+        ({"case_key": "P9", "phase": "Diastole"}, ("p9", "ED")),
+        ({"case": "p9", "case_key": "P9", "phase": "ED"}, ("p9", "ED")),  # two keys that agree
+    ],
+    ids=["int_case", "case_key", "agreeing_keys"],
+)
+def test_sidecar_values_accepted(
+    tmp_path: Path, document: dict[str, object], expected: tuple[str, str]
+) -> None:
+    (tmp_path / "m.json").write_text(json.dumps(document))
+    identity = identify(tmp_path / "m.nii.gz", tmp_path, CONFIG)
+    assert (identity.case_key, identity.phase) == expected
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"case": 12.0}, "must be a string, got 12.0"),
+        ({"case": True}, "must be a string, got true"),
+        ({"phase": ["ES"]}, "must be a string, got list"),
+        ({"phase": "mid-systole"}, "is not ED, ES"),
+        ({"case": "p1", "case_key": "p2"}, "give different case_key values"),
+        ({"case": None}, "must be a string, got null"),
+    ],
+    ids=["float", "bool", "list", "unknown_phase", "disagreeing_keys", "null_case"],
+)
+def test_sidecar_values_refused(tmp_path: Path, document: dict[str, object], message: str) -> None:
+    (tmp_path / "m.json").write_text(json.dumps(document))
+    with pytest.raises(SidecarError, match=message) as caught:
+        identify(tmp_path / "m.nii.gz", tmp_path, CONFIG)
+    assert caught.value.reason == "bad_sidecar"
+
+
+def test_two_sidecars_must_agree(tmp_path: Path) -> None:
+    """``x.nii.gz.json`` and ``x.json`` both present: used when they say the same, refused otherwise
+    (one was picked silently)."""
+    (tmp_path / "x.nii.gz.json").write_text(json.dumps({"case": "p1", "phase": "ES"}))
+    (tmp_path / "x.json").write_text(json.dumps({"phase": "systole", "case": "P1"}))
+    assert identify(tmp_path / "x.nii.gz", tmp_path, CONFIG).phase == "ES"
+    (tmp_path / "x.json").write_text(json.dumps({"case": "p1", "phase": "ED"}))
+    with pytest.raises(SidecarError, match=r"x\.nii\.gz\.json and x\.json, say different things"):
+        identify(tmp_path / "x.nii.gz", tmp_path, CONFIG)

@@ -14,6 +14,8 @@ from monitor.io.layouts import (
     is_nifti,
     mask_stem,
     nifti_files,
+    normalise_case_key,
+    normalise_phase,
     parse_name,
     phase_of_frame,
     read_info_cfg,
@@ -100,3 +102,56 @@ def test_image_names_next_to_a_mask() -> None:
     ]
     assert image_names("case7.NII.GZ")[0] == "case7_0000.NII.GZ"  # the suffix as written
     assert image_names("mask.png") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("patient002_frame01.nii.gz", ("patient002", None, 1)),
+        ("patient002_frame12.nii", ("patient002", None, 12)),
+        ("patient002_frame01_0000.nii.gz", ("patient002_frame01_0000", None, None)),  # an image channel
+    ],
+    ids=["nnunet_acdc", "nnunet_acdc_nii", "nnunet_image"],
+)
+def test_parse_nnunet_acdc_names(name: str, expected: tuple[str, str | None, int | None]) -> None:
+    assert parse_name(name, PATTERNS) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "phase"),
+    [
+        ("ED", "ED"),
+        ("es", "ES"),
+        ("systole", "ES"),
+        ("Systolic", "ES"),
+        ("end-systolic", "ES"),
+        ("End Systole", "ES"),
+        ("end_diastole", "ED"),
+        ("diastole", "ED"),
+        ("end-diastolic", "ED"),
+        ("frame5", "frame05"),
+        ("frame_12", "frame12"),
+    ],
+)
+def test_phase_synonyms_are_normalised(text: str, phase: str) -> None:
+    assert normalise_phase(text) == phase
+
+
+@pytest.mark.parametrize("text", ["mid", "ED1", "frame", "", "systole2"])
+def test_unknown_phases_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is not ED, ES"):
+        normalise_phase(text)
+
+
+def test_case_keys_are_normalised() -> None:
+    assert normalise_case_key("ACDC_0012") == normalise_case_key("acdc_0012") == "acdc_0012"
+    assert normalise_case_key(" Patient101 ") == "patient101"
+    assert normalise_case_key("ＡＣＤＣ_0012") == "acdc_0012"  # full-width letters (NFKC)
+    assert normalise_case_key("acdc-0012") != normalise_case_key("acdc_0012")
+
+
+def test_a_name_pattern_with_an_unknown_phase_is_refused() -> None:
+    patterns = compile_name_patterns((r"(?P<case>p\d+)-(?P<phase>\w+)",))
+    assert parse_name("p7-systole.nii.gz", patterns) == ("p7", "ES", None)
+    with pytest.raises(ValueError, match="is not ED, ES"):
+        parse_name("p7-mid.nii.gz", patterns)

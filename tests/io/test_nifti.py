@@ -162,3 +162,40 @@ def test_missing_and_directory(tmp_path):
     with pytest.raises(InvalidMask) as info:
         load_mask(folder)
     assert info.value.reason == "not_a_file"
+
+
+def test_an_image_dropped_by_mistake_gets_a_short_clear_rejection(tmp_path):
+    """An MR image (uint8, hundreds of grey values) where a mask was expected: one short sentence that
+    says what it looks like (it listed every value, about 1 KB)."""
+    from monitor.sim import make_patient
+    from monitor.sim.phantoms import make_image
+
+    ed, _ = make_patient(np.random.default_rng(3), n_slices=4, shape_yx=(96, 96))
+    image = make_image(ed.labels, np.random.default_rng(4), ed.spacing_mm)  # uint8 [z, y, x]
+    path = _write(tmp_path / "patient002_frame01_0000.nii.gz", image.transpose(2, 1, 0), ed.affine)
+    with pytest.raises(InvalidMask) as caught:
+        load_mask(path)
+    assert caught.value.reason == "labels_outside_map"
+    assert len(np.unique(image)) > 100
+    assert len(caught.value.detail) < 200, caught.value.detail
+    assert "an image rather than a label mask?" in caught.value.detail
+    floats = _write(tmp_path / "float_image.nii.gz", image.transpose(2, 1, 0).astype(np.float32) / 7.0)
+    with pytest.raises(InvalidMask, match="an image rather than a label mask") as caught:
+        load_mask(floats)
+    assert caught.value.reason == "float_labels" and len(caught.value.detail) < 200
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    """save_labels writes a temporary file, then renames it; a write that fails removes it."""
+    from monitor.io.nifti import temporary_writer
+
+    target = tmp_path / "000000" / "16_pgt.nii.gz"
+    target.parent.mkdir()
+    (target.parent / "blocker").mkdir()
+    with pytest.raises(OSError):  # the rename onto a folder fails after the temporary file was written
+        save_labels(target.parent / "blocker", np.zeros((2, 8, 8), np.uint8), AFFINE)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["blocker"]
+    save_labels(target, np.zeros((2, 8, 8), np.uint8), AFFINE)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["16_pgt.nii.gz", "blocker"]
+    assert temporary_writer(".16_pgt.nii.gz.4242.tmp.nii.gz") == 4242
+    assert temporary_writer("16_pgt.nii.gz") is None and temporary_writer(".x.nii.gz.tmp") is None
