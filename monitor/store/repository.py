@@ -84,12 +84,15 @@ def record_scores(
         ).rowcount
         if updated != 1:
             raise state_error(session, file_id, "record scores")
+        # one multi-row INSERT each, not executemany: psycopg pipelines an executemany, and PostgreSQL
+        # (15) does not end a session that freezes after one (idle_in_transaction_session_timeout)
         if score.structures:
-            session.execute(sa.insert(StructureScoreRow), structure_rows(file_id, score))
+            session.execute(sa.insert(StructureScoreRow).values(structure_rows(file_id, score)))
         if artifacts:
             session.execute(
-                sa.insert(Artifact),
-                [{"file_id": file_id, "kind": kind, "path": str(p)} for kind, p in artifacts.items()],
+                sa.insert(Artifact).values(
+                    [{"file_id": file_id, "kind": kind, "path": str(p)} for kind, p in artifacts.items()]
+                )
             )
 
 

@@ -299,9 +299,11 @@ class DaemonProcess:
         checkpoint: Path,
         log: Path,
         extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.log = log
+        self.env = dict(env or {})  #: CMR_MONITOR_* settings for this daemon (the test's own are dropped)
         self.args = [
             sys.executable,
             "-m",
@@ -322,7 +324,7 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")} | self.env
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 self.args, cwd=_REPO, stdout=out, stderr=subprocess.STDOUT, env=env
@@ -392,7 +394,13 @@ class DaemonProcess:
 
 class TcpProxy:
     """A TCP forwarder on a fixed local port; ``stop()`` closes it and cuts every connection, ``start()``
-    listens again on the same port."""
+    listens again on the same port.
+
+    ``hold_after(seen, then)``: once the client has sent ``seen`` on a connection, the first later chunk
+    from it that contains ``then`` is held back (``held`` is set) until ``release()``: the client waits
+    for an answer while its server session sits idle in the middle of a transaction, e.g. a daemon
+    frozen between ``UPDATE ... slices_scored ...`` and ``COMMIT``.
+    """
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -400,6 +408,18 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._hold: tuple[bytes, bytes] | None = None
+        self.held = threading.Event()
+        self._released = threading.Event()
+
+    def hold_after(self, seen: bytes, then: bytes) -> None:
+        """Hold the first client chunk containing ``then`` sent after ``seen`` (once)."""
+        self._hold = (seen, then)
+
+    def release(self) -> None:
+        """Forward what was held (if the connection still stands) and hold nothing more."""
+        self._hold = None
+        self._released.set()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -436,13 +456,19 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._connections += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        seen = False
         try:
             while data := source.recv(65536):
+                hold = self._hold
+                if from_client and hold is not None and not self.held.is_set():
+                    seen = seen or hold[0] in data
+                    if seen and hold[1] in data:
+                        self.held.set()
+                        self._released.wait()
                 sink.sendall(data)
         except OSError:
             pass
