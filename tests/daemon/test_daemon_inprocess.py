@@ -313,7 +313,7 @@ def test_sidecar_overrides_and_broken_sidecar_rejects(tmp_path: Path) -> None:
         ).all()
     engine.dispose()
     assert [tuple(r) for r in named] == [
-        ("P-1", "ED", "H1", "nnunet", "7"),
+        ("p-1", "ED", "H1", "nnunet", "7"),  # case keys are case-folded (monitor.io.layouts)
         ("p2", "ED", None, "unet", "1.0"),
     ]
     moved = tmp_path / "quarantine" / "unet" / "1.0"
