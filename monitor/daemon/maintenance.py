@@ -89,11 +89,17 @@ class Maintenance(threading.Thread):
         tick_s = min(interval_s, _PROBE_INTERVAL_S)
         next_reclaim = time.monotonic() + interval_s
         while not self._halt.wait(tick_s):
-            with self._loops.step("maintenance"):
-                self._artifacts.probe()
-                if time.monotonic() >= next_reclaim:
-                    next_reclaim = time.monotonic() + interval_s
-                    self.take_back()
+            try:
+                with self._loops.step("maintenance"):
+                    self._artifacts.probe()
+                    if time.monotonic() >= next_reclaim:
+                        next_reclaim = time.monotonic() + interval_s
+                        self.take_back()
+            except Exception as exc:  # a bug must not end the thread: the next pass tries again
+                log.error(
+                    "maintenance pass failed: %s", type(exc).__name__, extra={"action": "maintenance_error"}
+                )
+                log.debug("maintenance pass failed", exc_info=exc)
 
     def take_back(self) -> None:
         """One pass: expired claims back to the queue (or rejected after ``max_attempts``), then the

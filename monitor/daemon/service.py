@@ -169,11 +169,13 @@ class Daemon:
             return queue_state(session)
 
     def healthz(self) -> tuple[bool, str]:
-        """Alive: the intake loop turned recently and the worker thread runs."""
+        """Alive: the intake loop turned recently and the worker and maintenance threads run."""
         if self._started and time.monotonic() - self._heartbeat > _HEARTBEAT_STALE_S:
             return False, "intake loop stalled"
         if self._worker is not None and not self._worker.is_alive() and not self.stopping:
             return False, "worker thread died"
+        if self._maintenance is not None and not self._maintenance.is_alive() and not self.stopping:
+            return False, "maintenance thread died"
         return True, "ok"
 
     def readyz(self) -> tuple[bool, str]:
