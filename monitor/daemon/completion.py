@@ -109,6 +109,13 @@ class CompletionTracker:
             entry.closed = False
             entry.check_at = min(now + retry_s, entry.changed_at + self.incomplete_timeout_s)
 
+    def postpone(self, path: Path, until: float) -> None:
+        """Check ``path`` (complete, but held up: its row is locked) again at ``until``, or sooner if it
+        changes."""
+        entry = self._entries.get(path)
+        if entry is not None:
+            entry.check_at = until
+
     def expired(self, path: Path, now: float) -> bool:
         """True when ``incomplete_timeout_s`` seconds have passed since ``path`` last changed."""
         entry = self._entries.get(path)

@@ -32,10 +32,10 @@ from monitor.daemon.watch import Sighting
 from monitor.errors import InvalidMask
 from monitor.io.files import file_sha256
 from monitor.io.identity import MaskIdentity, SidecarError, find_root, identify, is_candidate
-from monitor.io.layouts import mask_stem
+from monitor.io.layouts import mask_stem, normalise_case_key
 from monitor.io.nifti import Limits, load_mask
 from monitor.qc.labels import LabelMap
-from monitor.store import DatabaseUnavailable, enqueue_file
+from monitor.store import DatabaseUnavailable, LockTimeout, enqueue_file
 from monitor.telemetry import DaemonMetrics, LoopWatch
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ class Intake:
         )
         self._done: dict[Path, _StatKey] = {}
         self._prepared: dict[Path, _Prepared] = {}
+        self._locked: dict[Path, float] = {}  #: path -> its next wait after its row was found locked (s)
         self._blocked_until = 0.0
         self._backoff_s = BACKOFF_INITIAL_S
 
@@ -221,11 +222,12 @@ class Intake:
         self._tracker.forget(path)
         self._done.pop(path, None)
         self._prepared.pop(path, None)
+        self._locked.pop(path, None)
 
     def _forget_under(self, path: Path) -> None:
         """Drop ``path`` and everything below it from the intake's memory (deleted or moved away)."""
         self._tracker.forget_under(path)
-        for table in (self._done, self._prepared):
+        for table in (self._done, self._prepared, self._locked):
             for known in [p for p in table if p == path or p.is_relative_to(path)]:
                 del table[known]
 
@@ -330,7 +332,7 @@ class Intake:
             return identify(path, root, self._config.ingest, use_sidecar=False)
         except ValueError:
             return MaskIdentity(
-                case_key=mask_stem(path.name)[:200] or "unnamed",
+                case_key=normalise_case_key(mask_stem(path.name))[:200] or "unnamed",
                 phase=None,
                 segmenter_name=self._config.ingest.default_segmenter,
                 segmenter_version=self._config.ingest.default_version,
@@ -367,6 +369,17 @@ class Intake:
                     )
                 elif created:
                     self._on_enqueued()
+        except LockTimeout:  # this path's row is held by another session: hold this file only
+            wait_s = self._locked.get(path, BACKOFF_INITIAL_S * 10)
+            self._locked[path] = min(2 * wait_s, BACKOFF_MAX_S)
+            self._metrics.transient_errors.labels(kind="database").inc()
+            self._tracker.postpone(path, time.monotonic() + wait_s)
+            log.warning(
+                "a file's row is locked by another session (a frozen peer?); trying it again in %.0f s",
+                wait_s,
+                extra={"action": "retry", "kind": "lock"},
+            )
+            return False
         except DatabaseUnavailable as exc:
             self._health.ok = False
             self._metrics.transient_errors.labels(kind="database").inc()
@@ -382,6 +395,7 @@ class Intake:
             return False
         self._health.ok = True
         self._backoff_s = BACKOFF_INITIAL_S
+        self._locked.pop(path, None)
         return True
 
     def _log_received(self, file_id: int, created: bool, path: Path, identity: MaskIdentity) -> None:

@@ -59,6 +59,7 @@ from monitor.io.nifti import Limits
 from monitor.qc.labels import get_label_map
 from monitor.store import (
     QueueState,
+    SessionTimeouts,
     check_at_head,
     known_paths,
     make_session_factory,
@@ -238,7 +239,9 @@ class Daemon:
     def _start(self) -> bool:
         """Everything before the loop; False when stopped while waiting for the database."""
         config = self.config
-        self._engine, new_database = open_database(config.database_url)
+        self._engine, new_database = open_database(
+            config.database_url, SessionTimeouts.from_settings(config.settings)
+        )
         self._sessions = sessions = make_session_factory(self._engine)
         label_map = self._label_map
         limits = Limits.from_settings(config.settings)

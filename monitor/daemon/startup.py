@@ -20,7 +20,14 @@ from monitor.daemon.config import DaemonConfig
 from monitor.daemon.liveness import take_back_dead_work
 from monitor.daemon.retry import Retry
 from monitor.daemon.worker import ScorerLike
-from monitor.store import DatabaseUnavailable, last_scoring_model, make_engine, normalise_url, register_model
+from monitor.store import (
+    DatabaseUnavailable,
+    SessionTimeouts,
+    last_scoring_model,
+    make_engine,
+    normalise_url,
+    register_model,
+)
 from monitor.telemetry import DaemonMetrics
 
 __all__ = ["open_database", "probe_database", "register_scorer"]
@@ -74,11 +81,12 @@ def register_scorer(
     return model_id
 
 
-def open_database(url: str) -> tuple[Engine, bool]:
-    """An engine on ``url`` (fail-fast, keep-alive options on PostgreSQL) and whether the database is a
-    SQLite file that did not exist or was empty before (nothing to protect: it may be migrated)."""
+def open_database(url: str, timeouts: SessionTimeouts) -> tuple[Engine, bool]:
+    """An engine on ``url`` (fail-fast, keep-alive options and ``timeouts`` on PostgreSQL) and whether
+    the database is a SQLite file that did not exist or was empty before (nothing to protect: it may be
+    migrated)."""
     new_database = _is_new_sqlite_file(url)  # before connecting creates it
-    return make_engine(url, **_engine_options(url)), new_database
+    return make_engine(url, timeouts=timeouts, **_engine_options(url)), new_database
 
 
 def probe_database(engine: Engine) -> None:

@@ -31,7 +31,7 @@ from monitor.store.engine import (
     open_session,
     safe_url,
 )
-from monitor.store.errors import DatabaseUnavailable, FileStateError
+from monitor.store.errors import DatabaseUnavailable, FileStateError, LockTimeout
 from monitor.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_frame, iter_export_rows, write_export
 from monitor.store.migrate import check_at_head, current, downgrade, head_revision, upgrade
 from monitor.store.queue import (
@@ -94,6 +94,7 @@ __all__ = [
     "FileStateError",
     "FileStatus",
     "FinishedFile",
+    "LockTimeout",
     "NewReview",
     "QueueState",
     "ReviewRecord",

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.store.engine import _IMMEDIATE
-from monitor.store.errors import DatabaseUnavailable
+from monitor.store.errors import DatabaseUnavailable, LockTimeout
 
 __all__ = ["aware", "dialect_insert", "nan_to_none", "none_to_nan", "read_transaction", "write_transaction"]
 
@@ -23,15 +23,17 @@ _TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError)
 #: SQLSTATEs that psycopg files under other classes but that are as transient: the server ended an idle
 #: transaction's session (``idle_in_transaction_session_timeout``), or the session was terminated.
 _TRANSIENT_SQLSTATES = frozenset({"25P03", "57P01", "57P02", "57P03"})
+#: PostgreSQL's "lock not available": ``lock_timeout`` expired (or ``NOWAIT``).
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
-def _transient(exc: sa.exc.DBAPIError) -> bool:
-    """True when a database error is worth retrying later."""
-    return (
-        isinstance(exc, _TRANSIENT)
-        or exc.connection_invalidated
-        or getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
-    )
+def _raise_transient(exc: sa.exc.DBAPIError) -> None:
+    """Raise LockTimeout or DatabaseUnavailable for an error worth retrying later; return otherwise."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == _LOCK_NOT_AVAILABLE:
+        raise LockTimeout(f"database lock not available: {exc.orig}") from exc
+    if isinstance(exc, _TRANSIENT) or exc.connection_invalidated or sqlstate in _TRANSIENT_SQLSTATES:
+        raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
 
 
 @contextmanager
@@ -41,7 +43,8 @@ def write_transaction(session: Session) -> Iterator[None]:
     A read transaction the caller left open is ended first. On SQLite the transaction starts with
     ``BEGIN IMMEDIATE``, so it holds the write lock from the start and never fails halfway on an upgrade.
 
-    Raises: DatabaseUnavailable for connection loss or lock timeouts (worth retrying).
+    Raises: DatabaseUnavailable for connection loss or lock timeouts (worth retrying; ``LockTimeout``,
+        a subclass, when a lock another session holds was waited for in vain).
     """
     if session.in_transaction():
         session.commit()
@@ -51,8 +54,7 @@ def write_transaction(session: Session) -> Iterator[None]:
         session.commit()
     except sa.exc.DBAPIError as exc:
         session.rollback()
-        if _transient(exc):
-            raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        _raise_transient(exc)
         raise
     except BaseException:
         session.rollback()
@@ -63,15 +65,15 @@ def write_transaction(session: Session) -> Iterator[None]:
 def read_transaction(session: Session) -> Iterator[None]:
     """Run reads and end the transaction afterwards if this block started it (no idle snapshot held).
 
-    Raises: DatabaseUnavailable for connection loss or lock timeouts (worth retrying).
+    Raises: DatabaseUnavailable for connection loss or lock timeouts (worth retrying; ``LockTimeout``,
+        a subclass, when a lock another session holds was waited for in vain).
     """
     started = not session.in_transaction()
     try:
         yield
     except sa.exc.DBAPIError as exc:
         session.rollback()
-        if _transient(exc):
-            raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        _raise_transient(exc)
         raise
     finally:
         if started and session.in_transaction():

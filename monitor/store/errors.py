@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from monitor.errors import StoreError
 
-__all__ = ["DatabaseUnavailable", "FileStateError"]
+__all__ = ["DatabaseUnavailable", "FileStateError", "LockTimeout"]
 
 
 class DatabaseUnavailable(StoreError):
     """The database cannot be reached or is busy; the operation may succeed if retried later."""
+
+
+class LockTimeout(DatabaseUnavailable):
+    """A statement waited longer than ``lock_timeout`` for a lock that another session holds (a frozen
+    peer, a migration): the database answers, but this row or path is held; retry it later."""
 
 
 class FileStateError(StoreError):

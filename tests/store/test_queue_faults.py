@@ -21,6 +21,7 @@ from monitor.store import (
     REJECTION_MISSING,
     DatabaseUnavailable,
     FileStatus,
+    LockTimeout,
     SessionTimeouts,
     claim_batch,
     enqueue_file,
@@ -226,9 +227,10 @@ def test_session_timeouts_are_set_on_every_session(pg_url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_a_lock_wait_ends_at_lock_timeout_as_database_unavailable(pg_url: str, peer: sa.Connection) -> None:
-    """A write that needs a row the frozen peer holds fails after ``lock_timeout`` with
-    ``DatabaseUnavailable`` (retried by the daemon), not after the freeze."""
+def test_a_lock_wait_ends_at_lock_timeout(pg_url: str, peer: sa.Connection) -> None:
+    """A write that needs a row or path the frozen peer holds fails after ``lock_timeout`` with
+    ``LockTimeout`` (a ``DatabaseUnavailable``: retried by the daemon, the intake for that file only), not
+    after the freeze."""
     engine = make_engine(
         pg_url, timeouts=SessionTimeouts(lock_s=0.5, statement_s=30, idle_in_transaction_s=0)
     )
@@ -237,9 +239,15 @@ def test_a_lock_wait_ends_at_lock_timeout_as_database_unavailable(pg_url: str, p
             (file_id,) = _expired_claims(session, 1)
             peer.execute(sa.text("UPDATE mask_files SET attempts = 7 WHERE id = :id"), {"id": file_id})
             started = time.monotonic()
-            with pytest.raises(DatabaseUnavailable, match="lock timeout"):
+            with pytest.raises(LockTimeout, match="lock timeout"):  # a DatabaseUnavailable
                 record_rejection(session, file_id, "corrupt", "x")
             assert 0.4 < time.monotonic() - started < 3.0
+            # a peer frozen inside enqueue_file holds its path: another enqueue of it waits lock_timeout
+            peer.rollback()
+            peer.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('/w/held.nii.gz', 0))"))
+            with pytest.raises(LockTimeout):
+                _deliver(session, "/w/held.nii.gz", "a", T0)
+            _deliver(session, "/w/other.nii.gz", "a", T0)  # other paths are not held up
     finally:
         engine.dispose()
 
