@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from monitor.qc.labels import Structure
@@ -9,7 +10,30 @@ from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
 from monitor.typing import Shape3, Spacing3
 
-__all__ = ["StructureScore", "VolumeScore"]
+__all__ = ["Check", "Estimate", "StructureScore", "VolumeScore"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """One named piece of evidence about one structure (``monitor.qc.evidence``).
+
+    ``value`` is in the unit the code's documentation states (mm, slices, a ratio, a contrast); a check
+    that could not be evaluated (no image, structure absent) is not emitted at all.
+    """
+
+    code: ReasonCode  #: the check, and the reason code it raises when it fails
+    value: float  #: the measured value
+    passed: bool  #: verdict against the check's tolerance
+    slices: tuple[int, ...] = ()  #: z indices (of the mask, 0-based) the check implicates
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Estimate:
+    """A calibrated estimate of a real metric with its interval (``monitor.qc.calibration``)."""
+
+    value: float  #: point estimate
+    lo: float  #: lower end of the interval
+    hi: float  #: upper end of the interval
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +48,13 @@ class StructureScore:
     mask_voxels: int  #: voxels of this structure in the mask
     pgt_voxels: int  #: voxels of this structure in the pseudo ground truth
     mask_volume_ml: float  #: volume of this structure in the mask, millilitres
+    #: 3D-refined pseudo Dice / Hausdorff (mm) against the refined pGT; nan until the evidence stage ran
+    pdsc_3d: float = math.nan
+    phd_mm_3d: float = math.nan
+    pgt_volume_ml: float = math.nan  #: volume of this structure in the refined pGT, millilitres
+    evidence: tuple[Check, ...] = ()  #: the checks run on this structure (passed and failed)
+    edsc: Estimate | None = None  #: calibrated estimate of the real Dice, 90 % interval
+    ehd_mm: Estimate | None = None  #: calibrated estimate of the real Hausdorff distance (mm), 90 % interval
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +67,8 @@ class VolumeScore:
     spacing_mm: Spacing3  #: voxel spacing (dz, dy, dx) in mm
     slices_scored: int  #: slices that went through the autoencoder (slices with any foreground)
     timings_s: dict[str, float] = field(default_factory=dict)  #: seconds per stage, for profiling
+    image_used: bool = False  #: whether an MR image was paired and used as evidence
+    calibration_version: str | None = None  #: the calibration that produced the estimates, if any
 
     def structure(self, which: Structure) -> StructureScore:
         """The score of one structure."""
