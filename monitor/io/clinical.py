@@ -1,0 +1,103 @@
+"""The clinical calibration's file: skops (no pickle), versioned, with an explicit list of trusted types.
+
+The file holds a plain dict: ``format``, ``version``, ``features``, ``confidence`` and, per index, the
+point model and the conformalized interval model. Loading refuses any type outside ``TRUSTED_TYPES``
+(skops' own primitives aside), a file of another format, and a calibration fitted on other features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from monitor.errors import CheckpointError
+from monitor.qc.clinical.conformal import IntervalModel
+from monitor.qc.clinical.estimator import FEATURES, ClinicalCalibration
+
+__all__ = [
+    "FORMAT",
+    "TRUSTED_TYPES",
+    "default_clinical_calibration_path",
+    "load_clinical_calibration",
+    "save_clinical_calibration",
+]
+
+#: The file format's name and version.
+FORMAT = "cmr-monitor-clinical-calibration/1"
+#: Types the file may hold beyond skops' defaults (numpy, builtins, the sklearn estimators it knows).
+TRUSTED_TYPES: tuple[str, ...] = (
+    "mapie.regression.quantile_regression.ConformalizedQuantileRegressor",
+    "mapie.regression.quantile_regression._MapieQuantileRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+def default_clinical_calibration_path() -> Path:
+    """The calibration shipped beside the checkpoint (``monitor/checkpoints/clinical_acdc.skops``)."""
+    return Path(__file__).resolve().parent.parent / "checkpoints" / "clinical_acdc.skops"
+
+
+def save_clinical_calibration(calibration: ClinicalCalibration, path: Path | str) -> str:
+    """Write ``calibration`` to ``path`` (compressed skops); returns the file's sha256."""
+    import skops.io as sio
+
+    payload = {
+        "format": FORMAT,
+        "version": calibration.version,
+        "features": list(calibration.features),
+        "confidence": float(calibration.confidence),
+        "models": {
+            index: {"point": model.point, "interval": model.interval}
+            for index, model in calibration.models.items()
+        },
+    }
+    data = sio.dumps(payload, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_clinical_calibration(path: Path | str | None = None) -> ClinicalCalibration:
+    """Read a clinical calibration (None = the shipped one).
+
+    Raises: CheckpointError when the file is missing or unreadable, holds an untrusted type, is of
+        another format, or was fitted on other features.
+    """
+    import skops.io as sio
+
+    source = Path(path) if path is not None else default_clinical_calibration_path()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"clinical calibration {source} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+        refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if refused:
+            raise CheckpointError(
+                f"clinical calibration {source.name} holds untrusted types: {', '.join(refused)}"
+            )
+        payload = sio.loads(data, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
+    except CheckpointError:
+        raise
+    except Exception as exc:  # a broken zip or skops schema: say which file
+        raise CheckpointError(f"clinical calibration {source.name} is not a skops file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"clinical calibration {source.name} has format {got!r}, expected {FORMAT!r}")
+    features = tuple(payload["features"])
+    if features != FEATURES:
+        raise CheckpointError(
+            f"clinical calibration {source.name} ({payload['version']}) was fitted on other features; refit it"
+        )
+    confidence = float(payload["confidence"])
+    models = {
+        index: IntervalModel(point=parts["point"], interval=parts["interval"], confidence=confidence)
+        for index, parts in payload["models"].items()
+    }
+    return ClinicalCalibration(
+        version=str(payload["version"]), features=features, models=models, confidence=confidence
+    )
