@@ -27,10 +27,12 @@ __all__ = [
     "Base",
     "MaskFile",
     "MonitorModel",
+    "PatientIndicesRow",
     "Review",
     "Segmenter",
     "StructureScoreRow",
     "UTCDateTime",
+    "VolumeClinicalRow",
 ]
 
 #: Constraint and index names, so that migrations can address them on every dialect.
@@ -228,3 +230,89 @@ class Review(Base):
     reviewer: Mapped[str] = mapped_column(sa.String(200))
     note: Mapped[str | None] = mapped_column(sa.Text)
     reviewed_at: Mapped[datetime]
+
+
+class VolumeClinicalRow(Base):
+    """Clinical volumes of one scored file: its mask and its (refined) pGT, plus the estimator's inputs."""
+
+    __tablename__ = "volume_clinical"
+
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("mask_files.id", ondelete="CASCADE"), primary_key=True)
+    lv_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    rv_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    myo_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    lv_mass_g: Mapped[float] = mapped_column(sa.Float)
+    pgt_lv_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    pgt_rv_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    pgt_myo_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    pgt_lv_mass_g: Mapped[float] = mapped_column(sa.Float)
+    #: slice counts, per-slice LV volumes, pDSC and pHD (``VolumeIndices``), for the error estimator
+    extent_json: Mapped[dict[str, Any]]
+
+
+class PatientIndicesRow(Base):
+    """Clinical indices of one case of one segmenter (ED + ES), their pseudo and estimated errors.
+
+    Units: ml, percent (EF; its errors in percentage points), g. ``complete`` is false while a frame is
+    missing (``missing`` names it); values are NULL then.
+    """
+
+    __tablename__ = "patient_indices"
+    __table_args__ = (
+        sa.UniqueConstraint("segmenter_id", "case_key"),
+        sa.Index("ix_patient_indices_updated_at", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
+    segmenter_id: Mapped[int] = mapped_column(sa.ForeignKey("segmenters.id", ondelete="RESTRICT"))
+    case_key: Mapped[str] = mapped_column(sa.String(200))
+    ed_file_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mask_files.id", ondelete="SET NULL"))
+    es_file_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mask_files.id", ondelete="SET NULL"))
+    complete: Mapped[bool] = mapped_column(sa.Boolean)
+    missing: Mapped[list[str]] = mapped_column(sa.JSON)
+    lv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    lv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    lv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    rv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    rv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    rv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    lv_mass_g: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_lv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_lv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_lv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_rv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_rv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_rv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_lv_mass_g: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_lv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_lv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_lv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_rv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_rv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_rv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    pseudo_error_lv_mass_g: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_edv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_esv_ml: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_ef_pct: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_mass_g: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_edv_ml_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_edv_ml_hi: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_esv_ml_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_esv_ml_hi: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_ef_pct_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_ef_pct_hi: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_edv_ml_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_edv_ml_hi: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_esv_ml_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_esv_ml_hi: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_ef_pct_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_rv_ef_pct_hi: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_mass_g_lo: Mapped[float | None] = mapped_column(sa.Float)
+    est_error_lv_mass_g_hi: Mapped[float | None] = mapped_column(sa.Float)
+    flag: Mapped[FlagLevel | None] = mapped_column(_enum(FlagLevel, "flag", 16))
+    reasons: Mapped[list[str]] = mapped_column(sa.JSON)
+    calibration_version: Mapped[str | None] = mapped_column(sa.String(100))
+    updated_at: Mapped[datetime]
