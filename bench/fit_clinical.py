@@ -34,6 +34,7 @@ from monitor.qc.clinical import (
     indices_from_score,
     patient_features,
 )
+from monitor.qc.clinical.estimator import BASELINE_INDICES
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.scores import score_volume
 
@@ -119,7 +120,9 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
-def _predict_cv(table: dict[str, np.ndarray], split: np.ndarray, version: str) -> dict[str, np.ndarray]:
+def _predict_cv(
+    table: dict[str, np.ndarray], split: np.ndarray, version: str, baseline: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     """Out-of-fold (estimate, lo, hi) per index; ``split`` labels the fold of each row."""
     n = len(split)
     out = {i: np.full((3, n), np.nan) for i in INDICES}
@@ -130,6 +133,7 @@ def _predict_cv(table: dict[str, np.ndarray], split: np.ndarray, version: str) -
             {i: table[f"abs_{i}"][~test] for i in INDICES},
             table["patient"][~test],
             version=version,
+            baseline_indices=baseline,
         )
         for index, (v, lo, hi) in cal.estimate_rows(table["x"][test]).items():
             out[index][:, test] = np.stack([v, lo, hi])
@@ -179,9 +183,15 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=None, help="write the figures (JSON) here")
     parser.add_argument("--version", default="clinical-acdc-dev-1")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--baseline",
+        default=",".join(BASELINE_INDICES),
+        help="indices whose model corrects their pseudo error (comma-separated; empty: none)",
+    )
     parser.add_argument("--no-gt-rows", action="store_true", help="leave the ground truth out of the fit")
     args = parser.parse_args()
 
+    baseline = tuple(i for i in args.baseline.split(",") if i)
     jobs = _jobs(args.data)
     _pgt_cache(jobs, args.cache, args.batch)
     start = time.perf_counter()
@@ -194,8 +204,10 @@ def main() -> None:
     patients = np.unique(table["patient"])
     fold_of = {p: k % 5 for k, p in enumerate(np.random.default_rng(0).permutation(patients))}
     report: dict[str, object] = {"version": args.version, "segmenters": segmenters.tolist()}
-    by_patient = _predict_cv(table, np.asarray([fold_of[p] for p in table["patient"]]), args.version)
-    loso = _predict_cv(table, table["segmenter"], args.version)
+    by_patient = _predict_cv(
+        table, np.asarray([fold_of[p] for p in table["patient"]]), args.version, not args.no_baseline
+    )
+    loso = _predict_cv(table, table["segmenter"], args.version, not args.no_baseline)
     not_gt = table["segmenter"] != GT
     for name, pred in (("by_patient", by_patient), ("loso", loso)):
         report[name] = {"all": _figures(table, pred, not_gt)}
@@ -210,7 +222,11 @@ def main() -> None:
         args.report.write_text(json.dumps(report, indent=1, default=float))
     if args.out:
         calibration = fit_clinical_calibration(
-            table["x"], {i: table[f"abs_{i}"] for i in INDICES}, table["patient"], version=args.version
+            table["x"],
+            {i: table[f"abs_{i}"] for i in INDICES},
+            table["patient"],
+            version=args.version,
+            baseline_indices=baseline,
         )
         digest = save_clinical_calibration(calibration, args.out)
         print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest[:12]})")

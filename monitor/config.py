@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")
     suspicious_dice: float = Field(0.5, ge=0, le=1, description="pDSC below this is suspicious")
 
+    # --- clinical indices (per patient: ED + ES)
+    clinical: bool = Field(
+        True, description="compute per-patient volumes, EF and LV mass and their estimated errors"
+    )
+    clinical_calibration: Path | None = Field(
+        None, description="clinical error calibration (skops); None = the one shipped in the package"
+    )
+    lvef_error_limit_pct: float = Field(
+        5.0,
+        ge=0,
+        description="a patient is suspicious when its estimated |LVEF error| interval lies above this",
+    )
+
     # --- input limits (checked from the header before any voxel is read)
     max_file_bytes: int = Field(512 * 1024**2, gt=0, description="largest mask file accepted (bytes on disk)")
     max_voxels: int = Field(64 * 1024**2, gt=0, description="largest mask accepted (voxels)")

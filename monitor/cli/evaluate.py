@@ -94,6 +94,9 @@ def evaluate(
         checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
     )
     scorer = Scorer.from_settings(settings)
+    from monitor.io.clinical import calibration_from_settings
+    from monitor.qc.clinical import ClinicalPolicy
+
     summary = run_evaluation(
         gt,
         pred_dirs,
@@ -104,6 +107,10 @@ def evaluate(
         include_ground_truth=ground_truth,
         plots=plots,
         limits=Limits.from_settings(settings),
+        clinical_calibration=calibration_from_settings(settings),
+        clinical_policy=ClinicalPolicy(lvef_error_limit_pct=settings.lvef_error_limit_pct)
+        if settings.clinical
+        else None,
     )
     _print_summary(summary, out)
 
@@ -146,4 +153,12 @@ def _print_summary(summary: dict, out: Path) -> None:
     alarm = flags["false_alarm"]["volume_any"]
     if alarm["n"]:
         typer.echo(f"ground-truth volumes flagged: {alarm['flagged']} of {alarm['n']}")
+    clinical = summary.get("clinical")
+    if clinical and clinical.get("n_patients"):
+        lvef = clinical["lv_ef"]
+        typer.echo(
+            f"clinical ({clinical['n_patients']} patients): |LVEF error| real vs estimated r={fmt(lvef['pearson_abs_error'])}, "
+            f"MAE {fmt(lvef['mae'])} points, 90% coverage {fmt(lvef['coverage'])}; LVEF flag precision "
+            f"{fmt(lvef['flag_precision'])}, recall {fmt(lvef['flag_recall'])} (real error > {clinical['limit_pct']:g} points)"
+        )
     typer.echo(f"report: {out / 'report.md'}")

@@ -73,8 +73,22 @@ def score(
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 3 when any mask is flagged at this level or worse (for pipelines).")
     ] = FailOn.never,
+    patients: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the per-patient table (ED + ES paired by case key and phase: volumes, EF, LV mass, "
+            "estimated errors) to this CSV; with --out it is also written as patients.csv."
+        ),
+    ] = None,
+    clinical_calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Clinical error calibration [env CMR_MONITOR_CLINICAL_CALIBRATION; default: shipped]."
+        ),
+    ] = None,
 ) -> None:
-    """Score masks once, without ground truth: pDSC, pHD (mm) and flags per structure."""
+    """Score masks once, without ground truth: pDSC, pHD (mm) and flags per structure; per patient (ED and
+    ES of one case) LV/RV volumes, EF and LV mass with their estimated errors."""
     from monitor.config import get_settings
     from monitor.errors import InvalidMask
     from monitor.io.layouts import mask_stem
@@ -89,10 +103,14 @@ def score(
         label_map=label_map,
         device=device.value if device else None,
         precision=precision.value if precision else None,
+        clinical_calibration=clinical_calibration,
     )
     lmap = get_label_map(settings.label_map)
     limits = Limits.from_settings(settings)
     scorer = Scorer.from_settings(settings)
+    from monitor.cli.clinical import PatientCollector
+
+    collector = PatientCollector.from_settings(settings)
     files = _mask_files(paths)
     rows: list[dict[str, object]] = []
     for start in range(0, len(files), max(1, batch)):
@@ -119,10 +137,11 @@ def score(
                 row[f"phd_mm_{s.structure.value}"] = round(s.phd_mm, 2) if not math.isnan(s.phd_mm) else None
                 row[f"flag_{s.structure.value}"] = s.flag.value
             row["reasons"] = "; ".join(describe_all(result.score.structures, scorer.policy))
+            volume = next(v for v in volumes if v.path == path)
+            collector.add(path, root, volume.labels, result)
             if out is not None:
                 relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
                 target = out / relative.parent
-                volume = next(v for v in volumes if v.path == path)
                 pgt_path = save_labels(
                     target / f"{mask_stem(path.name)}_pgt.nii.gz", result.pgt, volume.affine, lmap
                 )
@@ -134,6 +153,8 @@ def score(
                 row["pgt_file"], row["inconsistency_file"] = str(pgt_path), str(xor_path)
             rows.append(row)
     _emit(rows, fmt, out)
+    patient_rows = collector.rows()
+    collector.emit(patient_rows, csv_path=patients, out=out, table=fmt == OutputFormat.table, console=console)
     worst = max((FlagLevel(str(r["flag"])).severity for r in rows if r.get("flag")), default=0)
     if fail_on != FailOn.never and worst >= FlagLevel(fail_on.value).severity:
         raise typer.Exit(3)

@@ -55,7 +55,9 @@ from monitor.daemon.startup import open_database, probe_database, register_score
 from monitor.daemon.watch import Sighting, start_observer
 from monitor.daemon.worker import ScorerLike, Worker, WorkerContext, log_unexpected
 from monitor.errors import StoreError
+from monitor.io.clinical import calibration_from_settings
 from monitor.io.nifti import Limits
+from monitor.qc.clinical import ClinicalPolicy
 from monitor.qc.labels import get_label_map
 from monitor.store import (
     QueueState,
@@ -254,6 +256,7 @@ class Daemon:
                 log.info("database schema at head", extra={"action": "db_upgrade"})
             check_at_head(config.database_url)
             scorer = self._scorer_factory(config)
+            clinical_calibration = calibration_from_settings(config.settings)
             with sessions() as session:
                 model_id = register_scorer(
                     session,
@@ -303,6 +306,12 @@ class Daemon:
             loops=self.loops,
             stop=self._stop,
             abandon=self._abandon,
+            clinical_policy=(
+                ClinicalPolicy(lvef_error_limit_pct=config.settings.lvef_error_limit_pct)
+                if config.settings.clinical
+                else None
+            ),
+            clinical_calibration=clinical_calibration,
         )
         self._worker = Worker(context, scorer, model_id)
         self._worker.start()

@@ -35,6 +35,7 @@ from monitor.daemon.retry import (
 from monitor.errors import InvalidMask
 from monitor.io.files import file_sha256
 from monitor.io.nifti import Limits, MaskVolume, load_mask
+from monitor.qc.clinical import ClinicalCalibration, ClinicalPolicy, PatientAssessment, indices_from_score
 from monitor.qc.labels import LabelMap
 from monitor.store import (
     REJECTION_MISSING,
@@ -43,6 +44,7 @@ from monitor.store import (
     claim_batch,
     record_scores,
     requeue_worker,
+    update_patient,
 )
 from monitor.telemetry import DaemonMetrics, LoopWatch
 
@@ -81,6 +83,10 @@ class WorkerContext:
     loops: LoopWatch  #: the worker's database calls are steps of its ``worker`` loop
     stop: threading.Event  #: set by ``Daemon.stop()``: claim nothing more
     abandon: threading.Event  #: set when the shutdown deadline passed: give the batch up
+    #: the clinical stage's flag policy; None turns the per-patient indices off
+    clinical_policy: ClinicalPolicy | None = None
+    #: the clinical error calibration (None: values and physiological checks only)
+    clinical_calibration: ClinicalCalibration | None = None
 
 
 def log_unexpected(message: str, exc: BaseException, *, action: str) -> None:
@@ -267,16 +273,51 @@ class Worker(threading.Thread):
                 yield item, volume, result
             return
 
+    def _assess_patient(self, session: Session, item: ClaimedFile, policy: ClinicalPolicy) -> None:
+        """Re-assess the file's patient (ED + ES of its case) now that this frame is scored. A failure
+        here leaves the scores as recorded; the case is assessed again when its other frame arrives."""
+        c = self._c
+
+        def assess() -> PatientAssessment | None:
+            with c.loops.step("worker"):
+                return update_patient(
+                    session, item.file_id, calibration=c.clinical_calibration, policy=policy
+                )
+
+        try:
+            assessment = c.retry("database", assess, operation="record")
+        except Abandoned:
+            raise
+        except Exception as exc:
+            log_unexpected(
+                f"could not assess the patient of file {item.file_id}", exc, action="clinical_failed"
+            )
+            return
+        if assessment is not None and assessment.complete:
+            estimate = assessment.estimates.get("lv_ef")
+            if estimate is not None:
+                c.metrics.record_patient(item.segmenter_name, item.segmenter_version, estimate.value)
+
     def _finish(self, session: Session, item: ClaimedFile, volume: MaskVolume, result: ScoredVolume) -> None:
         """Write the artifacts (for this file only: a failure leaves them out), then record the scores in
         one transaction."""
         c = self._c
         artifacts = c.artifacts.write(item.file_id, volume, result)
         score = result.score
+        clinical = (
+            indices_from_score(volume.labels, result.pgt, score) if c.clinical_policy is not None else None
+        )
 
         def record() -> None:
             with c.loops.step("worker"):
-                record_scores(session, item.file_id, score, model_id=self._model_id, artifacts=artifacts)
+                record_scores(
+                    session,
+                    item.file_id,
+                    score,
+                    model_id=self._model_id,
+                    artifacts=artifacts,
+                    clinical=clinical,
+                )
 
         try:
             c.retry("database", record, operation="record")
@@ -291,6 +332,8 @@ class Worker(threading.Thread):
         self._done_with(item.file_id)
         latency_s = max(0.0, (datetime.now(UTC) - item.received_at).total_seconds())
         c.metrics.record_scored(item.segmenter_name, item.segmenter_version, score, latency_s)
+        if c.clinical_policy is not None:
+            self._assess_patient(session, item, c.clinical_policy)
         log.info(
             "scored file %d: %s in %.2f s",
             item.file_id,

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from monitor.errors import InvalidMask
+from monitor.evaluation.clinical import ClinicalVolume
 from monitor.evaluation.pairing import GROUND_TRUTH, CasePair, SkippedCase
 from monitor.io.nifti import Limits, MaskVolume, load_mask
+from monitor.qc.clinical import indices_from_score, volume_indices
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.qc.reasons import describe_all
@@ -101,6 +103,7 @@ def evaluate_cases(
     batch_volumes: int = 8,
     include_ground_truth: bool = True,
     limits: Limits | None = None,
+    clinical: list[ClinicalVolume] | None = None,
 ) -> tuple[pd.DataFrame, list[SkippedCase]]:
     """Real and pseudo metrics of every paired volume, one row per volume and structure.
 
@@ -115,6 +118,8 @@ def evaluate_cases(
         include_ground_truth: also score each ground truth as the pseudo-segmenter ``ground_truth``
             (its real Dice is 1 and HD 0; used for the false-alarm rate).
         limits: size limits for loading; ``Limits()`` when None.
+        clinical: when given, each evaluated volume's clinical volumes (prediction with its pGT, and
+            the ground truth's) are appended to it, for ``monitor.evaluation.clinical``.
     Returns: (cases table with ``CASE_COLUMNS``, volumes skipped because a file was unreadable or the
         geometries differ).
     Raises: ValueError if ``batch_volumes`` < 1.
@@ -139,6 +144,16 @@ def evaluate_cases(
             scored = scorer.score_batch([pred for _, pred, _ in loaded]) if loaded else []
             for (pair, pred, gt), result in zip(loaded, scored, strict=True):
                 rows.extend(_case_rows(pair, pred, gt, result.score, scorer.policy))
+                if clinical is not None:
+                    clinical.append(
+                        ClinicalVolume(
+                            segmenter=pair.segmenter,
+                            patient=pair.patient,
+                            phase=pair.phase,
+                            pred=indices_from_score(pred.labels, result.pgt, result.score),
+                            gt=volume_indices(gt.labels, gt.labels, gt.spacing_mm),
+                        )
+                    )
             log.info("%s: %d/%d volumes evaluated", name, min(start + batch_volumes, len(mine)), len(mine))
     cases = pd.DataFrame(rows, columns=list(CASE_COLUMNS))
     return cases.astype({"missing": bool}), skipped

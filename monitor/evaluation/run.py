@@ -13,10 +13,12 @@ import pandas as pd
 
 from monitor import __version__
 from monitor.evaluation.cases import evaluate_cases
+from monitor.evaluation.clinical import ClinicalVolume, clinical_table, summarise_clinical, write_clinical
 from monitor.evaluation.pairing import SkippedCase, pair_cases
 from monitor.evaluation.report import write_report
 from monitor.evaluation.statistics import FAILURE_DICE, FAILURE_HD_MM, summarise
 from monitor.io.nifti import Limits
+from monitor.qc.clinical import ClinicalCalibration, ClinicalPolicy
 from monitor.qc.labels import ACDC, LabelMap
 
 if TYPE_CHECKING:
@@ -68,10 +70,15 @@ def run_evaluation(
     failure_hd_mm: float = FAILURE_HD_MM,
     plots: bool = True,
     limits: Limits | None = None,
+    clinical_calibration: ClinicalCalibration | None = None,
+    clinical_policy: ClinicalPolicy | None = None,
 ) -> dict[str, Any]:
     """Pair, score, summarise and write the report: the whole ``cmr-monitor evaluate``.
 
-    Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``.
+    Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``;
+    ``clinical_policy`` (None: no clinical section) and ``clinical_calibration`` for the per-patient
+    indices (``monitor.evaluation.clinical``: ``patients.csv``, ``clinical_bland_altman.png`` and the
+    ``clinical`` section of the summary).
 
     Returns: the summary written to ``summary.json`` (nan as float nan), with ``inputs``, ``pairing``
         (``unpaired``, ``skipped``, ``missing_predictions`` per segmenter), ``checkpoint``,
@@ -87,6 +94,7 @@ def run_evaluation(
         )
     for item in pairing.unpaired:
         log.warning("prediction of %s without ground truth: %s", item.segmenter, item.path.name)
+    clinical: list[ClinicalVolume] | None = [] if clinical_policy is not None else None
     cases, skipped = evaluate_cases(
         pairing.pairs,
         scorer,
@@ -94,8 +102,18 @@ def run_evaluation(
         batch_volumes=batch_volumes,
         include_ground_truth=include_ground_truth,
         limits=limits,
+        clinical=clinical,
     )
     summary = summarise(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
+    patients = None
+    if clinical is not None and clinical_policy is not None:
+        patients = clinical_table(clinical, calibration=clinical_calibration, policy=clinical_policy)
+        summary["clinical"] = summarise_clinical(
+            patients, limit_pct=clinical_policy.lvef_error_limit_pct, segmenters=list(pred_dirs)
+        )
+        summary["clinical"]["calibration_version"] = (
+            clinical_calibration.version if clinical_calibration is not None else None
+        )
     missing_counts = {name: 0 for name in pred_dirs}
     for item in pairing.missing:
         missing_counts[item.segmenter] += 1
@@ -129,4 +147,6 @@ def run_evaluation(
         }
     )
     write_report(cases, summary, out_dir, plots=plots)
+    if patients is not None:
+        write_clinical(patients, out_dir, plots=plots)
     return summary

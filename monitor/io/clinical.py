@@ -11,6 +11,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+from monitor.config import Settings
 from monitor.errors import CheckpointError
 from monitor.qc.clinical.conformal import IntervalModel
 from monitor.qc.clinical.estimator import FEATURES, ClinicalCalibration
@@ -18,6 +19,7 @@ from monitor.qc.clinical.estimator import FEATURES, ClinicalCalibration
 __all__ = [
     "FORMAT",
     "TRUSTED_TYPES",
+    "calibration_from_settings",
     "default_clinical_calibration_path",
     "load_clinical_calibration",
     "save_clinical_calibration",
@@ -95,9 +97,25 @@ def load_clinical_calibration(path: Path | str | None = None) -> ClinicalCalibra
         )
     confidence = float(payload["confidence"])
     models = {
-        index: IntervalModel(point=parts["point"], interval=parts["interval"], confidence=confidence)
+        index: IntervalModel(
+            point=parts["point"],
+            interval=parts["interval"],
+            confidence=confidence,
+            baseline_column=parts.get("baseline_column"),
+        )
         for index, parts in payload["models"].items()
     }
     return ClinicalCalibration(
         version=str(payload["version"]), features=features, models=models, confidence=confidence
     )
+
+
+def calibration_from_settings(settings: Settings) -> ClinicalCalibration | None:
+    """The clinical calibration the settings name (the shipped one by default); None when the clinical
+    stage is off (``CMR_MONITOR_CLINICAL=false``).
+
+    Raises: CheckpointError when the file cannot be used.
+    """
+    if not settings.clinical:
+        return None
+    return load_clinical_calibration(settings.clinical_calibration)

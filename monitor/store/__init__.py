@@ -23,6 +23,14 @@ Example::
 from monitor.store.alerts import ALERT_LEVELS, ALERTS, count_alerts, list_alerts, reviewed_alert_scores
 from monitor.store.bulk import bulk_insert_scored
 from monitor.store.cases import get_case, status_counts
+from monitor.store.clinical import (
+    PATIENT_COLUMNS,
+    StoredPatient,
+    list_patients,
+    patient_frame,
+    record_volume_indices,
+    update_patient,
+)
 from monitor.store.engine import (
     SessionTimeouts,
     make_engine,
@@ -82,6 +90,7 @@ __all__ = [
     "ARTIFACT_PGT",
     "EXPORT_COLUMNS",
     "EXPORT_FORMATS",
+    "PATIENT_COLUMNS",
     "REJECTION_CONTENT_CHANGED",
     "REJECTION_MISSING",
     "REJECTION_TOO_MANY_ATTEMPTS",
@@ -102,6 +111,7 @@ __all__ = [
     "SegmenterCounts",
     "SessionTimeouts",
     "StatusCounts",
+    "StoredPatient",
     "StoredStructureScore",
     "add_review",
     "bulk_insert_scored",
@@ -119,14 +129,17 @@ __all__ = [
     "known_paths",
     "last_scoring_model",
     "list_alerts",
+    "list_patients",
     "make_engine",
     "make_session_factory",
     "normalise_url",
     "open_session",
+    "patient_frame",
     "queue_state",
     "reclaim_expired",
     "record_rejection",
     "record_scores",
+    "record_volume_indices",
     "register_model",
     "release",
     "requeue_worker",
@@ -137,6 +150,7 @@ __all__ = [
     "series_columns",
     "status_counts",
     "structure_time_series",
+    "update_patient",
     "upgrade",
     "volume_time_series",
     "write_export",

@@ -50,6 +50,7 @@ __all__ = [
     "patient_frame",
     "record_volume_indices",
     "update_patient",
+    "volume_clinical_row",
     "volume_indices_of",
 ]
 
@@ -110,9 +111,9 @@ def _indices(row: VolumeClinicalRow) -> VolumeIndices:
     )
 
 
-def record_volume_indices(session: Session, file_id: int, indices: VolumeIndices) -> None:
-    """Store (or replace) a scored file's clinical volumes, in a transaction of its own."""
-    values = {
+def volume_clinical_row(file_id: int, indices: VolumeIndices) -> dict[str, Any]:
+    """The ``volume_clinical`` row of one file."""
+    return {
         "file_id": file_id,
         "lv_volume_ml": indices.lv_volume_ml,
         "rv_volume_ml": indices.rv_volume_ml,
@@ -124,6 +125,12 @@ def record_volume_indices(session: Session, file_id: int, indices: VolumeIndices
         "pgt_lv_mass_g": indices.pgt_lv_mass_g,
         "extent_json": _extent(indices),
     }
+
+
+def record_volume_indices(session: Session, file_id: int, indices: VolumeIndices) -> None:
+    """Store (or replace) a scored file's clinical volumes, in a transaction of its own (the daemon
+    stores them with the scores: ``record_scores(..., clinical=...)``)."""
+    values = volume_clinical_row(file_id, indices)
     insert = dialect_insert(session)
     with write_transaction(session):
         statement = insert(VolumeClinicalRow).values(values)

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from monitor.qc.clinical.volumes import VolumeIndices
 from monitor.qc.records import VolumeScore
 from monitor.store._rows import (
     MAX_REASON_LENGTH,
@@ -29,7 +30,15 @@ from monitor.store._rows import (
     written_id,
 )
 from monitor.store._tx import aware, dialect_insert, read_transaction, write_transaction
-from monitor.store.models import Artifact, MaskFile, MonitorModel, Review, StructureScoreRow
+from monitor.store.clinical import volume_clinical_row
+from monitor.store.models import (
+    Artifact,
+    MaskFile,
+    MonitorModel,
+    Review,
+    StructureScoreRow,
+    VolumeClinicalRow,
+)
 from monitor.store.records import FileStatus, ReviewVerdict
 
 __all__ = ["add_review", "last_scoring_model", "record_rejection", "record_scores", "register_model"]
@@ -43,9 +52,10 @@ def record_scores(
     model_id: int,
     artifacts: Mapping[str, str],
     scored_at: datetime | None = None,
+    clinical: VolumeIndices | None = None,
 ) -> None:
     """Store a file's scores in one transaction: status ``scored``, volume flag, shape and spacing,
-    one row per structure, and the artifact paths.
+    one row per structure, the artifact paths and (when given) the clinical volumes.
 
     Args:
         file_id: a ``pending`` or ``scoring`` file.
@@ -53,6 +63,8 @@ def record_scores(
         model_id: from ``register_model``.
         artifacts: kind -> path, e.g. ``{"pgt": ".../x_pgt.nii.gz", "inconsistency": ...}``.
         scored_at: when (timezone-aware); now when None.
+        clinical: the volume's clinical volumes (``monitor.qc.clinical.indices_from_score``), for the
+            per-patient indices (``monitor.store.clinical.update_patient``).
     Raises: FileStateError when the file does not exist or is already scored or rejected (nothing is
         written); ValueError for duplicate structures; DatabaseUnavailable.
     """
@@ -94,6 +106,8 @@ def record_scores(
                     [{"file_id": file_id, "kind": kind, "path": str(p)} for kind, p in artifacts.items()]
                 )
             )
+        if clinical is not None:
+            session.execute(sa.insert(VolumeClinicalRow).values(volume_clinical_row(file_id, clinical)))
 
 
 def record_rejection(

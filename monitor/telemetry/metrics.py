@@ -41,6 +41,7 @@ __all__ = [
     "DATABASE_BUCKETS_S",
     "DATABASE_OPERATIONS",
     "LATENCY_BUCKETS_S",
+    "LVEF_ERROR_BUCKETS",
     "OTHER",
     "PDSC_BUCKETS",
     "PHD_BUCKETS_MM",
@@ -52,6 +53,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Buckets of the estimated |LVEF error| as a fraction (0.05 = 5 percentage points, the default limit).
+LVEF_ERROR_BUCKETS: tuple[float, ...] = (0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5)
 #: Label value that stands for every value beyond a ``LabelBudget`` cap.
 OTHER = "other"
 #: Buckets (seconds) of the latency from a complete file to its scored row, and of the queue wait.
@@ -180,6 +183,8 @@ class DaemonMetrics:
     ready: Gauge  #: 1 while the daemon can take work, else 0
     model: Info  #: the autoencoder checkpoint in use (sha256, creation time, device, database id)
     build: Info  #: cmr-monitor and Python versions
+    #: estimated absolute LVEF error of each complete patient (0.05 = 5 points), by segmenter version
+    lvef_error: Histogram
     budget: LabelBudget = field(default_factory=LabelBudget)  #: caps on segmenter and reason values
     _initialised: set[tuple[str, str]] = field(default_factory=set)  #: segmenter labels with zero series
 
@@ -202,6 +207,7 @@ class DaemonMetrics:
                     self.flags.labels(*labels, str(structure), str(level))
                 for code in ReasonCode:
                     self.flag_reasons.labels(*labels, str(structure), str(code))
+            self.lvef_error.labels(*labels)
         return labels
 
     def record_received(self, segmenter: str, version: str) -> None:
@@ -261,6 +267,13 @@ class DaemonMetrics:
                 self.pdsc.labels(*labels, structure).observe(item.pdsc)
             if math.isfinite(item.phd_mm):
                 self.phd_mm.labels(*labels, structure).observe(item.phd_mm)
+
+    def record_patient(self, segmenter: str, version: str, lvef_error_pct: float) -> None:
+        """A patient's indices were assessed: observe its estimated |LVEF error| (percentage points, stored
+        as a fraction); nan (no calibration, or incomplete) is not observed."""
+        if math.isfinite(lvef_error_pct):
+            labels = self._segmenter_labels(segmenter, version)
+            self.lvef_error.labels(*labels).observe(max(0.0, lvef_error_pct) / 100.0)
 
     def set_model(
         self,
@@ -434,5 +447,13 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
             registry=registry,
         ),
         build=build,
+        lvef_error=Histogram(
+            "cmr_monitor_lvef_estimated_error_ratio",
+            "Estimated absolute LV ejection fraction error of each patient whose ED and ES are scored "
+            "(a fraction: 0.05 is 5 percentage points), by segmenter version",
+            _SEGMENTER_LABELS,
+            buckets=LVEF_ERROR_BUCKETS,
+            registry=registry,
+        ),
         budget=budget if budget is not None else LabelBudget(),
     )

@@ -19,7 +19,7 @@ canonical labels (0 BG, 1 RV, 2 MYO, 3 LV), spacing ``(dz, dy, dx)`` in mm. No t
 
 from __future__ import annotations
 
-from monitor.qc.clinical.assess import PatientAssessment, assess_patient
+from monitor.qc.clinical.assess import PatientAssessment, assess_patient, patient_row
 from monitor.qc.clinical.estimator import (
     FEATURES,
     ClinicalCalibration,
@@ -68,6 +68,7 @@ __all__ = [
     "lv_mass_g",
     "pair_phases",
     "patient_features",
+    "patient_row",
     "pseudo_errors",
     "volume_indices",
 ]

@@ -4,18 +4,19 @@ intervals, and the flag; or, while a frame is missing, an incomplete record that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from monitor.qc.clinical.estimator import ClinicalCalibration
 from monitor.qc.clinical.flags import ClinicalPolicy, ClinicalReason, flag_patient
-from monitor.qc.clinical.indices import ClinicalValues, clinical_values, pseudo_errors
+from monitor.qc.clinical.indices import INDEX_COLUMNS, INDICES, ClinicalValues, clinical_values, pseudo_errors
 from monitor.qc.clinical.pairing import PhasePair
 from monitor.qc.clinical.volumes import VolumeIndices
 from monitor.qc.levels import FlagLevel
 from monitor.qc.records import Estimate
 
-__all__ = ["PatientAssessment", "assess_patient"]
+__all__ = ["PatientAssessment", "assess_patient", "patient_row"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,3 +66,31 @@ def assess_patient(
         reasons=reasons,
         calibration_version=calibration.version if calibration is not None else None,
     )
+
+
+def patient_row(assessment: PatientAssessment) -> dict[str, object]:
+    """A flat row of one assessment: case, completeness, flag, then per index (``INDEX_COLUMNS`` name
+    ``c``) ``c``, ``pgt_c``, ``pseudo_error_c``, ``est_error_c``, ``est_error_c_lo``, ``est_error_c_hi``
+    (nan where not computed). The same columns as the store's export of ``patient_indices``.
+    """
+    row: dict[str, object] = {
+        "case_key": assessment.case_key,
+        "complete": assessment.complete,
+        "missing": ";".join(assessment.missing),
+        "flag": str(assessment.flag) if assessment.flag is not None else None,
+        "reasons": ";".join(str(r) for r in assessment.reasons),
+        "calibration_version": assessment.calibration_version,
+    }
+    for index in INDICES:
+        column = INDEX_COLUMNS[index]
+        for prefix, values in (
+            ("", assessment.mask),
+            ("pgt_", assessment.pgt),
+            ("pseudo_error_", assessment.pseudo_error),
+        ):
+            row[f"{prefix}{column}"] = values.get(index) if values is not None else math.nan
+        estimate = assessment.estimates.get(index)
+        row[f"est_error_{column}"] = estimate.value if estimate else math.nan
+        row[f"est_error_{column}_lo"] = estimate.lo if estimate else math.nan
+        row[f"est_error_{column}_hi"] = estimate.hi if estimate else math.nan
+    return row

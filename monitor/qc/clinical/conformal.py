@@ -30,6 +30,15 @@ class IntervalModel:
     point: Any  #: fitted HistGradientBoostingRegressor on log1p(error)
     interval: Any  #: conformalized MAPIE ConformalizedQuantileRegressor on log1p(error)
     confidence: float  #: nominal coverage of the interval, e.g. 0.9
+    #: feature column of the pseudo error the models correct (they fit log1p|real| - log1p|pseudo|), or
+    #: None to fit log1p|real| itself
+    baseline_column: int | None = None
+
+    def baseline(self, features: np.ndarray) -> np.ndarray:
+        """log1p of the absolute pseudo error per row (0 where undefined, or without a baseline)."""
+        if self.baseline_column is None:
+            return np.zeros(features.shape[0])
+        return _log_abs(features[:, self.baseline_column])
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point estimate, lower and upper end of the interval, in the error's own unit (>= 0).
@@ -45,13 +54,19 @@ class IntervalModel:
         with threadpool_limits(1):  # OpenMP start-up costs more than a few rows take
             point = self.point.predict(x)
             _, bounds = self.interval.predict_interval(x)
-        lo, hi = bounds[:, 0, 0], bounds[:, 1, 0]
-        point = np.clip(point, lo, hi)
+        base = self.baseline(x)
+        lo, hi = bounds[:, 0, 0] + base, bounds[:, 1, 0] + base
+        point = np.clip(point + base, lo, hi)
 
         def back(values: np.ndarray) -> np.ndarray:
             return np.clip(np.expm1(values), 0.0, None)
 
         return back(point), back(lo), back(hi)
+
+
+def _log_abs(values: np.ndarray) -> np.ndarray:
+    out = np.log1p(np.abs(np.asarray(values, dtype=np.float64)))
+    return np.where(np.isfinite(out), out, 0.0)
 
 
 def _split_by_group(groups: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -69,6 +84,7 @@ def fit_interval_model(
     confidence: float = 0.9,
     conformal_fraction: float = 0.25,
     seed: int = 0,
+    baseline_column: int | None = None,
 ) -> IntervalModel:
     """Fit the point model on all rows and the interval on a split by group (patient).
 
@@ -80,6 +96,9 @@ def fit_interval_model(
         confidence: nominal coverage of the interval.
         conformal_fraction: share of the groups held out for conformalization.
         seed: the random split.
+        baseline_column: the feature column holding this index's pseudo error: the models then learn the
+            correction of its log1p magnitude (which keeps the estimate in step with large pseudo errors,
+            beyond what the trees saw); None learns the error from scratch.
     Raises: ValueError for mismatched lengths, negative errors or too few groups.
     """
     from mapie.regression import ConformalizedQuantileRegressor
@@ -99,7 +118,7 @@ def fit_interval_model(
         raise ValueError("abs_error must be >= 0")
     if np.unique(g).size < 4:
         raise ValueError(f"need at least 4 groups to fit and conformalize, got {np.unique(g).size}")
-    target = np.log1p(y)
+    target = np.log1p(y) - (_log_abs(x[:, baseline_column]) if baseline_column is not None else 0.0)
     held = _split_by_group(g, conformal_fraction, np.random.default_rng(seed))
     alpha = 1.0 - confidence
     with threadpool_limits(1):
@@ -112,4 +131,6 @@ def fit_interval_model(
         ]
         interval = ConformalizedQuantileRegressor(quantiles, confidence_level=confidence, prefit=True)
         interval.conformalize(x[held], target[held])
-    return IntervalModel(point=point, interval=interval, confidence=confidence)
+    return IntervalModel(
+        point=point, interval=interval, confidence=confidence, baseline_column=baseline_column
+    )
