@@ -188,6 +188,7 @@ def main() -> None:
         default=",".join(BASELINE_INDICES),
         help="indices whose model corrects their pseudo error (comma-separated; empty: none)",
     )
+    parser.add_argument("--skip-cv", action="store_true", help="only fit and write the calibration")
     parser.add_argument("--no-gt-rows", action="store_true", help="leave the ground truth out of the fit")
     args = parser.parse_args()
 
@@ -200,14 +201,17 @@ def main() -> None:
     if args.no_gt_rows:
         keep = table["segmenter"] != GT
         table = {k: v[keep] for k, v in table.items()}
+    if args.skip_cv:
+        _write(args, table, baseline)
+        return
     segmenters = np.unique(table["segmenter"])
     patients = np.unique(table["patient"])
     fold_of = {p: k % 5 for k, p in enumerate(np.random.default_rng(0).permutation(patients))}
     report: dict[str, object] = {"version": args.version, "segmenters": segmenters.tolist()}
     by_patient = _predict_cv(
-        table, np.asarray([fold_of[p] for p in table["patient"]]), args.version, not args.no_baseline
+        table, np.asarray([fold_of[p] for p in table["patient"]]), args.version, baseline
     )
-    loso = _predict_cv(table, table["segmenter"], args.version, not args.no_baseline)
+    loso = _predict_cv(table, table["segmenter"], args.version, baseline)
     not_gt = table["segmenter"] != GT
     for name, pred in (("by_patient", by_patient), ("loso", loso)):
         report[name] = {"all": _figures(table, pred, not_gt)}
@@ -220,16 +224,21 @@ def main() -> None:
     print(json.dumps(report, indent=1, default=float))
     if args.report:
         args.report.write_text(json.dumps(report, indent=1, default=float))
-    if args.out:
-        calibration = fit_clinical_calibration(
-            table["x"],
-            {i: table[f"abs_{i}"] for i in INDICES},
-            table["patient"],
-            version=args.version,
-            baseline_indices=baseline,
-        )
-        digest = save_clinical_calibration(calibration, args.out)
-        print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest[:12]})")
+    _write(args, table, baseline)
+
+
+def _write(args: argparse.Namespace, table: dict[str, np.ndarray], baseline: tuple[str, ...]) -> None:
+    if not args.out:
+        return
+    calibration = fit_clinical_calibration(
+        table["x"],
+        {i: table[f"abs_{i}"] for i in INDICES},
+        table["patient"],
+        version=args.version,
+        baseline_indices=baseline,
+    )
+    digest = save_clinical_calibration(calibration, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest[:12]})")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard import queries
 from monitor.errors import StoreError
 from monitor.io.nifti import load_image, load_mask
+from monitor.qc.clinical import VolumeIndices
 from monitor.qc.labels import get_label_map
 from monitor.store import (
     ALERT_LEVELS,
@@ -38,11 +39,13 @@ from monitor.store import (
     list_alerts,
     make_engine,
     make_session_factory,
+    patient_frame,
     score_histogram,
     status_counts,
     structure_time_series,
     volume_time_series,
 )
+from monitor.store.clinical import volume_indices_of
 from monitor.store.series import Bucket, GroupKey
 
 __all__ = [
@@ -53,7 +56,9 @@ __all__ = [
     "alerts",
     "case",
     "clear_all",
+    "clinical_volumes",
     "histogram",
+    "patients",
     "reviewed_alerts",
     "schema_problem",
     "session_factory",
@@ -245,6 +250,23 @@ def case(url: str, file_id: int) -> CaseRecord | None:
     """``monitor.store.get_case``: one file with scores, artifacts and reviews; None when unknown."""
     with session_factory(url)() as session:
         return get_case(session, file_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def patients(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """``monitor.store.patient_frame``: patient rows updated in [start, end) (UTC)."""
+    with session_factory(url)() as session:
+        frame = patient_frame(session, since=start)
+    if frame.empty:
+        return frame
+    return frame[pd.to_datetime(frame["updated_at"], utc=True) < pd.Timestamp(end)].reset_index(drop=True)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def clinical_volumes(url: str, file_id: int) -> VolumeIndices | None:
+    """``monitor.store.clinical.volume_indices_of``: a file's volumes and LV mass; None without them."""
+    with session_factory(url)() as session:
+        return volume_indices_of(session, file_id)
 
 
 @st.cache_data(ttl=300, max_entries=24, show_spinner=False)

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import data
+from dashboard.clinical import volume_table
 from dashboard.context import current
 from dashboard.queries import case_scores_table, reviews_table
 from dashboard.summaries import md_escape, utc_text
@@ -145,6 +146,22 @@ st.dataframe(
 for s in record.structures:
     for text in describe_all([s]):
         st.markdown(f"{_FLAG_ICON.get(str(s.flag), '')} {md_escape(text)}")
+
+volumes = data.clinical_volumes(ctx.url, record.file_id)
+if volumes is not None:
+    st.subheader("Volumes")
+    st.dataframe(
+        volume_table(volumes),
+        hide_index=True,
+        column_config={
+            "mask": st.column_config.NumberColumn("mask", format="%.1f"),
+            "pgt": st.column_config.NumberColumn("pGT", format="%.1f"),
+            "difference": st.column_config.NumberColumn("mask - pGT", format="%+.1f"),
+        },
+    )
+    st.caption(
+        "LV mass = 1.05 g/ml x myocardial volume. The patient's EF and its estimated error: Clinical page."
+    )
 
 # ---------------------------------------------------------------- review
 st.subheader("Review")

@@ -113,13 +113,28 @@ def export(
         str | None,
         typer.Option("--status", help="Only files with this status: pending, scoring, scored or rejected."),
     ] = None,
+    patients: Annotated[
+        Path | None,
+        typer.Option(
+            "--patients",
+            help="Also write the per-patient table (ED + ES: volumes, EF, LV mass, pseudo and estimated "
+            "errors, flag, completeness) to this .csv or .parquet file.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Export the results, one row per file and structure, to CSV or Parquet."""
+    """Export the results, one row per file and structure, to CSV or Parquet (and, with --patients, one
+    row per patient)."""
     from monitor.errors import StoreError
     from monitor.store import EXPORT_FORMATS, FileStatus, check_at_head, open_session, write_export
+    from monitor.store.clinical import write_patients
 
     if out.suffix.lower() not in EXPORT_FORMATS:
         raise typer.BadParameter(f"must end in .csv or .parquet, got {out.name!r}", param_hint="--out")
+    if patients is not None and patients.suffix.lower() not in EXPORT_FORMATS:
+        raise typer.BadParameter(
+            f"must end in .csv or .parquet, got {patients.name!r}", param_hint="--patients"
+        )
     if file_status is not None and file_status not in {s.value for s in FileStatus}:
         raise typer.BadParameter(
             f"must be one of {', '.join(s.value for s in FileStatus)}, got {file_status!r}",
@@ -130,9 +145,12 @@ def export(
         check_at_head(url)
         with open_session(url) as session:
             rows = write_export(session, out, status=file_status)
+            patient_rows = write_patients(session, patients) if patients is not None else None
     except (StoreError, OSError) as exc:
         fail(exc)
     typer.echo(f"wrote {rows} rows to {out}")
+    if patient_rows is not None:
+        typer.echo(f"wrote {patient_rows} patients to {patients}")
 
 
 def _print_status_table(counts: StatusCounts) -> None:

@@ -1,7 +1,7 @@
 """The clinical calibration's file: skops (no pickle), versioned, with an explicit list of trusted types.
 
 The file holds a plain dict: ``format``, ``version``, ``features``, ``confidence`` and, per index, the
-point model and the conformalized interval model. Loading refuses any type outside ``TRUSTED_TYPES``
+conformalized interval model and the pseudo-error column it corrects. Loading refuses any type outside ``TRUSTED_TYPES``
 (skops' own primitives aside), a file of another format, and a calibration fitted on other features.
 """
 
@@ -50,7 +50,7 @@ def save_clinical_calibration(calibration: ClinicalCalibration, path: Path | str
         "features": list(calibration.features),
         "confidence": float(calibration.confidence),
         "models": {
-            index: {"point": model.point, "interval": model.interval}
+            index: {"interval": model.interval, "baseline_column": model.baseline_column}
             for index, model in calibration.models.items()
         },
     }
@@ -98,7 +98,6 @@ def load_clinical_calibration(path: Path | str | None = None) -> ClinicalCalibra
     confidence = float(payload["confidence"])
     models = {
         index: IntervalModel(
-            point=parts["point"],
             interval=parts["interval"],
             confidence=confidence,
             baseline_column=parts.get("baseline_column"),

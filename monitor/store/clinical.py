@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,6 +53,7 @@ __all__ = [
     "update_patient",
     "volume_clinical_row",
     "volume_indices_of",
+    "write_patients",
 ]
 
 
@@ -374,3 +376,28 @@ def patient_frame(session: Session, **filters: Any) -> Any:
             record[f"est_error_{column}_hi"] = estimate.hi if estimate else math.nan
         records.append(record)
     return pd.DataFrame.from_records(records, columns=list(PATIENT_COLUMNS))
+
+
+def write_patients(session: Session, path: Path | str, **filters: Any) -> int:
+    """Write ``patient_frame`` to ``path`` (``.csv`` or ``.parquet``, through a temporary file in the same
+    folder); returns the number of rows.
+
+    Raises: ValueError for another suffix; OSError when the file cannot be written.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"patients file must end in .csv or .parquet, got {target.name!r}")
+    frame = patient_frame(session, **filters)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.assign(updated_at=frame["updated_at"].astype("datetime64[us, UTC]")).to_parquet(
+                tmp, index=False
+            )
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(frame)

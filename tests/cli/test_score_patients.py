@@ -34,7 +34,19 @@ def test_score_pairs_ed_and_es_by_case_and_reports_a_waiting_case(tmp_path: Path
     write_phantom(masks / "patient002_ED.nii.gz", seed=4, phase="ED")  # its ES never comes
     table = tmp_path / "patients.csv"
     run = subprocess.run(
-        [_cli(), "score", str(masks), "--device", "cpu", "--format", "csv", "--patients", str(table), "--out", str(tmp_path / "qc")],
+        [
+            _cli(),
+            "score",
+            str(masks),
+            "--device",
+            "cpu",
+            "--format",
+            "csv",
+            "--patients",
+            str(table),
+            "--out",
+            str(tmp_path / "qc"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -20,7 +20,7 @@ from monitor.qc.clinical import (
     pseudo_errors,
     volume_indices,
 )
-from monitor.qc.clinical.indices import ed_lv_deficit_ml
+from monitor.qc.clinical.indices import ed_lv_deficit_ml, lvef_deficit_shift_pct
 from monitor.qc.levels import FlagLevel
 from monitor.qc.records import Estimate
 
@@ -110,9 +110,17 @@ def test_an_ed_slice_lost_where_es_has_cavity_adds_to_the_pgt_edv(ellipsoid_pair
     cut[first] = 0  # the ED mask loses the basal slice of the ES cavity
     ed_i, es_i = volume_indices(cut, cut, SPACING), volume_indices(es, es, SPACING)
     lost_es_ml = float(np.count_nonzero(es[first] == 3)) * np.prod(SPACING) / 1000
-    assert ed_lv_deficit_ml(ed_i, es_i) == pytest.approx(lost_es_ml)
+    assert ed_lv_deficit_ml(ed_i, es_i, scaled=False) == pytest.approx(lost_es_ml)
+    shared = [e / s for e, s in zip(ed_i.lv_slice_ml, es_i.lv_slice_ml, strict=True) if e > 0 and s > 0]
+    scaled = lost_es_ml * float(np.clip(np.median(shared), 1.0, 3.0))
+    assert ed_lv_deficit_ml(ed_i, es_i) == pytest.approx(scaled)
     pgt = clinical_values(ed_i, es_i, source="pgt")
-    assert pgt.lv_edv_ml == pytest.approx(ed_i.lv_volume_ml + lost_es_ml)
+    assert pgt.lv_edv_ml == pytest.approx(ed_i.lv_volume_ml + scaled)
+    # the LVEF shift of putting the volume back: the lower bound uses the ES volume only
+    ef = ejection_fraction_pct
+    assert lvef_deficit_shift_pct(ed_i, es_i, scaled=False) == pytest.approx(
+        ef(ed_i.lv_volume_ml + lost_es_ml, es_i.lv_volume_ml) - ef(ed_i.lv_volume_ml, es_i.lv_volume_ml)
+    )
     assert ed_lv_deficit_ml(*ellipsoid_pair) == 0.0
 
 

@@ -139,3 +139,44 @@ def test_a_file_without_ed_or_es_phase_takes_no_part(session: Session, make_scor
     record_volume_indices(session, file_id, ED)
     assert update_patient(session, file_id, calibration=None, policy=ClinicalPolicy()) is None
     assert list_patients(session) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_patients_through_the_console_script(
+    db_url: str, session: Session, make_score, tmp_path, suffix: str
+) -> None:
+    """``cmr-monitor export --patients``: the per-patient table beside the per-file one."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    cli = shutil.which("cmr-monitor", path=str(Path(sys.executable).parent))
+    if cli is None:
+        pytest.skip("the cmr-monitor console script is not installed")
+    policy = ClinicalPolicy()
+    ed_id = _scored(session, make_score, "ED", ED, T0)
+    update_patient(session, ed_id, calibration=None, policy=policy, now=T0)
+    es_id = _scored(session, make_score, "ES", ES, T0)
+    update_patient(session, es_id, calibration=None, policy=policy, now=T0)
+    out, patients = tmp_path / "files.csv", tmp_path / f"patients{suffix}"
+    run = subprocess.run(
+        [cli, "export", "--db", db_url, "--out", str(out), "--patients", str(patients)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "wrote 1 patients" in run.stdout
+    frame = pd.read_csv(patients) if suffix == ".csv" else pd.read_parquet(patients)
+    assert list(frame.columns) == list(PATIENT_COLUMNS)
+    assert frame.loc[0, "case_key"] == "p001" and frame.loc[0, "lv_ef_pct"] == pytest.approx(60.0)
+    bad = subprocess.run(
+        [cli, "export", "--db", db_url, "--out", str(out), "--patients", str(tmp_path / "p.xlsx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "--patients" in bad.stderr

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.qc.clinical.conformal import IntervalModel, fit_interval_model
-from monitor.qc.clinical.indices import INDICES, clinical_values
+from monitor.qc.clinical.indices import INDICES, clinical_values, ed_lv_deficit_ml, lvef_deficit_shift_pct
 from monitor.qc.clinical.volumes import VolumeIndices
 from monitor.qc.records import Estimate
 
@@ -103,12 +103,29 @@ class ClinicalCalibration:
         return {index: model.predict(x) for index, model in self.models.items()}
 
     def estimate(self, ed: VolumeIndices, es: VolumeIndices) -> dict[str, Estimate]:
-        """Index -> estimated absolute error with its interval (ml, percentage points, g)."""
+        """Index -> estimated absolute error with its interval (ml, percentage points, g).
+
+        A slice the ED mask lost where the ES mask has LV cavity (``ed_lv_deficit_ml``) is an error
+        the models may not have seen in their training data: the LV EDV and LVEF estimates are then at
+        least the error that loss makes (scaled by the ED/ES ratio), and their lower ends at least its
+        lower bound (the ES volume of the lost slices).
+        """
         out = self.estimate_rows(patient_features(ed, es)[None, :])
-        return {
+        estimates = {
             index: Estimate(value=float(v[0]), lo=float(lo[0]), hi=float(hi[0]))
             for index, (v, lo, hi) in out.items()
         }
+        floors = {
+            "lv_edv": (ed_lv_deficit_ml(ed, es), ed_lv_deficit_ml(ed, es, scaled=False)),
+            "lv_ef": (lvef_deficit_shift_pct(ed, es), lvef_deficit_shift_pct(ed, es, scaled=False)),
+        }
+        for index, (value, bound) in floors.items():
+            current = estimates.get(index)
+            if current is not None and value > 0.0 and math.isfinite(value):
+                estimates[index] = Estimate(
+                    value=max(current.value, value), lo=max(current.lo, bound), hi=max(current.hi, value)
+                )
+        return estimates
 
 
 def fit_clinical_calibration(

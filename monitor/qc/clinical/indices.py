@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from monitor.qc.clinical.volumes import VolumeIndices, lv_mass_g
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "clinical_values",
     "ed_lv_deficit_ml",
     "ejection_fraction_pct",
+    "lvef_deficit_shift_pct",
     "pseudo_errors",
 ]
 
@@ -71,16 +74,43 @@ class ClinicalValues:
         return {name: self.get(name) for name in INDICES}
 
 
-def ed_lv_deficit_ml(ed: VolumeIndices, es: VolumeIndices) -> float:
+#: Bounds of the ED/ES ratio of LV cavity area per slice used to scale a lost slice's ES volume.
+_ED_ES_RATIO = (1.0, 3.0)
+
+
+def ed_lv_deficit_ml(ed: VolumeIndices, es: VolumeIndices, *, scaled: bool = True) -> float:
     """LV volume (ml) the ED mask lacks in slices where the ES mask has LV cavity and the ED mask none.
 
     The heart is longest at end-diastole (the base descends in systole), so an ES slice with LV cavity
-    and the same ED slice without any is a slice lost at ED (a missed base or apex); at least the ES
-    volume of that slice is missing from the EDV. 0 when the stacks differ in slice count.
+    and the same ED slice without any is a slice lost at ED (a missed base or apex). At least the ES
+    volume of that slice is missing from the EDV (``scaled=False``: a lower bound); ``scaled=True``
+    multiplies it by the median ED/ES ratio of the slices both masks fill (clipped to 1-3), the best
+    guess of the ED volume lost. 0 when nothing is lost or the stacks differ in slice count.
     """
     if len(ed.lv_slice_ml) != len(es.lv_slice_ml):
         return 0.0
-    return float(sum(s for e, s in zip(ed.lv_slice_ml, es.lv_slice_ml, strict=True) if e == 0.0 and s > 0.0))
+    pairs = list(zip(ed.lv_slice_ml, es.lv_slice_ml, strict=True))
+    lost = float(sum(s for e, s in pairs if e == 0.0 and s > 0.0))
+    if lost == 0.0 or not scaled:
+        return lost
+    shared = [e / s for e, s in pairs if e > 0.0 and s > 0.0]
+    ratio = float(np.clip(np.median(shared), *_ED_ES_RATIO)) if shared else _ED_ES_RATIO[0]
+    return lost * ratio
+
+
+def lvef_deficit_shift_pct(ed: VolumeIndices, es: VolumeIndices, *, scaled: bool = True) -> float:
+    """How far the mask's LVEF moves (percentage points, >= 0) when the ED volume it lost in slices the
+    ES mask fills (``ed_lv_deficit_ml``) is put back; 0 when nothing is lost, nan when undefined.
+
+    With ``scaled=False`` this is a lower bound of the LVEF error such a mask makes.
+    """
+    lost = ed_lv_deficit_ml(ed, es, scaled=scaled)
+    if lost == 0.0:
+        return 0.0
+    return abs(
+        ejection_fraction_pct(ed.lv_volume_ml + lost, es.lv_volume_ml)
+        - ejection_fraction_pct(ed.lv_volume_ml, es.lv_volume_ml)
+    )
 
 
 def clinical_values(ed: VolumeIndices, es: VolumeIndices, *, source: str = "mask") -> ClinicalValues:
