@@ -90,6 +90,17 @@ def load_clinical_calibration(path: Path | str | None = None) -> ClinicalCalibra
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"clinical calibration {source.name} has format {got!r}, expected {FORMAT!r}")
+    absent = sorted({"version", "features", "confidence", "models"} - set(payload))
+    if absent:
+        raise CheckpointError(f"clinical calibration {source.name} lacks {', '.join(absent)}")
+    from mapie.regression import ConformalizedQuantileRegressor
+
+    models = payload["models"]
+    if not isinstance(models, dict) or not all(
+        isinstance(parts, dict) and isinstance(parts.get("interval"), ConformalizedQuantileRegressor)
+        for parts in models.values()
+    ):
+        raise CheckpointError(f"clinical calibration {source.name} holds no conformalized interval models")
     features = tuple(payload["features"])
     if features != FEATURES:
         raise CheckpointError(
