@@ -55,7 +55,7 @@ from monitor.daemon.startup import open_database, probe_database, register_score
 from monitor.daemon.watch import Sighting, start_observer
 from monitor.daemon.worker import ScorerLike, Worker, WorkerContext, log_unexpected
 from monitor.errors import StoreError
-from monitor.io.clinical import calibration_from_settings
+from monitor.io.clinical import LazyCalibration
 from monitor.io.nifti import Limits
 from monitor.qc.clinical import ClinicalPolicy
 from monitor.qc.labels import get_label_map
@@ -256,7 +256,10 @@ class Daemon:
                 log.info("database schema at head", extra={"action": "db_upgrade"})
             check_at_head(config.database_url)
             scorer = self._scorer_factory(config)
-            clinical_calibration = calibration_from_settings(config.settings)
+            clinical_calibration = LazyCalibration(
+                config.settings.clinical_calibration, enabled=config.settings.clinical
+            )
+            clinical_calibration.check()  # a missing file fails the start; loading waits for a patient
             with sessions() as session:
                 model_id = register_scorer(
                     session,

@@ -32,7 +32,8 @@ from monitor.daemon.retry import (
     free_device_memory,
     out_of_memory_errors,
 )
-from monitor.errors import InvalidMask
+from monitor.errors import CheckpointError, InvalidMask
+from monitor.io.clinical import LazyCalibration
 from monitor.io.files import file_sha256
 from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.clinical import ClinicalCalibration, ClinicalPolicy, PatientAssessment, indices_from_score
@@ -85,8 +86,9 @@ class WorkerContext:
     abandon: threading.Event  #: set when the shutdown deadline passed: give the batch up
     #: the clinical stage's flag policy; None turns the per-patient indices off
     clinical_policy: ClinicalPolicy | None = None
-    #: the clinical error calibration (None: values and physiological checks only)
-    clinical_calibration: ClinicalCalibration | None = None
+    #: the clinical error calibration, loaded when a first patient is complete (None: values and
+    #: physiological checks only)
+    clinical_calibration: LazyCalibration | None = None
 
 
 def log_unexpected(message: str, exc: BaseException, *, action: str) -> None:
@@ -106,6 +108,7 @@ class Worker(threading.Thread):
         self._wake = threading.Event()
         self._in_flight: set[int] = set()
         self._lock = threading.Lock()
+        self._calibration_failed = False  #: warned once that the clinical calibration is unusable
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -273,6 +276,22 @@ class Worker(threading.Thread):
                 yield item, volume, result
             return
 
+    def _calibration(self) -> ClinicalCalibration | None:
+        """The clinical calibration (loaded on first use); None, with one warning, when it is unusable."""
+        lazy = self._c.clinical_calibration
+        if lazy is None or self._calibration_failed:
+            return None
+        try:
+            return lazy.get()
+        except CheckpointError as exc:
+            self._calibration_failed = True
+            log.warning(
+                "clinical calibration unusable, patients get no estimated errors: %s",
+                exc,
+                extra={"action": "clinical_calibration_failed"},
+            )
+            return None
+
     def _assess_patient(self, session: Session, item: ClaimedFile, policy: ClinicalPolicy) -> None:
         """Re-assess the file's patient (ED + ES of its case) now that this frame is scored. A failure
         here leaves the scores as recorded; the case is assessed again when its other frame arrives."""
@@ -280,9 +299,7 @@ class Worker(threading.Thread):
 
         def assess() -> PatientAssessment | None:
             with c.loops.step("worker"):
-                return update_patient(
-                    session, item.file_id, calibration=c.clinical_calibration, policy=policy
-                )
+                return update_patient(session, item.file_id, calibration=self._calibration, policy=policy)
 
         try:
             assessment = c.retry("database", assess, operation="record")

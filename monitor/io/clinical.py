@@ -8,6 +8,7 @@ conformalized interval model and the pseudo-error column it corrects. Loading re
 from __future__ import annotations
 
 import hashlib
+import threading
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from monitor.qc.clinical.estimator import FEATURES, ClinicalCalibration
 __all__ = [
     "FORMAT",
     "TRUSTED_TYPES",
+    "LazyCalibration",
     "calibration_from_settings",
     "default_clinical_calibration_path",
     "load_clinical_calibration",
@@ -76,15 +78,9 @@ def load_clinical_calibration(path: Path | str | None = None) -> ClinicalCalibra
     except OSError as exc:
         raise CheckpointError(f"clinical calibration {source} cannot be read: {exc.strerror or exc}") from exc
     try:
-        untrusted = sio.get_untrusted_types(data=data)
-        refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
-        if refused:
-            raise CheckpointError(
-                f"clinical calibration {source.name} holds untrusted types: {', '.join(refused)}"
-            )
-        payload = sio.loads(data, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
-    except CheckpointError:
-        raise
+        payload = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except sio.exceptions.UntrustedTypesFoundException as exc:
+        raise CheckpointError(f"clinical calibration {source.name} holds untrusted types: {exc}") from exc
     except Exception as exc:  # a broken zip or skops schema: say which file
         raise CheckpointError(f"clinical calibration {source.name} is not a skops file: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -118,6 +114,36 @@ def load_clinical_calibration(path: Path | str | None = None) -> ClinicalCalibra
     return ClinicalCalibration(
         version=str(payload["version"]), features=features, models=models, confidence=confidence
     )
+
+
+class LazyCalibration:
+    """A clinical calibration loaded on first use (thread-safe): loading costs seconds of CPU (scikit-
+    learn, MAPIE and some 1,000 trees), which a daemon pays only once a patient is complete.
+
+    ``get()`` returns the calibration, or None when the clinical stage has no calibration; a file that
+    cannot be used raises ``CheckpointError`` on every call (the caller logs it and goes on without
+    estimates).
+    """
+
+    def __init__(self, path: Path | None, *, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._loaded: ClinicalCalibration | None = None
+
+    def check(self) -> None:
+        """Fail early (``CheckpointError``) when the file does not exist."""
+        source = self.path if self.path is not None else default_clinical_calibration_path()
+        if self.enabled and not source.is_file():
+            raise CheckpointError(f"clinical calibration {source} does not exist")
+
+    def get(self) -> ClinicalCalibration | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = load_clinical_calibration(self.path)
+            return self._loaded
 
 
 def calibration_from_settings(settings: Settings) -> ClinicalCalibration | None:

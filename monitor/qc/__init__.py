@@ -12,6 +12,8 @@ Pure functions on numpy arrays ``[z, y, x]`` (canonical labels 0 BG, 1 RV, 2 MYO
   ``evaluate_evidence`` and its ``EvidenceSettings``;
 - ``scores``: ``compare_structures`` (the one loop over LV, RV, MYO) and ``score_volume`` (the
   post-model step: mask + pseudo ground truth (+ MR image) -> scores, evidence and flags).
+- ``clinical`` (a sub-package, imported by name): per-patient volumes, EF and LV mass from ED + ES,
+  their pseudo errors and estimated errors with 90 % intervals, and the clinical flag.
 
 Example:
     >>> from monitor.qc import FlagPolicy, score_volume

@@ -12,7 +12,7 @@ whichever order they commit in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -196,7 +196,7 @@ def update_patient(
     session: Session,
     file_id: int,
     *,
-    calibration: ClinicalCalibration | None,
+    calibration: ClinicalCalibration | Callable[[], ClinicalCalibration | None] | None,
     policy: ClinicalPolicy,
     now: datetime | None = None,
 ) -> PatientAssessment | None:
@@ -204,7 +204,8 @@ def update_patient(
 
     Args:
         file_id: a scored file with stored volumes (``record_volume_indices``).
-        calibration: the clinical error models; None stores values and physiological checks only.
+        calibration: the clinical error models, or a function that returns them (called only when the
+            case is complete: loading them is slow); None stores values and physiological checks only.
         policy: the clinical flag's limit.
         now: the row's ``updated_at`` (timezone-aware); now when None.
     Returns: the assessment, or None when the file has no ED/ES phase (it takes no part).
@@ -241,7 +242,8 @@ def update_patient(
         frames = _current_frames(session, found.segmenter_id, found.case_key)
         ed, es = frames.get("ED"), frames.get("ES")
         pair = PhasePair(case_key=found.case_key, ed=ed[1] if ed else None, es=es[1] if es else None)
-        assessment = assess_patient(pair, calibration=calibration, policy=policy)
+        models = calibration() if callable(calibration) and pair.complete else calibration
+        assessment = assess_patient(pair, calibration=None if callable(models) else models, policy=policy)
         session.execute(
             sa.update(PatientIndicesRow)
             .where(

@@ -142,7 +142,8 @@ def volume_indices(
 
 
 def indices_from_score(mask: np.ndarray, pgt: np.ndarray, score: VolumeScore) -> VolumeIndices:
-    """``volume_indices`` of a scored volume: the refined pGT volumes, pDSC and pHD come from ``score``.
+    """``volume_indices`` of a scored volume: the refined pGT volumes, pDSC and pHD come from ``score``
+    (the 3D-refined pDSC and pHD when the evidence stage ran, the plain ones otherwise).
 
     Args:
         mask, pgt: uint8 [z, y, x] canonical labels (the mask and the autoencoder's pGT).
@@ -153,6 +154,8 @@ def indices_from_score(mask: np.ndarray, pgt: np.ndarray, score: VolumeScore) ->
         pgt,
         score.spacing_mm,
         refined_pgt_ml={s.structure: s.pgt_volume_ml for s in score.structures},
-        pdsc={s.structure: s.pdsc for s in score.structures},
-        phd_mm={s.structure: s.phd_mm for s in score.structures},
+        pdsc={s.structure: s.pdsc_3d if math.isfinite(s.pdsc_3d) else s.pdsc for s in score.structures},
+        phd_mm={
+            s.structure: s.phd_mm_3d if math.isfinite(s.phd_mm_3d) else s.phd_mm for s in score.structures
+        },
     )
