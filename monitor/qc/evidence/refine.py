@@ -11,11 +11,12 @@ acquisition must contain:
 4. one contiguous run of slices per structure (the run with most voxels);
 5. RV extent: where the RV stops more than ``rv_apex_gap_slices`` short of the LV+MYO apex, its end
    slice is repeated towards the apex until it stops that many slices short;
-6. stack margin (``stack_margin``): where the heart leaves more than ``spare_slices`` empty slices at
-   a stack end, its end slice's LV and MYO are repeated into them, leaving ``spare_slices`` empty.
+6. stack margin (``stack_margin``): where the heart leaves more empty slices at a stack end than
+   ``spare_mm`` allows (one 10 mm slice, two 5 mm ones), its end slice's LV and MYO are repeated into
+   them, leaving that many empty.
 
-A ground-truth mask comes out unchanged except for slices added by rules 5 and 6 (dev set: 159 of 160
-volumes have at most one spare slice). Labels are canonical uint8 ``[z, y, x]``.
+A ground-truth mask comes out unchanged except for slices added by rules 5 and 6 (dev set: 158 of 160
+volumes have at most one spare 10 mm slice). Labels are canonical uint8 ``[z, y, x]``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def refine_pgt(
     Args:
         pgt: uint8 [z, y, x] pseudo ground truth in the mask's geometry, canonical labels.
         spacing_mm: (dz, dy, dx) in mm (components link within ``settings.link_mm``).
-        settings: the refinement's rules (``stack_margin``, ``spare_slices``, ``rv_apex_gap_slices``,
+        settings: the refinement's rules (``stack_margin``, ``spare_mm``, ``rv_apex_gap_slices``,
             ``myo_apex_slices``).
     Returns: uint8 [z, y, x], same shape; all background for an all-background pGT.
     """
@@ -69,7 +70,7 @@ def refine_pgt(
         direction = apex_direction(heart_area)
         _extend_rv(view, heart_area, direction, settings.rv_apex_gap_slices)
         if settings.stack_margin:
-            _extend_stack(view, heart_area, settings.spare_slices)
+            _extend_stack(view, heart_area, settings.spare_slices(spacing_mm[0]))
     return out
 
 
