@@ -23,7 +23,7 @@ class EvidenceSettings:
     stack_margin: bool = True
     #: empty stack a stack end may hold beyond the heart, mm (slices: spare_mm // dz, at least 1)
     spare_mm: float = 10.0
-    rv_apex_gap_slices: int = 2  #: the RV may stop this many slices short of the LV+MYO apex
+    rv_apex_gap_slices: int = 1  #: the RV may stop this many slices short of the LV+MYO apex
     myo_apex_slices: int = 1  #: MYO-only slices allowed beyond the LV's slice range
     # --- stack checks (monitor.qc.evidence.stack)
     max_gap_slices: int = 0  #: empty slices allowed inside a structure's z-extent

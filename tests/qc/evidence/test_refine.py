@@ -35,9 +35,17 @@ def test_lv_without_myo_and_myo_far_past_the_lv_are_dropped(phantom):
 
 def test_one_slice_gaps_are_filled_and_one_run_is_kept(phantom):
     pgt = phantom.labels.copy()
-    pgt[4] = 0
+    pgt[4][pgt[4] == RV] = 0
     refined = refine_pgt(pgt, phantom.spacing_mm)
-    assert np.array_equal(refined[4] == LV, (pgt[3] == LV) & (pgt[5] == LV))  # the neighbours' overlap
+    assert np.array_equal(
+        refined[4] == RV, (pgt[3] == RV) & (pgt[5] == RV) & (pgt[4] == 0)
+    )  # neighbours' overlap
+    pgt = phantom.labels.copy()
+    pgt[4] = 0  # a slice gap splits the LV and MYO: the larger part is kept
+    refined = refine_pgt(pgt, phantom.spacing_mm, EvidenceSettings(stack_margin=False))
+    area = [(pgt[z] == LV).sum() for z in range(10)]
+    kept = [z for z in range(10) if (refined[z] == LV).any()]
+    assert kept == ([0, 1, 2, 3] if sum(area[:4]) > sum(area[5:]) else [5, 6, 7, 8, 9])
     pgt = phantom.labels.copy()
     pgt[3:5] = 0  # a two-slice gap: the larger run (slices 5-9 vs 0-2 by voxels) is kept
     refined = refine_pgt(pgt, phantom.spacing_mm, EvidenceSettings(stack_margin=False))
@@ -53,8 +61,8 @@ def test_rv_is_extended_towards_the_apex():
     pgt[5:][pgt[5:] == RV] = 0  # the RV stops at slice 4, five slices short of the apex (slice 9)
     refined = refine_pgt(pgt, phantom.spacing_mm)
     rv_slices = [z for z in range(10) if (refined[z] == RV).any()]
-    assert rv_slices == list(range(8))  # extended to two slices short of the apex
-    assert np.array_equal(refined[7] == RV, (pgt[4] == RV) & (pgt[7] == 0))
+    assert rv_slices == list(range(9))  # extended to one slice short of the apex
+    assert np.array_equal(refined[8] == RV, (pgt[4] == RV) & (pgt[8] == 0))
     spacing = phantom.spacing_mm
     assert hausdorff_mm(pgt == RV, refined == RV, spacing) >= 3 * spacing[0]
 
