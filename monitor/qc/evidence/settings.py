@@ -30,7 +30,7 @@ class EvidenceSettings:
     #: largest in-plane shift of a slice's centroid from the midpoint of its neighbours' (LV+MYO), mm
     centroid_jump_mm: float = 20.0
     rv_centroid_jump_mm: float = 25.0  #: the same for the RV, mm
-    area_jump_ratio: float = 2.0  #: largest area ratio between adjacent slices (larger / smaller)
+    area_jump_ratio: float = 2.0  #: largest dip or spike of a slice's area against both neighbours
     area_floor_fraction: float = 0.05  #: areas are floored at this fraction of the largest slice area
     #: slices smaller than this fraction of the largest are too small for a stable centroid
     centroid_area_fraction: float = 0.15
@@ -40,7 +40,7 @@ class EvidenceSettings:
     max_components: int = 1  #: 3D components per structure (each at least ``min_component_voxels``)
     link_mm: float = 10.0  #: pieces closer than this in-plane (or on nearly overlapping slices) are one
     min_component_voxels: int = 5  #: smaller specks are ignored by the component count
-    far_component_mm: float = 25.0  #: farthest voxel from the largest component, mm
+    far_component_mm: float = 40.0  #: farthest voxel from the largest component, mm
     # --- topology per slice (monitor.qc.evidence.topology)
     basal_tolerance_slices: int = 1  #: most basal LV slices exempt from the ring checks
     myo_open_fraction: float = 0.05  #: LV cavity area outside the closed MYO ring, fraction
