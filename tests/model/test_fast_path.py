@@ -26,7 +26,9 @@ from tests.reference_scoring import reference_flag, reference_hausdorff_mm, refe
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    return Scorer(device="cpu", precision="fp32")
+    # the reference implements the paper's step (plain pDSC/pHD and their flags); the evidence stage
+    # after it is a pure function of the same pGT, tested on its own (tests/qc/evidence)
+    return Scorer(device="cpu", precision="fp32", evidence=None)
 
 
 def _cases() -> dict[str, MaskVolume]:
