@@ -10,6 +10,7 @@ inference form (``monitor.model.inference``: BatchNorm folded, channels-last on 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
 import time
@@ -38,6 +39,8 @@ __all__ = ["ScoredVolume", "Scorer", "pass_sizes"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: Whether the post-model step takes the MR image (the evidence stage of issue 13, part S).
+_TAKES_IMAGE = "image" in inspect.signature(score_volume).parameters
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,16 +170,32 @@ class Scorer:
             return torch.zeros((0, 4, *slices.shape[1:]))
         return torch.cat(outputs)
 
-    def score(self, volume: MaskVolume) -> ScoredVolume:
-        """Score one volume."""
-        return self.score_batch([volume])[0]
+    def score(self, volume: MaskVolume, image: np.ndarray | None = None) -> ScoredVolume:
+        """Score one volume (with its MR image float [z, y, x] in the mask's geometry, when paired)."""
+        return self.score_batch([volume], images=[image])[0]
 
-    def score_batch(self, volumes: Sequence[MaskVolume]) -> list[ScoredVolume]:
+    def score_batch(
+        self, volumes: Sequence[MaskVolume], images: Sequence[np.ndarray | None] | None = None
+    ) -> list[ScoredVolume]:
         """Score several volumes, sharing model batches across them; results in input order.
 
         With ``cpu_workers`` > 1 the per-volume CPU stages (preprocessing; inverse transform, metrics
         and flags) run on that many threads, the heavy parts of which release the GIL.
+
+        Args:
+            volumes: the masks.
+            images: per volume its MR image (float [z, y, x], the mask's shape) or None; None = no images.
+        Raises: ValueError when ``images`` is not one entry per volume or an image's shape is not its mask's.
         """
+        if images is None:
+            images = [None] * len(volumes)
+        if len(images) != len(volumes):
+            raise ValueError(
+                f"give one image (or None) per volume: {len(images)} images, {len(volumes)} volumes"
+            )
+        for volume, image in zip(volumes, images, strict=True):
+            if image is not None and tuple(image.shape) != volume.shape:
+                raise ValueError(f"image shape {tuple(image.shape)} differs from the mask's {volume.shape}")
         t0 = time.perf_counter()
         prepared = self._map(self._prepare, volumes)
         t1 = time.perf_counter()
@@ -190,8 +209,8 @@ class Scorer:
         }
         offsets = np.cumsum([0, *counts])
         jobs = [
-            (volume, info, probs[offsets[i] : offsets[i + 1]], shared)
-            for i, (volume, (_, info)) in enumerate(zip(volumes, prepared, strict=True))
+            (volume, image, info, probs[offsets[i] : offsets[i + 1]], shared)
+            for i, (volume, image, (_, info)) in enumerate(zip(volumes, images, prepared, strict=True))
         ]
         return self._map(self._finish, jobs)
 
@@ -208,18 +227,22 @@ class Scorer:
             size=self.meta.input_size,
         )
 
-    def _finish(self, job: tuple[MaskVolume, PreprocessInfo, torch.Tensor, dict[str, float]]) -> ScoredVolume:
+    def _finish(
+        self, job: tuple[MaskVolume, np.ndarray | None, PreprocessInfo, torch.Tensor, dict[str, float]]
+    ) -> ScoredVolume:
         """pGT in the mask's geometry, metrics, flags and the XOR map of one volume."""
-        volume, info, probs, shared = job
+        volume, image, info, probs, shared = job
         ta = time.perf_counter()
         pgt = from_model_space(probs, info)
         tb = time.perf_counter()
+        with_image = {"image": image} if _TAKES_IMAGE else {}
         score = score_volume(
             volume.labels,
             pgt,
             volume.spacing_mm,
             policy=self.policy,
             slices_scored=int(info.slice_index.size),
+            **with_image,
         )
         xor = inconsistency_map(volume.labels, pgt)
         tc = time.perf_counter()
