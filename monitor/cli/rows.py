@@ -20,7 +20,7 @@ from monitor.qc.labels import STRUCTURES
 from monitor.qc.reasons import Thresholds, describe_all
 from monitor.qc.records import VolumeScore
 
-__all__ = ["TABLE_HEADER", "rejected_row", "score_columns", "scored_row", "table_cells"]
+__all__ = ["TABLE_HEADER", "output_columns", "rejected_row", "score_columns", "scored_row", "table_cells"]
 
 #: The table's columns after ``file`` and ``flag``, then ``reasons``.
 TABLE_HEADER: tuple[str, ...] = (
@@ -36,6 +36,14 @@ def score_columns() -> list[str]:
     for s in STRUCTURES:
         columns += [f"pdsc_{s}", f"phd_mm_{s}", f"pdsc_3d_{s}", f"phd_mm_3d_{s}", f"flag_{s}", f"reasons_{s}"]
     return [*columns, "reasons"]
+
+
+def output_columns(rows: list[dict[str, object]]) -> list[str]:
+    """The CSV header of ``rows``: ``score_columns()`` first, then a rejected row's ``reason`` and
+    ``detail``, then any other key (``pgt_file``, ...) in first-seen order; the same whatever comes first."""
+    columns = [*score_columns(), "reason", "detail"]
+    extra = [key for row in rows for key in row if key not in columns]
+    return [*columns, *dict.fromkeys(extra)]
 
 
 def _rounded(value: float, digits: int) -> float | None:

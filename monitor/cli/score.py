@@ -142,9 +142,9 @@ def score(
 def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None) -> None:
     import pandas as pd
 
-    from monitor.cli.rows import TABLE_HEADER, table_cells
+    from monitor.cli.rows import TABLE_HEADER, output_columns, table_cells
 
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=output_columns(rows))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out / "scores.csv", index=False)
