@@ -127,3 +127,69 @@ def test_table_shows_values_image_and_reasons(dataset: Path) -> None:
     assert "case_01_0000.nii.gz" in text  # the image used, by name
     assert "geometry_mismatch" in text and "not_found" in text  # why none was
     assert "LV missing from the mask" in text
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
+    """``cmr-monitor export`` (console script): refined values, the checks as JSON and the image columns."""
+    import pandas as pd
+
+    from monitor.io.images import ImagePairing
+    from monitor.qc.levels import FlagLevel
+    from monitor.qc.reasons import ReasonCode
+    from monitor.qc.records import Check, StructureScore, VolumeScore
+    from monitor.store import enqueue_file, open_session, record_scores, register_model, upgrade
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    check = Check(code=ReasonCode.PHD_HIGH, value=31.5, passed=False, slices=(4,))
+    structures = tuple(
+        StructureScore(
+            structure=s,
+            pdsc=0.9,
+            phd_mm=4.0,
+            flag=FlagLevel.SUSPICIOUS if s == Structure.LV else FlagLevel.OK,
+            reasons=(ReasonCode.PHD_HIGH,) if s == Structure.LV else (),
+            mask_voxels=10,
+            pgt_voxels=10,
+            mask_volume_ml=1.0,
+            pdsc_3d=0.6,
+            phd_mm_3d=31.5,
+            pgt_volume_ml=1.25,
+            evidence=(check,) if s == Structure.LV else (),
+        )
+        for s in STRUCTURES
+    )
+    score = VolumeScore(
+        structures=structures,
+        flag=FlagLevel.SUSPICIOUS,
+        shape=(8, 64, 64),
+        spacing_mm=(10.0, 1.5, 1.5),
+        slices_scored=8,
+    )
+    with open_session(url) as session:
+        file_id, _ = enqueue_file(
+            session,
+            path="/w/p1_ED.nii.gz",
+            content_hash="1" * 64,
+            case_key="p1",
+            phase="ED",
+            segmenter_name="unet",
+            segmenter_version="1",
+        )
+        pairing = ImagePairing(path=None, used=False, reason="not_found", detail="no MR image found")
+        model_id = register_model(session, "f" * 64, {})
+        record_scores(session, file_id, score, model_id=model_id, artifacts={}, image=pairing)
+    out = tmp_path / f"export{suffix}"
+    result = subprocess.run(
+        [str(EXECUTABLE), "export", "--db", url, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    lv = frame.set_index("structure").loc["LV"]
+    assert (lv["pdsc"], lv["pdsc_3d"], lv["phd_mm_3d"], lv["pgt_volume_ml"]) == (0.9, 0.6, 31.5, 1.25)
+    assert (bool(lv["image_used"]), lv["image_reason"]) == (False, "not_found")
+    assert json.loads(lv["evidence"]) == [{"code": "phd_high", "value": 31.5, "passed": False, "slices": [4]}]
