@@ -194,3 +194,10 @@ def test_image_evidence_switched_off(tmp_path: Path) -> None:
     case = cases["p1_ED"]
     assert (case.image_used, case.image_reason) == (False, "disabled")
     assert case.image_path is not None and case.image_path.endswith("archive/p1_ED.nii.gz")  # the sidecar's
+
+
+def test_image_evidence_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMR_MONITOR_IMAGE_EVIDENCE", "false")
+    assert Settings().image_evidence is False
+    monkeypatch.setenv("CMR_MONITOR_IMAGE_EVIDENCE", "true")
+    assert Settings().image_evidence is True
