@@ -2,7 +2,8 @@
 check's value and the slices it implicates, and every check run (pure; no Streamlit).
 
 A reason's text is ``monitor.qc.reasons.describe`` of the code with the structure's refined pDSC and pHD
-(the plain ones where no refined value was stored, as for files scored before the evidence stage). Its
+(the plain ones where no refined value was stored, as for files scored before the evidence stage) and
+the value of the check behind it. Its
 slice is the first of the check's ``slices`` (0-based z of the mask), which the page's slice viewer
 jumps to; a reason without a check (``missing``, or a file scored before) has none.
 """
@@ -58,13 +59,16 @@ def reason_items(record: CaseRecord, thresholds: Thresholds | None = None) -> li
         phd_mm = _refined(score.phd_mm_3d, score.phd_mm)
         for code in score.reasons:
             check = _check_of(score, code)
+            value = check.value if check is not None else math.nan
             items.append(
                 ReasonItem(
                     structure=str(score.structure),
                     code=code,
                     title=reason_title(code),
-                    text=describe(code, score.structure, pdsc=pdsc, phd_mm=phd_mm, thresholds=thresholds),
-                    value=check.value if check is not None else math.nan,
+                    text=describe(
+                        code, score.structure, pdsc=pdsc, phd_mm=phd_mm, thresholds=thresholds, value=value
+                    ),
+                    value=value,
                     slices=check.slices if check is not None else (),
                 )
             )

@@ -5,7 +5,7 @@ Hausdorff distance (mm, 2D autoencoder's pGT); ``pdsc_3d_<S>`` and ``phd_mm_3d_<
 3D-refined pGT (what the flags use); ``flag_<S>``; ``reasons_<S>`` the structure's reason codes joined by
 ``;`` (``monitor.qc.reasons.ReasonCode``; empty when ok). ``image`` is the MR image used as evidence
 (empty when none), ``image_reason`` why none was (``monitor.io.images``: ``not_found``,
-``geometry_mismatch``, ...). ``reasons`` keeps the sentences a person reads. Undefined metrics are
+``geometry_mismatch``, ``not_evaluated``, ...). ``reasons`` keeps the sentences a person reads. Undefined metrics are
 empty in CSV and null in JSON. The table shows the refined values (the plain ones where no refined
 value was computed) and the sentences.
 """
@@ -61,8 +61,11 @@ def scored_row(
         image: what became of its MR image (None: not looked for).
         thresholds: quoted in the sentences of ``reasons`` (the scorer's ``FlagPolicy``).
     """
-    used_path = image.path if image is not None and image.used else None
-    not_used = image.reason if image is not None and not image.used else None
+    used = image is not None and image.used and score.image_used
+    used_path = image.path if used and image is not None else None
+    not_used = None
+    if image is not None and not used:
+        not_used = image.reason if not image.used else "not_evaluated"  # paired, no image check ran
     row: dict[str, object] = {
         "file": str(path),
         "status": "scored",

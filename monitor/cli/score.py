@@ -114,7 +114,12 @@ def score(
             volumes.append(volume)
             owners.append((path, root))
             images.append(
-                pair_image(volume, image_path=sidecar, limits=limits, enabled=settings.image_evidence)
+                pair_image(
+                    volume,
+                    image_path=sidecar,
+                    limits=limits,
+                    enabled=settings.image_evidence and settings.evidence,
+                )
             )
         scored = scorer.score_batch(volumes, images=[image.data for image in images])
         for (path, root), image, result in zip(owners, images, scored, strict=True):

@@ -227,8 +227,12 @@ class Worker(threading.Thread):
         """The mask's MR image (sidecar, beside it, nnU-Net ``imagesTs``), checked against its geometry;
         an image that cannot be used is logged with its reason and the file is scored without it."""
         c = self._c
+        settings = c.config.settings
         paired = pair_image(
-            volume, image_path=item.image_path, limits=c.limits, enabled=c.config.settings.image_evidence
+            volume,
+            image_path=item.image_path,
+            limits=c.limits,
+            enabled=settings.image_evidence and settings.evidence,
         )
         pairing = paired.pairing
         if not pairing.used and pairing.reason not in ("not_found", "disabled"):

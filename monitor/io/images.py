@@ -7,10 +7,13 @@ its geometry is the mask's: the same shape [z, y, x] and the same affine within 
 Otherwise scoring goes on without it and ``ImagePairing`` says why, with a stable code:
 
 ===================== ==========================================================================
-``disabled``          image evidence is switched off (``CMR_MONITOR_IMAGE_EVIDENCE=false``)
+``disabled``          image evidence is switched off (``CMR_MONITOR_IMAGE_EVIDENCE=false``, or the
+                      evidence stage is: ``CMR_MONITOR_EVIDENCE=false``)
 ``not_found``         no candidate file exists (``path`` is the sidecar's image when it named one)
 ``geometry_mismatch`` the shape or affine differs from the mask's (the detail gives both)
 ``unreadable``        the file is not a readable 3D NIfTI within the limits, or not finite
+``not_evaluated``     paired, but the evidence stage did not use it (an empty mask, a constant
+                      image); set by the store from ``VolumeScore.image_used``
 ===================== ==========================================================================
 
 Example::
@@ -36,6 +39,7 @@ __all__ = [
     "AFFINE_TOLERANCE",
     "IMAGE_DISABLED",
     "IMAGE_GEOMETRY_MISMATCH",
+    "IMAGE_NOT_EVALUATED",
     "IMAGE_NOT_FOUND",
     "IMAGE_REASONS",
     "IMAGE_UNREADABLE",
@@ -49,8 +53,15 @@ IMAGE_DISABLED = "disabled"
 IMAGE_NOT_FOUND = "not_found"
 IMAGE_GEOMETRY_MISMATCH = "geometry_mismatch"
 IMAGE_UNREADABLE = "unreadable"
+IMAGE_NOT_EVALUATED = "not_evaluated"
 #: Every reason an image is not used (a bounded set: stored, logged, counted).
-IMAGE_REASONS: tuple[str, ...] = (IMAGE_DISABLED, IMAGE_NOT_FOUND, IMAGE_GEOMETRY_MISMATCH, IMAGE_UNREADABLE)
+IMAGE_REASONS: tuple[str, ...] = (
+    IMAGE_DISABLED,
+    IMAGE_NOT_FOUND,
+    IMAGE_GEOMETRY_MISMATCH,
+    IMAGE_UNREADABLE,
+    IMAGE_NOT_EVALUATED,
+)
 #: Largest difference between the image's and the mask's affine entries (mm for the translation, mm per
 #: voxel for the rest) still taken as the same geometry: headers written in float32 round ~1e-5 mm.
 AFFINE_TOLERANCE = 1e-3

@@ -66,8 +66,8 @@ def _by_case(rows: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     return {Path(str(r["file"])).name.removesuffix(".nii.gz"): r for r in rows}
 
 
-def _check_rows(rows: dict[str, dict[str, object]], dataset: Path, empty: object) -> None:
-    """The values both formats share (``empty``: how each writes a missing value)."""
+def _check_rows(rows: dict[str, dict[str, object]], dataset: Path) -> None:
+    """The values both formats share."""
     good, mismatch, missing, broken = rows["case_01"], rows["case_02"], rows["case_03"], rows["case_04"]
     assert good["image"] == str(dataset / "imagesTs" / "case_01_0000.nii.gz")
     assert good["image_reason"] in ("", None)
@@ -81,8 +81,8 @@ def _check_rows(rows: dict[str, dict[str, object]], dataset: Path, empty: object
         for s in STRUCTURES:
             assert 0 < float(str(row[f"pdsc_{s}"])) <= 1  # the paper's plain values
             assert float(str(row[f"phd_mm_{s}"])) > 0
-            refined = row[f"pdsc_3d_{s}"]
-            assert refined == empty or 0 <= float(str(refined)) <= 1  # nan until the evidence stage
+            assert 0 < float(str(row[f"pdsc_3d_{s}"])) <= 1  # against the refined pGT
+            assert float(str(row[f"phd_mm_3d_{s}"])) > 0
             codes = str(row[f"reasons_{s}"] or "")
             assert (codes == "") == (row[f"flag_{s}"] == "ok"), (s, codes)
     assert broken["status"] == "rejected" and broken["reason"] == "empty_file"
@@ -98,14 +98,14 @@ def test_csv_columns(dataset: Path) -> None:
     assert "reasons" in header and "reason" in header and "detail" in header  # the rejected row's
     rows = _by_case(list(reader))
     assert set(rows) == {"case_01", "case_02", "case_03", "case_04"}
-    _check_rows(rows, dataset, "")  # type: ignore[arg-type]
+    _check_rows(rows, dataset)  # type: ignore[arg-type]
     assert rows["case_03"]["phd_mm_LV"] == ""  # undefined: an empty cell
 
 
 def test_json_has_the_same_names(dataset: Path) -> None:
     result = _score(dataset, "--format", "json")
     rows = _by_case(json.loads(result.stdout))
-    _check_rows(rows, dataset, None)
+    _check_rows(rows, dataset)
     scored = rows["case_01"]
     assert list(scored)[: 5 + 3 * len(PER_STRUCTURE)] == [
         "file",

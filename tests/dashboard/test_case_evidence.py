@@ -54,8 +54,9 @@ def _score(structure: Structure, flag: FlagLevel, reasons, evidence=(), pdsc_3d=
 
 @pytest.fixture
 def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
-    """One scored file with its mask and maps in an artifacts folder: LV flagged by two failed checks
-    (pHD 3D 31.2 mm at slices 6-7, pDSC 3D 0.41 at slice 3) beside one that passed; RV missing (no check);
+    """One scored file with its mask and maps in an artifacts folder: LV flagged by three failed checks
+    (pHD 3D 31.2 mm at slices 6-7, pDSC 3D 0.41 at slice 3, a centroid jump of 14.2 mm at slices 5-6)
+    beside one that passed; RV missing (no check);
     its MR image not used (another geometry)."""
     artifacts = tmp_path / "artifacts"
     volume = phantom_volume(4, n_slices=_N_SLICES, shape_yx=(96, 96))
@@ -65,6 +66,7 @@ def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
     lv_checks = (
         Check(code=ReasonCode.PHD_HIGH, value=31.2, passed=False, slices=(5, 6)),
         Check(code=ReasonCode.PDSC_LOW, value=0.41, passed=False, slices=(2,)),
+        Check(code=ReasonCode.CENTROID_JUMP, value=14.2, passed=False, slices=(4, 5)),
         Check(code=ReasonCode.VANISHED, value=0.0, passed=True),
     )
     score = VolumeScore(
@@ -72,7 +74,7 @@ def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
             _score(
                 Structure.LV,
                 FlagLevel.SUSPICIOUS,
-                (ReasonCode.PHD_HIGH, ReasonCode.PDSC_LOW),
+                (ReasonCode.PHD_HIGH, ReasonCode.PDSC_LOW, ReasonCode.CENTROID_JUMP),
                 lv_checks,
                 pdsc_3d=0.41,
                 phd_3d=31.2,
@@ -131,7 +133,11 @@ def test_reasons_listed_and_jump_to_their_slice(db_url: str, flagged: tuple[int,
     assert md_escape("LV pDSC 0.41 below the threshold") + " `pdsc_low` · value 0.41 · slices 3" in shown
     assert md_escape("RV missing from the mask") + " `missing`" in shown
     buttons = {b.label: b for b in at.button if b.label.startswith("Slice ")}
-    assert set(buttons) == {"Slice 6", "Slice 3"}  # none for a reason without a check
+    assert (
+        md_escape("LV centre jumps 14.2 mm between slices") + " `centroid_jump` · value 14.2 · slices 5, 6"
+        in shown
+    )
+    assert set(buttons) == {"Slice 6", "Slice 3", "Slice 5"}  # none for a reason without a check
 
     buttons["Slice 6"].click().run()
     assert at.slider(key=f"case_slice_{file_id}").value == 6
@@ -149,9 +155,10 @@ def test_reasons_listed_and_jump_to_their_slice(db_url: str, flagged: tuple[int,
     assert scores.loc["LV", "phd_mm_3d"] == pytest.approx(31.2) and scores.loc["LV", "pgt_volume_ml"] == 12.5
     assert np.isnan(scores.loc["RV", "pdsc_3d"])
     checks = at.dataframe[1].value
-    assert list(checks["code"]) == ["phd_high", "pdsc_low", "vanished"]  # failed first
-    assert list(checks["slices"]) == ["6, 7", "3", ""]
-    assert any("All checks (3, 2 failed)" in e.label for e in at.expander)
+    assert list(checks["code"]) == ["phd_high", "pdsc_low", "centroid_jump", "vanished"]  # failed first
+    assert list(checks["slices"]) == ["6, 7", "3", "5, 6", ""]
+    assert list(checks["check"])[2] == "displaced slice"
+    assert any("All checks (4, 3 failed)" in e.label for e in at.expander)
     assert "MR image not used: geometry_mismatch (image shape [7, 96, 96])." in " ".join(_texts(at.caption))
 
 
@@ -165,6 +172,7 @@ def test_reason_items_and_image_status_of_a_file_scored_before(
     assert [(i.structure, i.code, i.first_slice) for i in items] == [
         ("LV", "phd_high", 5),
         ("LV", "pdsc_low", 2),
+        ("LV", "centroid_jump", 4),
         ("RV", "missing", None),
     ]
     assert items[0].title == "pHD high"

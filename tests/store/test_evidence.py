@@ -160,6 +160,18 @@ def test_an_image_not_used_keeps_its_reason(session: Session) -> None:
     assert cases[0] is not None and cases[0].image_detail == "image shape [9, 8, 8]"
 
 
+def test_an_image_paired_but_not_evaluated(session: Session) -> None:
+    """The pairing found a usable image, yet the score ran no image check (an empty mask, a constant
+    image): stored as not used, ``not_evaluated``."""
+    model_id = register_model(session, "a" * 64, {})
+    file_id = _enqueue(session, "p8")
+    paired = ImagePairing(path="/images/p8_0000.nii.gz", used=True)
+    record_scores(session, file_id, _score(image_used=False), model_id=model_id, artifacts={}, image=paired)
+    case = get_case(session, file_id)
+    assert case is not None
+    assert (case.image_used, case.image_path, case.image_reason) == (False, paired.path, "not_evaluated")
+
+
 def test_rows_scored_without_evidence_read_back_empty(session: Session) -> None:
     """A structure row without the evidence columns (scored before e13a0evidence, or by an older
     writer) reads back nan and no checks; unknown codes and odd entries of another version are tolerated."""
