@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from monitor.io.images import ImagePairing
+from monitor.io.images import IMAGE_USED, ImagePairing, image_outcome
 from monitor.qc.labels import STRUCTURES
 from monitor.qc.reasons import Thresholds, describe_all
 from monitor.qc.records import VolumeScore
@@ -61,17 +61,14 @@ def scored_row(
         image: what became of its MR image (None: not looked for).
         thresholds: quoted in the sentences of ``reasons`` (the scorer's ``FlagPolicy``).
     """
-    used = image is not None and image.used and score.image_used
-    used_path = image.path if used and image is not None else None
-    not_used = None
-    if image is not None and not used:
-        not_used = image.reason if not image.used else "not_evaluated"  # paired, no image check ran
+    outcome = image_outcome(image, score.image_used)
+    used = outcome == IMAGE_USED and image is not None
     row: dict[str, object] = {
         "file": str(path),
         "status": "scored",
         "flag": score.flag.value,
-        "image": used_path or "",
-        "image_reason": not_used or "",
+        "image": (image.path or "") if used and image is not None else "",
+        "image_reason": outcome if outcome not in (None, IMAGE_USED) else "",
     }
     for s in score.structures:
         name = s.structure.value

@@ -34,7 +34,7 @@ from monitor.daemon.retry import (
 )
 from monitor.errors import InvalidMask
 from monitor.io.files import file_sha256
-from monitor.io.images import PairedImage, pair_image
+from monitor.io.images import PairedImage, image_outcome, pair_image
 from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.labels import LabelMap
 from monitor.store import (
@@ -333,6 +333,7 @@ class Worker(threading.Thread):
         self._done_with(item.file_id)
         latency_s = max(0.0, (datetime.now(UTC) - item.received_at).total_seconds())
         c.metrics.record_scored(item.segmenter_name, item.segmenter_version, score, latency_s)
+        c.metrics.record_image(image_outcome(image.pairing, score.image_used))
         log.info(
             "scored file %d: %s in %.2f s",
             item.file_id,

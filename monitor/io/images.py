@@ -41,11 +41,14 @@ __all__ = [
     "IMAGE_GEOMETRY_MISMATCH",
     "IMAGE_NOT_EVALUATED",
     "IMAGE_NOT_FOUND",
+    "IMAGE_OUTCOMES",
     "IMAGE_REASONS",
     "IMAGE_UNREADABLE",
+    "IMAGE_USED",
     "ImagePairing",
     "PairedImage",
     "geometry_mismatch",
+    "image_outcome",
     "pair_image",
 ]
 
@@ -62,6 +65,9 @@ IMAGE_REASONS: tuple[str, ...] = (
     IMAGE_UNREADABLE,
     IMAGE_NOT_EVALUATED,
 )
+IMAGE_USED = "used"
+#: What can become of a scored file's MR image: used, or one reason why not (a bounded label set).
+IMAGE_OUTCOMES: tuple[str, ...] = (IMAGE_USED, *IMAGE_REASONS)
 #: Largest difference between the image's and the mask's affine entries (mm for the translation, mm per
 #: voxel for the rest) still taken as the same geometry: headers written in float32 round ~1e-5 mm.
 AFFINE_TOLERANCE = 1e-3
@@ -88,6 +94,17 @@ class PairedImage:
     def data(self) -> np.ndarray | None:
         """Intensities float32 [z, y, x] in the mask's geometry, or None when no image is used."""
         return self.image.data if self.image is not None else None
+
+
+def image_outcome(pairing: ImagePairing | None, image_used: bool) -> str | None:
+    """What became of a scored file's image: ``used`` when the score used it (``VolumeScore.image_used``),
+    else the pairing's reason, or ``not_evaluated`` when it was paired but given no check; None when no
+    pairing was tried."""
+    if image_used:
+        return IMAGE_USED
+    if pairing is None:
+        return None
+    return pairing.reason if not pairing.used else IMAGE_NOT_EVALUATED
 
 
 def geometry_mismatch(

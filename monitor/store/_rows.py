@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.errors import StoreError
-from monitor.io.images import IMAGE_NOT_EVALUATED, ImagePairing
+from monitor.io.images import IMAGE_NOT_EVALUATED, ImagePairing, image_outcome
 from monitor.qc.records import Check, VolumeScore
 from monitor.store._tx import dialect_insert, nan_to_none
 from monitor.store.errors import FileStateError
@@ -80,13 +80,14 @@ def image_columns(score: VolumeScore, image: ImagePairing | None) -> dict[str, A
     columns: dict[str, Any] = {"image_used": bool(score.image_used)}
     if image is not None and image.path is not None:
         columns["image_path"] = image.path
-    if score.image_used:
-        columns.update(image_reason=None, image_detail=None)
-    elif image is not None and image.used:  # paired, yet the evidence stage ran no image check
+    outcome = image_outcome(image, score.image_used)
+    if outcome == IMAGE_NOT_EVALUATED:  # paired, yet the evidence stage ran no image check
         detail = "the evidence stage did not use the image (an empty mask, or a constant image)"
-        columns.update(image_reason=IMAGE_NOT_EVALUATED, image_detail=detail)
-    elif image is not None:
+        columns.update(image_reason=outcome, image_detail=detail)
+    elif image is not None and not score.image_used:
         columns.update(image_reason=image.reason, image_detail=image.detail)
+    elif score.image_used:
+        columns.update(image_reason=None, image_detail=None)
     return columns
 
 

@@ -186,6 +186,15 @@ def test_images_paired_passed_stored_and_reasons_counted(
         assert metrics[key] == 3, code
     reasons = {dict(k[1])["reason"] for k in metrics if k[0] == "cmr_monitor_flag_reasons_total"}
     assert reasons == {str(code) for code in ReasonCode}  # bounded: the enum, nothing else
+    images = {dict(k[1])["outcome"]: v for k, v in metrics.items() if k[0] == "cmr_monitor_images_total"}
+    assert images == {
+        "used": 1,
+        "geometry_mismatch": 1,
+        "not_found": 1,
+        "unreadable": 0,
+        "disabled": 0,
+        "not_evaluated": 0,
+    }
 
 
 def test_image_evidence_switched_off(tmp_path: Path) -> None:
