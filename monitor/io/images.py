@@ -136,7 +136,8 @@ def pair_image(
     enabled: bool = True,
     tolerance: float = AFFINE_TOLERANCE,
 ) -> PairedImage:
-    """Find, load and check the MR image of ``mask``; never raises for a bad or missing image.
+    """Find, load and check the MR image of ``mask``; never raises for a bad or missing image (any error
+    reading it makes it ``unreadable``).
 
     Args:
         mask: the loaded mask (its ``path`` gives the places to look, ``image_candidates``).
@@ -181,6 +182,10 @@ def pair_image(
             pairing=ImagePairing(
                 path=path, used=False, reason=IMAGE_UNREADABLE, detail=exc.strerror or type(exc).__name__
             )
+        )
+    except Exception as exc:  # nibabel raises many types for garbage; a bad image never stops scoring
+        return PairedImage(
+            pairing=ImagePairing(path=path, used=False, reason=IMAGE_UNREADABLE, detail=type(exc).__name__)
         )
     mismatch = geometry_mismatch(mask, image, tolerance)
     if mismatch is not None:

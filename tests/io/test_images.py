@@ -202,3 +202,20 @@ def test_a_mask_in_memory_takes_the_named_image(tmp_path: Path) -> None:
     image = _write_image(tmp_path / "scan.nii.gz", volume)
     assert pair_image(volume, image_path=image).pairing.used
     assert pair_image(volume).pairing.reason == IMAGE_NOT_FOUND
+
+
+def test_any_error_reading_the_image_makes_it_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the reader raises (nibabel raises many types for garbage), scoring goes on without it."""
+    import monitor.io.images as images
+
+    mask = _write_mask(tmp_path / "case_01.nii.gz")
+    _write_image(tmp_path / "case_01_0000.nii.gz", mask)
+
+    def broken(path: Path, limits: Limits | None = None) -> None:
+        raise KeyError("dim")
+
+    monkeypatch.setattr(images, "read_image", broken)
+    pairing = pair_image(mask).pairing
+    assert (pairing.used, pairing.reason, pairing.detail) == (False, IMAGE_UNREADABLE, "KeyError")
