@@ -2,12 +2,14 @@
 sidecar names reaches the scorer as an array in the mask's geometry; an image of another geometry, or
 none, is not used and the reason is logged and stored; ``image_evidence=False`` switches pairing off;
 every reason code of the evidence is stored and counted by ``cmr_monitor_flag_reasons_total`` on a real
-/metrics scrape."""
+/metrics scrape. One test (``slow``, about 45 s) runs ``cmr-monitor watch`` as a subprocess with the real
+scorer and evidence stage."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import urllib.request
@@ -210,3 +212,49 @@ def test_image_evidence_setting_from_the_environment(monkeypatch: pytest.MonkeyP
     assert Settings().image_evidence is False
     monkeypatch.setenv("CMR_MONITOR_IMAGE_EVIDENCE", "true")
     assert Settings().image_evidence is True
+
+
+@pytest.mark.slow
+def test_real_daemon_uses_the_image_as_evidence(
+    tmp_path: Path, checkpoint: Path, sqlite_template: Path
+) -> None:
+    """``cmr-monitor watch`` as a subprocess with the real scorer: a mask whose sidecar names its MR image
+    is scored with image evidence (checks stored, ``image_used``), one without an image is scored too."""
+    import shutil
+
+    from tests.daemon._harness import DaemonProcess
+
+    incoming, archive = tmp_path / "in", tmp_path / "archive"
+    incoming.mkdir()
+    shutil.copyfile(sqlite_template, tmp_path / "m.db")
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    daemon = DaemonProcess(
+        [incoming], url=url, artifacts=tmp_path / "artifacts", checkpoint=checkpoint, log=tmp_path / "d.log"
+    ).start()
+    try:
+        daemon.wait_ready()
+        _deliver(incoming, archive, "p1_ED", 1, "same")
+        _deliver(incoming, archive, "p2_ED", 2, None)
+        wait_for_end_state(url, 2, timeout_s=120, alive=lambda: daemon.alive)
+        status, body = daemon.get("/metrics")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            with_image, without = get_case(session, 1), get_case(session, 2)
+    finally:
+        engine.dispose()
+    assert with_image is not None and without is not None
+    assert (with_image.status, with_image.image_used, with_image.image_reason) == ("scored", True, None)
+    assert (without.status, without.image_used, without.image_reason) == ("scored", False, "not_found")
+    image_codes = {"image_contrast", "edge_offset", "class_overlap"}
+    checked = {c.code for s in with_image.structures for c in s.evidence}
+    assert (
+        checked & image_codes and not {c.code for s in without.structures for c in s.evidence} & image_codes
+    )
+    assert all(math.isfinite(s.pdsc_3d) for s in with_image.structures)
+    exported = samples(body)
+    assert status == 200
+    assert exported[("cmr_monitor_images_total", frozenset({("outcome", "used")}))] == 1
+    assert exported[("cmr_monitor_images_total", frozenset({("outcome", "not_found")}))] == 1
