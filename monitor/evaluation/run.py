@@ -76,8 +76,10 @@ def run_evaluation(
     """Pair, score, summarise and write the report: the whole ``cmr-monitor evaluate``.
 
     Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``; each set of
-    ``families`` (``read_manifest``) is evaluated as one more segmenter, named after the set.
-    ``cases.csv`` is written as soon as the volumes are scored, before anything is summarised.
+    ``families`` (``read_manifest``) is evaluated as one more segmenter, named after the set, and
+    summarised in the family table; when real segmenters are given too, the segmenter figures
+    (correlations, rankings, flags, risk-coverage) are theirs alone. ``cases.csv`` (every row) is written
+    as soon as the volumes are scored, before anything is summarised.
 
     Returns: the summary written to ``summary.json`` (nan as float nan), with ``inputs``, ``pairing``
         (``unpaired``, ``skipped``, ``missing_predictions`` per segmenter), ``checkpoint``,
@@ -112,8 +114,13 @@ def run_evaluation(
     )
     write_cases(cases, out_dir)
     limits_kw = {"failure_dice": failure_dice, "failure_hd_mm": failure_hd_mm}
-    summary = summarise(cases, **limits_kw)
-    summary.update(plain_vs_refined(cases, **limits_kw))
+    # With real segmenters beside a failure set, the segmenter figures are theirs alone: the edits of
+    # the ground truth are summarised in the family table, not pooled into the correlations and flags.
+    set_names = {item.name for item in families}
+    real = set(pred_dirs) - set_names
+    segmenters = cases[~cases["segmenter"].isin(set_names)] if real else cases
+    summary = summarise(segmenters, **limits_kw)
+    summary.update(plain_vs_refined(segmenters, **limits_kw))
     if families:
         summary["families"] = family_table(cases, families, **limits_kw)
     volumes = cases.groupby(["segmenter", "case"], sort=False)["image_used"].first()
