@@ -102,11 +102,11 @@ def far_component(
 def attached_leak(
     labels: np.ndarray, spacing_mm: Spacing3, rng: np.random.Generator, radius_mm: float
 ) -> np.ndarray:
-    """Grow an RV-labelled bulge of radius ``radius_mm`` from the heart's outer contour on 3 mid slices.
+    """Grow a bulge of radius ``radius_mm`` out of the heart's outer contour, on 3 mid slices.
 
     The bulge is a disc centred on the heart's edge (a point drawn by ``rng`` on the middle slice) that
-    fills only background: extra area attached to the heart, as a segmenter leaking into a neighbouring
-    vessel or fat.
+    fills only background, labelled as the structure it grows from (RV free wall or epicardium): extra
+    area attached to the heart, as a segmenter leaking into a neighbouring vessel or fat.
     """
     labels = as_label_volume(labels)
     order = heart_slices_base_to_apex(labels)
@@ -114,8 +114,9 @@ def attached_leak(
     heart = labels[z] > 0
     edge = heart & ~ndimage.binary_erosion(heart)
     y, x = _blob_centre(edge, rng, "a leak")
+    value = int(labels[z, y, x])
     out = labels.copy()
     for zz in (z - 1, z, z + 1):
         if 0 <= zz < labels.shape[0] and labels[zz].any():
-            _paint_blob(out, zz, (y, x), radius_mm / spacing_mm[1], RV)
+            _paint_blob(out, zz, (y, x), radius_mm / spacing_mm[1], value)
     return out
