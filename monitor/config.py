@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "fp32", description="model arithmetic; auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
     )
+    image_evidence: bool = Field(
+        True,
+        description="pair each mask with its MR image (sidecar, ACDC, nnU-Net imagesTs) and use it as "
+        "evidence when its geometry matches; false scores masks alone (docs/daemon.md)",
+    )
 
     # --- flag thresholds
     suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")

@@ -26,8 +26,8 @@ from tests.reference_scoring import reference_flag, reference_hausdorff_mm, refe
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    # the reference implements the paper's step (plain pDSC/pHD and their flags); the evidence stage
-    # after it is a pure function of the same pGT, tested on its own (tests/qc/evidence)
+    # The reference is the paper's pipeline: compare flags without the evidence stage (its own tests
+    # are in tests/qc/evidence); pDSC and pHD keep the paper's meaning either way.
     return Scorer(device="cpu", precision="fp32", evidence=None)
 
 
