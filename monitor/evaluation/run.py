@@ -95,6 +95,9 @@ def run_evaluation(
         include_ground_truth=include_ground_truth,
         limits=limits,
     )
+    # the scores are the long part: keep them before anything else can fail
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    cases.to_csv(Path(out_dir) / "cases.csv", index=False)
     summary = summarise(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
     missing_counts = {name: 0 for name in pred_dirs}
     for item in pairing.missing:
