@@ -60,12 +60,10 @@ def main() -> None:
         data.start_cache_warmer(url, settings.dashboard_warm_cache_s)
 
     pages = [
-        st.Page(
-            "views/overview.py",
-            title="Overview",
-            url_path="overview",
-            default=True,
-        ),
+        # Streamlit serves the default page at the root only; the hidden twin gives the overview its own
+        # URL too (/overview), like every other page. A page's key is its url_path, so they differ.
+        st.Page("views/overview.py", title="Overview", url_path="start", default=True),
+        st.Page("views/overview.py", title="Overview", url_path="overview", visibility="hidden"),
         st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
         st.Page("views/case.py", title="Case", url_path="case"),
         st.Page("views/versions.py", title="Segmenter versions", url_path="versions"),
