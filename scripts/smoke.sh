@@ -35,7 +35,8 @@ else
     base_site=$("$BASE_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
     own_site=$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
     echo "$base_site" > "$own_site/_cmr_monitor_smoke_base.pth"
-    pip install --quiet --no-deps --no-build-isolation -e .
+    # the base environment first on the path: its setuptools (>= 68, as pyproject needs) builds the clone
+    PYTHONPATH="$base_site" python -m pip install --quiet --no-deps --no-build-isolation -e .
 fi
 command -v cmr-monitor | grep -q "^$WORK/clone/.venv/bin/" || { echo "smoke: cmr-monitor not from the clone" >&2; exit 1; }
 python - <<'PY'
