@@ -19,7 +19,7 @@ from dashboard.queries import case_scores_table, reviews_table
 from dashboard.summaries import md_escape, utc_text
 from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
 from monitor.errors import InvalidMask
-from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStateError, ReviewVerdict
+from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, CaseRecord, FileStateError, ReviewVerdict
 
 _VERDICTS = {
     ReviewVerdict.CONFIRMED: "Confirmed error",
@@ -31,6 +31,21 @@ _FLAG_ICON = {
     "suspicious": ":material/warning:",
     "erroneous": ":material/error:",
 }
+
+
+def _status_line(record: CaseRecord) -> str:
+    """``File 12, scored 2026-03-01 10:00 UTC.``; what happened and when, for every status."""
+    when = {
+        "scored": ("scored", record.scored_at),
+        "rejected": ("rejected", record.rejected_at),
+        "scoring": ("being scored since", record.started_at),
+        "pending": ("waiting since", record.received_at),
+    }
+    verb, at = when.get(str(record.status), (str(record.status), None))
+    return (
+        f"File {record.file_id}, {verb} {utc_text(at) + ' UTC' if at is not None else '(time not recorded)'}."
+    )
+
 
 ctx = current()
 st.title("Case")
@@ -62,7 +77,7 @@ meta[0].metric("Flag", flag)
 meta[1].metric("Segmenter", f"{record.segmenter_name} {record.segmenter_version}")
 meta[2].metric("Site", record.site or "–")
 meta[3].metric("Phase", record.phase or "–")
-st.caption(f"File {record.file_id}, scored {utc_text(record.scored_at) or '–'} UTC, status {record.status}.")
+st.caption(_status_line(record))
 if record.status != "scored":
     reason = f": {record.rejection_reason} ({record.rejection_detail})" if record.rejection_reason else ""
     st.info(f"This file is {record.status}{md_escape(reason)}.")
@@ -193,6 +208,7 @@ if record.status == "scored":
         verdict = st.radio(
             "Verdict",
             list(_VERDICTS),
+            index=None,  # nothing preselected: a review is a decision
             format_func=lambda v: _VERDICTS[v],
             horizontal=True,
             key=f"verdict_{file_id}",
@@ -202,9 +218,14 @@ if record.status == "scored":
         )
         note = st.text_area("Note", key=f"note_{file_id}", max_chars=2000)
         submitted = st.form_submit_button("Save review")
+    missing = [
+        text
+        for text, absent in (("choose a verdict", verdict is None), ("enter your name", not reviewer.strip()))
+        if absent
+    ]
     if submitted:
-        if not reviewer.strip():
-            st.error("Enter your name to save the review.")
+        if missing:
+            st.error(" and ".join(missing).capitalize() + " to save the review.")
         else:
             st.session_state["reviewer_name"] = reviewer.strip()
             try:

@@ -26,7 +26,15 @@ from monitor.sim.phantoms import Phantom, make_image, make_patient
 from monitor.sim.segmenters import SEGMENTERS
 from monitor.typing import Spacing3
 
-__all__ = ["DEMO_SEGMENTER", "DEMO_VERSIONS", "Delivery", "DeliveryWriter", "deliver", "plan_deliveries"]
+__all__ = [
+    "DEMO_SEGMENTER",
+    "DEMO_VERSIONS",
+    "SMALL_PHANTOM",
+    "Delivery",
+    "DeliveryWriter",
+    "deliver",
+    "plan_deliveries",
+]
 
 #: Name of the simulated segmentation model.
 DEMO_SEGMENTER = "cardioseg"
@@ -41,7 +49,8 @@ _MIX: dict[str, dict[str, float]] = {
 _INVALID_EVERY, _INVALID_FIRST = 17, 11
 #: How files are written: renamed into place, written slowly in chunks, or written at once.
 _WRITE_MODES: dict[str, float] = {"rename": 0.7, "chunks": 0.2, "direct": 0.1}
-_SMALL_PHANTOM = {"n_slices": 5, "shape_yx": (128, 128)}
+#: Phantom geometry of quick runs (``demo --fast``): 5 slices of 128 x 128.
+SMALL_PHANTOM = {"n_slices": 5, "shape_yx": (128, 128)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,7 +122,7 @@ class DeliveryWriter:
         rng = np.random.default_rng([self.seed, 2, delivery.patient, delivery.phase == "ES"])
         if delivery.patient not in self._patients:
             self._patients.pop(delivery.patient - 2, None)
-            overrides = _SMALL_PHANTOM if self.small else {}
+            overrides = SMALL_PHANTOM if self.small else {}
             self._patients[delivery.patient] = make_patient(
                 np.random.default_rng([self.seed, 3, delivery.patient]), **overrides
             )
