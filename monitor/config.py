@@ -65,8 +65,35 @@ class Settings(BaseSettings):
     )
 
     # --- flag thresholds
-    suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")
-    suspicious_dice: float = Field(0.5, ge=0, le=1, description="pDSC below this is suspicious")
+    suspicious_hd_mm: float = Field(
+        50.0,
+        gt=0,
+        description="estimated real HD (basis estimates) or pHD (basis paper) above this (mm) is suspicious",
+    )
+    suspicious_dice: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="estimated real Dice (basis estimates) or pDSC (basis paper) below this is suspicious",
+    )
+    flag_basis: Literal["estimates", "paper"] = Field(
+        "estimates",
+        description="'estimates': suspicious from the calibrated eDSC/eHD intervals (when a calibration is "
+        "loaded); 'paper': from pDSC/pHD as in the paper",
+    )
+    fail_probability: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="flag when the interval puts P(real Dice/HD beyond a threshold) at least this",
+    )
+
+    # --- calibration (eDSC, eHD with 90 % intervals)
+    calibration: str = Field(
+        "shipped",
+        description="calibration file: 'shipped' (the one next to the checkpoint), 'none', or a path "
+        "written by 'cmr-monitor calibrate'",
+    )
 
     # --- input limits (checked from the header before any voxel is read)
     max_file_bytes: int = Field(512 * 1024**2, gt=0, description="largest mask file accepted (bytes on disk)")

@@ -25,16 +25,19 @@ import torch
 
 from monitor.config import Settings
 from monitor.errors import CheckpointError
+from monitor.io.calibration import load_calibration
 from monitor.io.nifti import MaskVolume
 from monitor.model.autoencoder import CheckpointMeta, default_checkpoint_path, load_checkpoint
 from monitor.model.inference import InferenceNetwork, resolve_device
 from monitor.model.preprocess import PreprocessInfo, from_model_space, to_model_space
+from monitor.qc.calibration import Calibration, calibrate_scores, mask_features
+from monitor.qc.calibration.features import Features
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.metrics import inconsistency_map
 from monitor.qc.records import VolumeScore
 from monitor.qc.scores import score_volume
 
-__all__ = ["ScoredVolume", "Scorer", "pass_sizes"]
+__all__ = ["ScoredVolume", "Scorer", "calibration_from_setting", "pass_sizes"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,6 +66,33 @@ def pass_sizes(n: int, most: int) -> list[int]:
     return [base + 1] * extra + [base] * (passes - extra)
 
 
+def _calibrate(
+    calibration: Calibration, policy: FlagPolicy, finished: list[tuple[ScoredVolume, Features]]
+) -> list[ScoredVolume]:
+    """Estimates of the real Dice and HD for a whole batch in one model call; its time is shared out
+    over the volumes' ``calibration`` timing (which already holds their mask features' time)."""
+    t0 = time.perf_counter()
+    scores = calibrate_scores(
+        calibration, [r.score for r, _ in finished], [f for _, f in finished], policy=policy
+    )
+    share = (time.perf_counter() - t0) / len(finished)
+    out = []
+    for (result, _), score in zip(finished, scores, strict=True):
+        timings = {**score.timings_s, "calibration": score.timings_s.get("calibration", 0.0) + share}
+        out.append(replace(result, score=replace(score, timings_s=timings)))
+    return out
+
+
+def calibration_from_setting(value: str | Path | None) -> Calibration | None:
+    """The calibration a setting names: ``shipped`` (next to the checkpoint), ``none``, or a file path.
+
+    Raises: CalibrationError when the file is missing or unusable.
+    """
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return None
+    return load_calibration(None if str(value).strip().lower() == "shipped" else Path(value))
+
+
 class Scorer:
     """Scores mask volumes with one loaded autoencoder.
 
@@ -80,6 +110,8 @@ class Scorer:
             overlapping it); None = 1 on the CPU (the model already uses every core) and min(8, cores)
             on CUDA. With several daemons on one host, lower it and ``threads`` so that they do not
             oversubscribe the cores.
+        calibration: estimates of the real Dice and HD with intervals (``monitor.qc.calibration``),
+            applied to each batch after the evidence stage; None = pseudo metrics only.
 
     Example:
         >>> scorer = Scorer()
@@ -97,6 +129,7 @@ class Scorer:
         threads: int | None = None,
         precision: str = "fp32",
         cpu_workers: int | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         if batch_slices is not None and batch_slices < 1:
             raise ValueError(f"batch_slices must be >= 1, got {batch_slices}")
@@ -120,6 +153,7 @@ class Scorer:
         self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
         self.batch_slices = batch_slices or (64 if self.device.type == "cuda" else 16)
         self.policy = policy or FlagPolicy()
+        self.calibration = calibration
         if cpu_workers is None:
             cpu_workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1
         self.cpu_workers = cpu_workers
@@ -137,11 +171,15 @@ class Scorer:
             device=settings.device,
             batch_slices=settings.batch_slices,
             policy=FlagPolicy(
-                suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
+                suspicious_hd_mm=settings.suspicious_hd_mm,
+                suspicious_dice=settings.suspicious_dice,
+                basis=settings.flag_basis,
+                fail_probability=settings.fail_probability,
             ),
             threads=settings.torch_threads,
             precision=settings.precision,
             cpu_workers=settings.cpu_workers,
+            calibration=calibration_from_setting(settings.calibration),
         )
 
     def close(self) -> None:
@@ -193,7 +231,10 @@ class Scorer:
             (volume, info, probs[offsets[i] : offsets[i + 1]], shared)
             for i, (volume, (_, info)) in enumerate(zip(volumes, prepared, strict=True))
         ]
-        return self._map(self._finish, jobs)
+        finished = self._map(self._finish, jobs)
+        if self.calibration is None or not finished:
+            return [result for result, _ in finished]
+        return _calibrate(self.calibration, self.policy, finished)
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self._pool is None or len(items) < 2:
@@ -208,8 +249,11 @@ class Scorer:
             size=self.meta.input_size,
         )
 
-    def _finish(self, job: tuple[MaskVolume, PreprocessInfo, torch.Tensor, dict[str, float]]) -> ScoredVolume:
-        """pGT in the mask's geometry, metrics, flags and the XOR map of one volume."""
+    def _finish(
+        self, job: tuple[MaskVolume, PreprocessInfo, torch.Tensor, dict[str, float]]
+    ) -> tuple[ScoredVolume, Features]:
+        """pGT in the mask's geometry, metrics, flags and the XOR map of one volume, and its mask
+        features for the calibration (none without one)."""
         volume, info, probs, shared = job
         ta = time.perf_counter()
         pgt = from_model_space(probs, info)
@@ -223,5 +267,12 @@ class Scorer:
         )
         xor = inconsistency_map(volume.labels, pgt)
         tc = time.perf_counter()
-        score = replace(score, timings_s={**shared, "postprocess": tb - ta, "metrics": tc - tb})
-        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor)
+        features: Features = {}
+        if self.calibration is not None:
+            features = mask_features(volume.labels, pgt, volume.spacing_mm)
+        td = time.perf_counter()
+        timings = {**shared, "postprocess": tb - ta, "metrics": tc - tb}
+        if self.calibration is not None:
+            timings["calibration"] = td - tc
+        score = replace(score, timings_s=timings)
+        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor), features

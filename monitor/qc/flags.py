@@ -5,6 +5,10 @@
   ``erroneous``;
 - ``phd_high`` (pHD above ``suspicious_hd_mm``, 50 mm) and ``pdsc_low`` (pDSC below
   ``suspicious_dice``, 0.5): ``suspicious``;
+- with a calibration (``monitor.qc.calibration``) and ``basis="estimates"`` (the default), the two
+  pseudo-metric codes give way to ``edsc_low`` and ``ehd_high``: the estimate's interval says that the
+  real Dice is below ``suspicious_dice`` (the real HD above ``suspicious_hd_mm``) with probability at
+  least ``fail_probability``; ``basis="paper"`` keeps the paper's pDSC/pHD thresholds;
 - ``ok`` when there is no reason. A structure takes the worst level of its reasons (each code's level
   is its default severity unless ``FlagPolicy.severities`` overrides it); a volume takes the worst level
   of its structures.
@@ -19,15 +23,20 @@ from dataclasses import dataclass, field
 from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
 
-__all__ = ["FlagPolicy", "flag_structure", "worst_flag"]
+__all__ = ["FLAG_BASES", "FlagPolicy", "flag_structure", "worst_flag"]
+
+#: What ``suspicious`` is decided on: calibrated estimates (when a calibration ran) or the paper's pDSC/pHD.
+FLAG_BASES: tuple[str, ...] = ("estimates", "paper")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlagPolicy:
     """Flag thresholds, and the level each reason code raises."""
 
-    suspicious_hd_mm: float = 50.0  #: pHD above this (mm) is suspicious
-    suspicious_dice: float = 0.5  #: pDSC below this is suspicious
+    suspicious_hd_mm: float = 50.0  #: (estimated real) HD above this (mm) is suspicious
+    suspicious_dice: float = 0.5  #: (estimated real) Dice below this is suspicious
+    basis: str = "estimates"  #: ``estimates`` (when a calibration ran) or ``paper`` (pDSC/pHD)
+    fail_probability: float = 0.5  #: flag when P(real beyond a threshold) is at least this (estimates)
     #: reason code -> level it raises, where it differs from the code's ``default_severity``
     severities: Mapping[ReasonCode, FlagLevel] = field(default_factory=dict, hash=False)
 
@@ -36,6 +45,10 @@ class FlagPolicy:
             raise ValueError(f"suspicious_hd_mm must be positive, got {self.suspicious_hd_mm}")
         if not 0.0 <= self.suspicious_dice <= 1.0:
             raise ValueError(f"suspicious_dice must lie in [0, 1], got {self.suspicious_dice}")
+        if self.basis not in FLAG_BASES:
+            raise ValueError(f"basis must be one of {FLAG_BASES}, got {self.basis!r}")
+        if not 0.0 < self.fail_probability < 1.0:
+            raise ValueError(f"fail_probability must lie in (0, 1), got {self.fail_probability}")
         checked = {ReasonCode(code): FlagLevel(level) for code, level in self.severities.items()}
         if any(level == FlagLevel.OK for level in checked.values()):
             raise ValueError(f"a reason must raise suspicious or erroneous, got {dict(self.severities)}")

@@ -34,6 +34,8 @@ class ReasonCode(StrEnum):
     VANISHED = "vanished"  #: it vanished from the pseudo ground truth (shape not recognised)
     PHD_HIGH = "phd_high"  #: pseudo Hausdorff distance above the threshold
     PDSC_LOW = "pdsc_low"  #: pseudo Dice below the threshold
+    EDSC_LOW = "edsc_low"  #: the calibrated estimate says the real Dice is probably below the threshold
+    EHD_HIGH = "ehd_high"  #: the calibrated estimate says the real HD is probably above the threshold
 
     @property
     def title(self) -> str:
@@ -62,6 +64,12 @@ _INFO: dict[ReasonCode, _Info] = {
     ),
     ReasonCode.PHD_HIGH: _Info("pHD high", FlagLevel.SUSPICIOUS, "{structure} pHD {phd_mm:.1f} mm {limit}"),
     ReasonCode.PDSC_LOW: _Info("pDSC low", FlagLevel.SUSPICIOUS, "{structure} pDSC {pdsc:.2f} {limit}"),
+    ReasonCode.EDSC_LOW: _Info(
+        "Dice probably low", FlagLevel.SUSPICIOUS, "{structure} real Dice probably {limit}"
+    ),
+    ReasonCode.EHD_HIGH: _Info(
+        "HD probably high", FlagLevel.SUSPICIOUS, "{structure} real HD probably {limit}"
+    ),
 }
 
 
@@ -125,9 +133,9 @@ def describe(
     if known is None:
         return f"{structure} {code}"
     limit = ""
-    if known is ReasonCode.PHD_HIGH:
+    if known in (ReasonCode.PHD_HIGH, ReasonCode.EHD_HIGH):
         limit = f"> {thresholds.suspicious_hd_mm:g} mm" if thresholds else "above the threshold"
-    elif known is ReasonCode.PDSC_LOW:
+    elif known in (ReasonCode.PDSC_LOW, ReasonCode.EDSC_LOW):
         limit = f"< {thresholds.suspicious_dice:g}" if thresholds else "below the threshold"
     return _INFO[known].text.format(structure=structure, pdsc=pdsc, phd_mm=phd_mm, limit=limit)
 

@@ -14,7 +14,8 @@ from monitor.qc.records import StructureScore
 
 
 def test_codes_are_the_stored_values():
-    assert [str(c) for c in ReasonCode] == ["missing", "vanished", "phd_high", "pdsc_low"]
+    assert [str(c) for c in ReasonCode][:4] == ["missing", "vanished", "phd_high", "pdsc_low"]
+    assert {"edsc_low", "ehd_high"} <= {str(c) for c in ReasonCode}
     assert all(len(c) <= 64 for c in ReasonCode)
     assert ReasonCode.MISSING.default_severity == FlagLevel.ERRONEOUS
     assert ReasonCode.PDSC_LOW.default_severity == FlagLevel.SUSPICIOUS
