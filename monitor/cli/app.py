@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from monitor import __version__
-from monitor.cli import dashboard, db, demo, evaluate, score, synth, train, watch
+from monitor.cli import calibrate, dashboard, db, demo, evaluate, score, synth, train, watch
 from monitor.cli.options import cause_chain
 from monitor.errors import MonitorError
 
@@ -64,6 +64,7 @@ app.add_typer(db.db_app, name="db")
 app.command("status")(db.status)
 app.command("export")(db.export)
 app.command("evaluate")(evaluate.evaluate)
+app.command("calibrate")(calibrate.calibrate)
 app.command("dashboard")(dashboard.dashboard)
 
 
