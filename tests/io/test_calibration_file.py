@@ -41,7 +41,9 @@ def test_round_trip_is_bit_for_bit(tmp_path, stacked):
     assert dumps_calibration(loaded) == path.read_bytes()
     assert (tmp_path / "c.skops.sha256").read_text().split()[0] == digest
     assert loaded.version == calibration.version and loaded.feature_names == calibration.feature_names
-    assert loaded.confidence == calibration.confidence and set(loaded.corrections) == set(calibration.corrections)
+    assert loaded.confidence == calibration.confidence and set(loaded.corrections) == set(
+        calibration.corrections
+    )
     for target in Target:
         assert loaded.models[target].point.get_params() == calibration.models[target].point.get_params()
     _same_predictions(calibration, loaded, synthetic_rows(10, seed=11))

@@ -68,7 +68,10 @@ def test_calibrate_scores_fills_estimates_version_and_flags():
         structure=Structure.MYO, mask_voxels=0, flag=FlagLevel.ERRONEOUS, reasons=(ReasonCode.MISSING,)
     )
     score = VolumeScore(
-        structures=(lv, rv, myo), flag=FlagLevel.ERRONEOUS, shape=(8, 64, 64), spacing_mm=(10.0, 1.5, 1.5),
+        structures=(lv, rv, myo),
+        flag=FlagLevel.ERRONEOUS,
+        shape=(8, 64, 64),
+        spacing_mm=(10.0, 1.5, 1.5),
         slices_scored=8,
     )
     (out,) = calibrate_scores(tiny_calibration(), [score], policy=FlagPolicy())
