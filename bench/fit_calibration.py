@@ -53,10 +53,10 @@ def _volume_rows(entry: dict[str, str], with_image: bool) -> list[dict]:
     mask = load_mask(entry["pred"])
     gt = mask if entry["pred"] == entry["gt"] else load_mask(entry["gt"])
     pgt = np.load(entry["pgt"])["pgt"]
-    score = score_volume(mask.labels, pgt, mask.spacing_mm, policy=POLICY, slices_scored=0)
+    image = load_image(entry["image"])[0] if with_image and entry["image"] else None
+    score = score_volume(mask.labels, pgt, mask.spacing_mm, policy=POLICY, slices_scored=0, image=image)
     extra = mask_features(mask.labels, pgt, mask.spacing_mm)
-    if with_image and entry["image"]:
-        image, _ = load_image(entry["image"])
+    if image is not None:
         for s, values in image_features(image, mask.labels).items():
             extra[s].update(values)
     features = feature_rows(score, extra)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -19,6 +19,10 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from monitor.qc.evidence import EvidenceSettings
+    from monitor.qc.flags import FlagPolicy
 
 __all__ = ["Settings", "config_file_path", "get_settings"]
 
@@ -87,6 +91,24 @@ class Settings(BaseSettings):
         lt=1,
         description="flag when the interval puts P(real Dice/HD beyond a threshold) at least this",
     )
+    reason_severities: dict[str, Literal["suspicious", "erroneous"]] = Field(
+        default_factory=dict,
+        description="reason code -> the level it raises, where it differs from the code's default, e.g. "
+        '{"stack_margin": "erroneous"} (JSON in the environment)',
+    )
+
+    # --- evidence stage (monitor.qc.evidence): refined pGT, stack, topology and image checks
+    evidence: bool = Field(True, description="run the evidence stage (false: the paper's pDSC/pHD alone)")
+    evidence_stack_margin: bool = Field(
+        True,
+        description="extend the refined pGT into stack ends left empty beyond evidence_spare_slices "
+        "(ACDC-like protocols cover the heart with at most one spare slice)",
+    )
+    evidence_spare_slices: int = Field(1, ge=0, description="empty slices a stack may hold beyond the heart")
+    evidence_tolerances: dict[str, float] = Field(
+        default_factory=dict,
+        description='other EvidenceSettings fields by name, e.g. {"centroid_jump_mm": 25} (JSON)',
+    )
 
     # --- calibration (eDSC, eHD with 90 % intervals)
     calibration: str = Field(
@@ -131,6 +153,52 @@ class Settings(BaseSettings):
         description="a step of a daemon loop (intake, maintenance, worker's database calls) that makes no "
         "progress this long (s) turns /readyz 503 and shows in cmr_monitor_loop_stalled_seconds",
     )
+
+    @field_validator("evidence_tolerances")
+    @classmethod
+    def _check_tolerances(cls, value: dict[str, float]) -> dict[str, float]:
+        from monitor.qc.evidence import EvidenceSettings
+
+        EvidenceSettings(**value)  # unknown names and bad values raise here, with the name
+        return value
+
+    @field_validator("reason_severities")
+    @classmethod
+    def _check_severities(cls, value: dict[str, str]) -> dict[str, str]:
+        from monitor.qc.reasons import ReasonCode
+
+        unknown = sorted(set(value) - {code.value for code in ReasonCode})
+        if unknown:
+            raise ValueError(f"unknown reason codes {unknown}; known: {sorted(c.value for c in ReasonCode)}")
+        return value
+
+    def evidence_settings(self) -> EvidenceSettings | None:
+        """The evidence stage's ``EvidenceSettings``, or None when ``evidence`` is off."""
+        if not self.evidence:
+            return None
+        from monitor.qc.evidence import EvidenceSettings
+
+        return EvidenceSettings(
+            **{
+                **self.evidence_tolerances,
+                "stack_margin": self.evidence_stack_margin,
+                "spare_slices": self.evidence_spare_slices,
+            }
+        )
+
+    def flag_policy(self) -> FlagPolicy:
+        """The ``FlagPolicy`` of these settings: thresholds and per-code severities."""
+        from monitor.qc.flags import FlagPolicy
+        from monitor.qc.levels import FlagLevel
+        from monitor.qc.reasons import ReasonCode
+
+        return FlagPolicy(
+            suspicious_hd_mm=self.suspicious_hd_mm,
+            suspicious_dice=self.suspicious_dice,
+            basis=self.flag_basis,
+            fail_probability=self.fail_probability,
+            severities={ReasonCode(k): FlagLevel(v) for k, v in self.reason_severities.items()},
+        )
 
     @field_validator("label_map")
     @classmethod

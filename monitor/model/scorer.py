@@ -1,7 +1,8 @@
 """``Scorer``: loads the autoencoder once and scores batches of mask volumes.
 
 For each volume: pseudo ground truth (pGT) in the mask's own geometry, then the post-model step of
-``monitor.qc.scores.score_volume`` (pDSC and pHD in mm per structure, flags with reason codes), and
+``monitor.qc.scores.score_volume`` (pDSC and pHD in mm per structure, the evidence stage with the MR
+image when one is given, flags with reason codes), and
 the XOR inconsistency map. Slices without any structure are not sent through the
 model (their pGT is background). Slices of several volumes share model batches. The model runs in its
 inference form (``monitor.model.inference``: BatchNorm folded, channels-last on CPU, optional mixed precision).
@@ -30,8 +31,9 @@ from monitor.io.nifti import MaskVolume
 from monitor.model.autoencoder import CheckpointMeta, default_checkpoint_path, load_checkpoint
 from monitor.model.inference import InferenceNetwork, resolve_device
 from monitor.model.preprocess import PreprocessInfo, from_model_space, to_model_space
-from monitor.qc.calibration import Calibration, calibrate_scores, mask_features
+from monitor.qc.calibration import Calibration, calibrate_scores, image_features, mask_features
 from monitor.qc.calibration.features import Features
+from monitor.qc.evidence import EvidenceSettings
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.metrics import inconsistency_map
 from monitor.qc.records import VolumeScore
@@ -102,7 +104,9 @@ class Scorer:
         batch_slices: most slices per forward pass; None = 16 on the CPU (larger batches fall out of
             the caches and run slower per slice) and 64 on CUDA. The slices of a batch of volumes go
             in the fewest passes of at most this many, as equal as possible (``pass_sizes``).
-        policy: flag thresholds.
+        policy: flag thresholds and per-code severities.
+        evidence: the evidence stage's rules and tolerances (``monitor.qc.evidence``); None = the
+            paper's pDSC/pHD and flags alone.
         threads: CPU threads for torch (None = torch's default).
         precision: ``fp32`` (the default), ``bf16``, ``fp16``, or ``auto`` (fp16 on CUDA, fp32 on CPU);
             see docs/evaluation.md for how far reduced precision moves the scores.
@@ -126,6 +130,7 @@ class Scorer:
         device: str = "auto",
         batch_slices: int | None = None,
         policy: FlagPolicy | None = None,
+        evidence: EvidenceSettings | None = EvidenceSettings(),
         threads: int | None = None,
         precision: str = "fp32",
         cpu_workers: int | None = None,
@@ -154,6 +159,7 @@ class Scorer:
         self.batch_slices = batch_slices or (64 if self.device.type == "cuda" else 16)
         self.policy = policy or FlagPolicy()
         self.calibration = calibration
+        self.evidence = evidence
         if cpu_workers is None:
             cpu_workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1
         self.cpu_workers = cpu_workers
@@ -165,17 +171,13 @@ class Scorer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scorer:
-        """A scorer configured from ``Settings`` (checkpoint, device, batch, thresholds, threads)."""
+        """A scorer configured from ``Settings`` (checkpoint, device, batch, flags, evidence, threads)."""
         return cls(
             settings.checkpoint,
             device=settings.device,
             batch_slices=settings.batch_slices,
-            policy=FlagPolicy(
-                suspicious_hd_mm=settings.suspicious_hd_mm,
-                suspicious_dice=settings.suspicious_dice,
-                basis=settings.flag_basis,
-                fail_probability=settings.fail_probability,
-            ),
+            policy=settings.flag_policy(),
+            evidence=settings.evidence_settings(),
             threads=settings.torch_threads,
             precision=settings.precision,
             cpu_workers=settings.cpu_workers,
@@ -205,16 +207,32 @@ class Scorer:
             return torch.zeros((0, 4, *slices.shape[1:]))
         return torch.cat(outputs)
 
-    def score(self, volume: MaskVolume) -> ScoredVolume:
-        """Score one volume."""
-        return self.score_batch([volume])[0]
+    def score(self, volume: MaskVolume, image: np.ndarray | None = None) -> ScoredVolume:
+        """Score one volume (with its MR image as evidence, when given)."""
+        return self.score_batch([volume], [image])[0]
 
-    def score_batch(self, volumes: Sequence[MaskVolume]) -> list[ScoredVolume]:
+    def score_batch(
+        self, volumes: Sequence[MaskVolume], images: Sequence[np.ndarray | None] | None = None
+    ) -> list[ScoredVolume]:
         """Score several volumes, sharing model batches across them; results in input order.
 
-        With ``cpu_workers`` > 1 the per-volume CPU stages (preprocessing; inverse transform, metrics
-        and flags) run on that many threads, the heavy parts of which release the GIL.
+        With ``cpu_workers`` > 1 the per-volume CPU stages (preprocessing; inverse transform, metrics,
+        evidence and flags) run on that many threads, the heavy parts of which release the GIL.
+
+        Args:
+            volumes: the masks.
+            images: one MR image per volume or None (float or integer [z, y, x], the mask's shape),
+                used as evidence by ``score_volume``; None = no images.
+        Raises: ValueError if ``images`` has another length than ``volumes``, or an image's shape
+            differs from its mask's (checked before the model runs).
         """
+        if images is None:
+            images = [None] * len(volumes)
+        if len(images) != len(volumes):
+            raise ValueError(f"got {len(images)} images for {len(volumes)} volumes")
+        for volume, image in zip(volumes, images, strict=True):
+            if image is not None and image.shape != volume.labels.shape:
+                raise ValueError(f"image shape {image.shape} differs from the mask's {volume.labels.shape}")
         t0 = time.perf_counter()
         prepared = self._map(self._prepare, volumes)
         t1 = time.perf_counter()
@@ -228,8 +246,8 @@ class Scorer:
         }
         offsets = np.cumsum([0, *counts])
         jobs = [
-            (volume, info, probs[offsets[i] : offsets[i + 1]], shared)
-            for i, (volume, (_, info)) in enumerate(zip(volumes, prepared, strict=True))
+            (volume, image, info, probs[offsets[i] : offsets[i + 1]], shared)
+            for i, (volume, image, (_, info)) in enumerate(zip(volumes, images, prepared, strict=True))
         ]
         finished = self._map(self._finish, jobs)
         if self.calibration is None or not finished:
@@ -250,11 +268,11 @@ class Scorer:
         )
 
     def _finish(
-        self, job: tuple[MaskVolume, PreprocessInfo, torch.Tensor, dict[str, float]]
+        self, job: tuple[MaskVolume, np.ndarray | None, PreprocessInfo, torch.Tensor, dict[str, float]]
     ) -> tuple[ScoredVolume, Features]:
-        """pGT in the mask's geometry, metrics, flags and the XOR map of one volume, and its mask
-        features for the calibration (none without one)."""
-        volume, info, probs, shared = job
+        """pGT in the mask's geometry, metrics, evidence, flags and the XOR map of one volume, and its
+        mask (and image) features for the calibration (none without one)."""
+        volume, image, info, probs, shared = job
         ta = time.perf_counter()
         pgt = from_model_space(probs, info)
         tb = time.perf_counter()
@@ -264,15 +282,19 @@ class Scorer:
             volume.spacing_mm,
             policy=self.policy,
             slices_scored=int(info.slice_index.size),
+            image=image,
+            evidence=self.evidence,
         )
         xor = inconsistency_map(volume.labels, pgt)
         tc = time.perf_counter()
+        evidence_s = score.timings_s.get("evidence", 0.0)
+        timings = {**shared, "postprocess": tb - ta, "metrics": tc - tb - evidence_s, "evidence": evidence_s}
         features: Features = {}
         if self.calibration is not None:
             features = mask_features(volume.labels, pgt, volume.spacing_mm)
-        td = time.perf_counter()
-        timings = {**shared, "postprocess": tb - ta, "metrics": tc - tb}
-        if self.calibration is not None:
-            timings["calibration"] = td - tc
+            if image is not None:
+                for structure, values in image_features(image, volume.labels).items():
+                    features[structure].update(values)
+            timings["calibration"] = time.perf_counter() - tc
         score = replace(score, timings_s=timings)
         return ScoredVolume(score=score, pgt=pgt, inconsistency=xor), features

@@ -5,6 +5,8 @@
   ``erroneous``;
 - ``phd_high`` (pHD above ``suspicious_hd_mm``, 50 mm) and ``pdsc_low`` (pDSC below
   ``suspicious_dice``, 0.5): ``suspicious``;
+- a failed evidence check (``monitor.qc.evidence``: stack, topology, image) raises its own code at
+  that code's severity (e.g. ``rv_position``, swapped labels, and ``far_component`` are erroneous);
 - with a calibration (``monitor.qc.calibration``) and ``basis="estimates"`` (the default), the two
   pseudo-metric codes give way to ``edsc_low`` and ``ehd_high``: the estimate's interval says that the
   real Dice is below ``suspicious_dice`` (the real HD above ``suspicious_hd_mm``) with probability at
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
+from monitor.qc.records import Check
 
 __all__ = ["FLAG_BASES", "FlagPolicy", "flag_structure", "worst_flag"]
 
@@ -66,14 +69,17 @@ def flag_structure(
     mask_voxels: int,
     pgt_voxels: int,
     policy: FlagPolicy = FlagPolicy(),
+    checks: Iterable[Check] = (),
 ) -> tuple[FlagLevel, tuple[ReasonCode, ...]]:
     """Verdict for one structure.
 
     Args:
-        pdsc: pseudo Dice (0-1; nan when mask and pGT are both empty).
-        phd_mm: pseudo Hausdorff distance in mm (nan when either is empty).
-        mask_voxels, pgt_voxels: voxel counts of the structure in the mask and in the pGT.
+        pdsc: pseudo Dice (0-1; nan when mask and pGT are both empty); the refined pDSC when the
+            evidence stage ran.
+        phd_mm: pseudo Hausdorff distance in mm (nan when either is empty); the refined one likewise.
+        mask_voxels, pgt_voxels: voxel counts of the structure in the mask and in the (plain) pGT.
         policy: thresholds and severities.
+        checks: the structure's evidence; each failed check adds its code (once).
     Returns: (level, reason codes); the codes are empty for ``ok``. A structure missing from the mask
         or vanished from the pGT has that one code (its metrics are undefined or 0).
     """
@@ -87,6 +93,9 @@ def flag_structure(
             found.append(ReasonCode.PHD_HIGH)
         if not math.isnan(pdsc) and pdsc < policy.suspicious_dice:
             found.append(ReasonCode.PDSC_LOW)
+        for check in checks:
+            if not check.passed and check.code not in found:
+                found.append(check.code)
         reasons = tuple(found)
     return worst_flag(policy.severity(code) for code in reasons), reasons
 
