@@ -69,6 +69,7 @@ def main() -> None:
         st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
         st.Page("views/case.py", title="Case", url_path="case"),
         st.Page("views/versions.py", title="Segmenter versions", url_path="versions"),
+        st.Page("views/realized.py", title="Estimated vs realized", url_path="realized"),
     ]
     page = st.navigation(pages)
     try:

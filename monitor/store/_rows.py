@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.errors import StoreError
-from monitor.qc.records import VolumeScore
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.store._tx import dialect_insert, nan_to_none
 from monitor.store.errors import FileStateError
 from monitor.store.models import MaskFile, Segmenter
@@ -34,7 +34,12 @@ MAX_REASON_LENGTH = 64
 
 
 def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
-    """``structure_scores`` rows of one scored file (nan metrics as NULL)."""
+    """``structure_scores`` rows of one scored file (nan metrics as NULL).
+
+    The estimate columns are only written when a calibration ran (else they stay NULL by default), so
+    a score without estimates can be written by the same statement as before they existed.
+    """
+    estimated = any(s.edsc is not None or s.ehd_mm is not None for s in score.structures)
     return [
         {
             "file_id": file_id,
@@ -46,9 +51,20 @@ def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
             "mask_voxels": int(s.mask_voxels),
             "pgt_voxels": int(s.pgt_voxels),
             "mask_volume_ml": float(s.mask_volume_ml),
+            **(_estimate_columns(s) if estimated else {}),
         }
         for s in score.structures
     ]
+
+
+def _estimate_columns(s: StructureScore) -> dict[str, float | None]:
+    """The six estimate columns of a structure row (NULL without an estimate)."""
+    out: dict[str, float | None] = {}
+    for name, estimate in (("edsc", s.edsc), ("ehd_mm", s.ehd_mm)):
+        out[name] = nan_to_none(estimate.value) if estimate is not None else None
+        out[f"{name}_lo"] = nan_to_none(estimate.lo) if estimate is not None else None
+        out[f"{name}_hi"] = nan_to_none(estimate.hi) if estimate is not None else None
+    return out
 
 
 def reject_rows(

@@ -79,6 +79,8 @@ def record_scores(
                 timings_s={k: float(v) for k, v in score.timings_s.items()},
                 worker_id=None,
                 lease_expires_at=None,
+                # only when a calibration ran: the same statement as before the column existed
+                **({"calibration_version": score.calibration_version} if score.calibration_version else {}),
             ),
             execution_options={"synchronize_session": False},
         ).rowcount
