@@ -8,6 +8,7 @@ when either is empty). Reads the masks; everything after this table is pure (``s
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.qc.reasons import describe_all
-from monitor.qc.records import VolumeScore
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.qc.scores import compare_structures
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ CASE_COLUMNS: tuple[str, ...] = (
     "pgt_voxels",
     "pred_file",
     "gt_file",
+    "edsc",
+    "edsc_lo",
+    "edsc_hi",
+    "ehd_mm",
+    "ehd_mm_lo",
+    "ehd_mm_hi",
 )
 
 
@@ -144,6 +151,16 @@ def evaluate_cases(
     return cases.astype({"missing": bool}), skipped
 
 
+def _estimates(score: StructureScore) -> dict[str, float]:
+    """The calibrated estimates of a structure (nan without a calibration or for a missing structure)."""
+    out = {}
+    for name, estimate in (("edsc", score.edsc), ("ehd_mm", score.ehd_mm)):
+        out[name] = estimate.value if estimate is not None else math.nan
+        out[f"{name}_lo"] = estimate.lo if estimate is not None else math.nan
+        out[f"{name}_hi"] = estimate.hi if estimate is not None else math.nan
+    return out
+
+
 def _case_rows(
     pair: CasePair, pred: MaskVolume, gt: MaskVolume, score: VolumeScore, policy: FlagPolicy
 ) -> list[dict[str, Any]]:
@@ -171,6 +188,7 @@ def _case_rows(
                 "pgt_voxels": pseudo.pgt_voxels,
                 "pred_file": str(pair.pred_path),
                 "gt_file": str(pair.gt_path),
+                **_estimates(pseudo),
             }
         )
     return rows

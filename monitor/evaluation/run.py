@@ -13,6 +13,7 @@ import pandas as pd
 
 from monitor import __version__
 from monitor.evaluation.cases import evaluate_cases
+from monitor.evaluation.estimates import estimate_summary
 from monitor.evaluation.pairing import SkippedCase, pair_cases
 from monitor.evaluation.report import write_report
 from monitor.evaluation.statistics import FAILURE_DICE, FAILURE_HD_MM, summarise
@@ -96,6 +97,7 @@ def run_evaluation(
         limits=limits,
     )
     summary = summarise(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
+    summary["estimates"] = estimate_summary(cases)
     missing_counts = {name: 0 for name in pred_dirs}
     for item in pairing.missing:
         missing_counts[item.segmenter] += 1
@@ -124,7 +126,10 @@ def run_evaluation(
             "policy": {
                 "suspicious_dice": scorer.policy.suspicious_dice,
                 "suspicious_hd_mm": scorer.policy.suspicious_hd_mm,
+                "basis": scorer.policy.basis if scorer.calibration is not None else "paper",
+                "fail_probability": scorer.policy.fail_probability,
             },
+            "calibration_version": scorer.calibration.version if scorer.calibration is not None else None,
             "versions": _versions(),
         }
     )
