@@ -62,6 +62,13 @@ def calibrate(
         ),
     ] = None,
     device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Also record the real Dice/HD of the labelled predictions already scored in this database "
+            "(found by content hash) for the dashboard's 'Estimated vs realized' page."
+        ),
+    ] = None,
 ) -> None:
     """Fit a new calibration version on labelled cases; report it against the base, cross-validated."""
     from monitor.config import get_settings
@@ -94,6 +101,7 @@ def calibrate(
         folds=folds,
         label_map=get_label_map(settings.label_map),
         limits=Limits.from_settings(settings),
+        database_url=db,
     )
     report = result.report
     typer.echo(
@@ -103,4 +111,6 @@ def calibrate(
     for name in ("base", "site_cv"):
         mae = report["mae_mean"][name]
         typer.echo(f"{name}: mean MAE eDSC {mae['edsc']:.3f}, eHD {mae['ehd_mm']:.1f} mm")
+    if "realized_recorded" in report:
+        typer.echo(f"realized metrics recorded for {report['realized_recorded']} scored files")
     typer.echo(f"report: {Path(out) / 'report.md'}")

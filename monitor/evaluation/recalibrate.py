@@ -28,6 +28,7 @@ import numpy as np
 
 from monitor.evaluation.pairing import pair_cases
 from monitor.io.calibration import dump_calibration
+from monitor.io.files import file_sha256
 from monitor.io.nifti import Limits, load_mask
 from monitor.qc.calibration.features import feature_rows, mask_features
 from monitor.qc.calibration.figures import estimate_figures
@@ -40,8 +41,9 @@ from monitor.qc.calibration.fit import (
 )
 from monitor.qc.calibration.model import Calibration
 from monitor.qc.calibration.targets import Target
-from monitor.qc.labels import ACDC, STRUCTURES, LabelMap
+from monitor.qc.labels import ACDC, STRUCTURES, LabelMap, Structure
 from monitor.qc.scores import compare_structures
+from monitor.store import file_ids_by_hash, open_session, record_realized
 
 if TYPE_CHECKING:
     from monitor.model.scorer import Scorer
@@ -76,8 +78,9 @@ def labelled_rows(
     label_map: LabelMap = ACDC,
     limits: Limits | None = None,
     batch_volumes: int = 8,
-) -> LabelledRows:
-    """Feature rows and real metrics of every paired prediction (structures present in the mask).
+) -> tuple[LabelledRows, dict[str, dict[Structure, tuple[float, float]]]]:
+    """Feature rows and real metrics of every paired prediction (structures present in the mask), and
+    per prediction file its real (Dice, HD mm) of every structure.
 
     Raises: ValueError when no prediction pairs with a ground truth.
     """
@@ -87,6 +90,7 @@ def labelled_rows(
     raw = copy.copy(scorer)  # the same loaded model, scoring without a calibration
     raw.calibration = None
     rows, structures, dsc, hd, groups, segmenters, cases = [], [], [], [], [], [], []
+    realized: dict[str, dict[Structure, tuple[float, float]]] = {}
     pairs = list(pairing.pairs)
     for start in range(0, len(pairs), batch_volumes):
         chunk = pairs[start : start + batch_volumes]
@@ -98,6 +102,7 @@ def labelled_rows(
                 continue
             features = feature_rows(result.score, mask_features(pred.labels, result.pgt, pred.spacing_mm))
             real = compare_structures(pred.labels, gt.labels, gt.spacing_mm)
+            realized[str(pair.pred_path)] = {t.structure: (t.dice, t.hd_mm) for t in real}
             for item, truth in zip(result.score.structures, real, strict=True):
                 if item.mask_voxels == 0:
                     continue
@@ -116,7 +121,23 @@ def labelled_rows(
         groups=np.array(groups),
         segmenters=np.array(segmenters),
         extra={"volume": np.array(cases)},
-    )
+    ), realized
+
+
+def record_realized_files(
+    database_url: str, realized: Mapping[str, Mapping[Structure, tuple[float, float]]], *, source: str
+) -> int:
+    """Record the real metrics of prediction files that are scored in the database (by content hash).
+
+    Returns: how many files were found and recorded.
+    """
+    hashes = {path: file_sha256(Path(path)) for path in realized}
+    with open_session(database_url) as session:
+        ids = file_ids_by_hash(session, sorted(set(hashes.values())))
+        for path, digest in hashes.items():
+            if digest in ids:
+                record_realized(session, ids[digest], realized[path], source=source)
+    return sum(1 for digest in hashes.values() if digest in ids)
 
 
 def _figures(data: LabelledRows, predicted: Mapping[Target, tuple[np.ndarray, ...]]) -> dict[str, Any]:
@@ -147,6 +168,7 @@ def run_calibration(
     folds: int = 5,
     label_map: LabelMap = ACDC,
     limits: Limits | None = None,
+    database_url: str | None = None,
 ) -> CalibrationRun:
     """Re-calibrate on labelled cases and write the new calibration with its cross-validated report.
 
@@ -158,12 +180,14 @@ def run_calibration(
         mode: ``auto``, ``stack`` or ``refit``.
         version: the new version string; None = ``<base>+site-<UTC time>``.
         folds: cross-validation folds by patient.
+        database_url: when given, the real metrics of every labelled prediction already scored in
+            that database (found by content hash) are recorded there (``realized_metrics``).
     Raises: ValueError for an unknown mode, fewer than ``MIN_VOLUMES`` labelled volumes or too few
         patients.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    data = labelled_rows(gt_dir, pred_dirs, scorer, label_map=label_map, limits=limits)
+    data, realized = labelled_rows(gt_dir, pred_dirs, scorer, label_map=label_map, limits=limits)
     n_volumes = len(set(data.extra["volume"].tolist()))
     if n_volumes < MIN_VOLUMES:
         raise ValueError(f"need at least {MIN_VOLUMES} labelled volumes, got {n_volumes}")
@@ -205,6 +229,8 @@ def run_calibration(
             },
         },
     }
+    if database_url is not None:
+        report["realized_recorded"] = record_realized_files(database_url, realized, source="calibrate")
     (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=True))
     (out / "report.md").write_text(_markdown(report))
     return CalibrationRun(calibration=calibration, path=path, sha256=digest, report=report)

@@ -29,10 +29,10 @@ from monitor.qc.calibration.targets import Target
 __all__ = [
     "FORMAT",
     "TRUSTED_TYPES",
+    "bytes_sha256",
     "default_calibration_path",
     "dump_calibration",
     "dumps_calibration",
-    "file_sha256",
     "load_calibration",
 ]
 
@@ -176,7 +176,7 @@ def dumps_calibration(calibration: Calibration) -> bytes:
     return _repack(sio.dumps(_state(calibration)))
 
 
-def file_sha256(data: bytes) -> str:
+def bytes_sha256(data: bytes) -> str:
     """Hex SHA-256 of a calibration file's bytes."""
     return hashlib.sha256(data).hexdigest()
 
@@ -188,7 +188,7 @@ def dump_calibration(calibration: Calibration, path: Path | str) -> str:
     """
     path = Path(path)
     data = dumps_calibration(calibration)
-    digest = file_sha256(data)
+    digest = bytes_sha256(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, content in ((path, data), (_sidecar(path), f"{digest}  {path.name}\n".encode())):
         tmp = target.with_name(f".{target.name}.tmp")
@@ -220,10 +220,10 @@ def load_calibration(path: Path | str | None = None) -> Calibration:
     sidecar = _sidecar(path)
     if sidecar.is_file():
         expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
-        if expected != file_sha256(data):
+        if expected != bytes_sha256(data):
             raise CalibrationError(
                 "checksum_mismatch",
-                f"SHA-256 {file_sha256(data)[:12]}... vs {expected[:12]}... in {sidecar.name}",
+                f"SHA-256 {bytes_sha256(data)[:12]}... vs {expected[:12]}... in {sidecar.name}",
                 path,
             )
     return loads_calibration(data, path)
