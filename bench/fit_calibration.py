@@ -330,6 +330,7 @@ def main() -> None:
         t0 = time.perf_counter()
         for name, folds in (("by_patient", group_folds(data.groups, 5)), ("loso", loso_folds(data))):
             predicted = cross_predict(data, fit, folds)
+            (args.cache / f"oof_{name}.pkl").write_bytes(pickle.dumps((data, predicted)))
             for subset, keep in _subsets(data):
                 key = name if subset == "" else f"{name}{subset}"
                 figures[key] = summarize(

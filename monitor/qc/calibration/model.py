@@ -12,6 +12,7 @@ batch sizes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,17 @@ from monitor.qc.calibration.features import feature_matrix
 from monitor.qc.calibration.targets import Target, from_space
 from monitor.qc.labels import STRUCTURES, Structure
 from monitor.qc.records import Estimate
+
+
+class _QuietQuantileCrossing(logging.Filter):
+    """Drops MAPIE's "The predictions are ill-sorted." (logged on the root logger at INFO for every
+    batch where a quantile model crosses another; the intervals are ordered below anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "The predictions are ill-sorted."
+
+
+logging.getLogger().addFilter(_QuietQuantileCrossing())
 
 __all__ = [
     "STRUCTURE_FEATURE",
