@@ -39,7 +39,7 @@ class FlagPolicy:
     suspicious_hd_mm: float = 50.0  #: (estimated real) HD above this (mm) is suspicious
     suspicious_dice: float = 0.5  #: (estimated real) Dice below this is suspicious
     basis: str = "estimates"  #: ``estimates`` (when a calibration ran) or ``paper`` (pDSC/pHD)
-    fail_probability: float = 0.5  #: flag when P(real beyond a threshold) is at least this (estimates)
+    fail_probability: float = 0.25  #: flag when P(real beyond a threshold) is at least this (estimates)
     #: reason code -> level it raises, where it differs from the code's ``default_severity``
     severities: Mapping[ReasonCode, FlagLevel] = field(default_factory=dict, hash=False)
 
