@@ -257,7 +257,7 @@ def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
         f"- **Fitted on** {calibration.description}; {rows:,} training rows (structures present in the mask). "
         "Fitted by `bench/fit_calibration.py` from the pGT cache of `bench/calibration_cache.py`.",
         "- **Model**: per target one `HistGradientBoostingRegressor` (depth 3, 60 iterations, learning rate "
-        "0.2, at least 20 samples per leaf; the structure a categorical feature) in the learning space "
+        "0.2, at least 20 samples per leaf; the structure an ordinal feature 0-2) in the learning space "
         "(Dice as log(1.01 - y), HD as log1p(y)); intervals by MAPIE `ConformalizedQuantileRegressor` on "
         "quantile models (0.05, 0.5, 0.95) fitted on 75 % of the patients and conformalized on the other 25 %.",
         "- **Features**: " + ", ".join(f"`{n}`" for n in calibration.feature_names) + ".",
@@ -344,8 +344,11 @@ def main() -> None:
             data,
             version=args.version,
             params=params,
-            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients, "
-            f"{'with' if not args.no_image else 'without'} image features",
+            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients, "(
+                "every row with and without its image features"
+                if args.image_dropout
+                else f"{'with' if not args.no_image else 'without'} image features"
+            ),
         )
     path = args.out / "calibration_acdc.skops"
     digest = dump_calibration(final, path)

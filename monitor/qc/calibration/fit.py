@@ -52,13 +52,17 @@ class BoostingParams:
     seed: int = 0
 
     def model(self, **kwargs: object) -> HistGradientBoostingRegressor:
-        """A fresh regressor with these settings (``structure``, column 0, categorical)."""
+        """A fresh regressor with these settings.
+
+        The structure (column 0) is an ordinal code 0-2 rather than a categorical feature: trees split it
+        as well either way, and scikit-learn's categorical path adds an encoder to every predict call
+        (about 80 % of its time for a batch of a few volumes).
+        """
         return HistGradientBoostingRegressor(
             max_depth=self.max_depth,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             min_samples_leaf=self.min_samples_leaf,
-            categorical_features=[0],
             random_state=self.seed,
             **kwargs,
         )

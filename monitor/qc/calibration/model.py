@@ -2,7 +2,7 @@
 
 Per target (``Target.DSC``, ``Target.HD``) one gradient-boosted point model and a conformalized
 quantile regression (MAPIE) give the estimate and its interval in the target's learning space
-(``monitor.qc.calibration.targets``); the structure is a categorical feature, so one call predicts
+(``monitor.qc.calibration.targets``); the structure is a feature (0 LV, 1 RV, 2 MYO), so one call predicts
 every structure of a batch of volumes. A site re-calibration (``cmr-monitor calibrate``) may stack a
 ``SiteCorrection`` on top: a robust linear map of the base estimate with cross-conformal intervals.
 
@@ -45,7 +45,7 @@ __all__ = [
     "structure_codes",
 ]
 
-#: Name of the categorical feature that says which structure a row is (0 LV, 1 RV, 2 MYO).
+#: Name of the feature that says which structure a row is (0 LV, 1 RV, 2 MYO).
 STRUCTURE_FEATURE = "structure"
 
 
