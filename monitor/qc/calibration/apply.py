@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm
 
 from monitor.qc.calibration.features import Features, feature_rows
 from monitor.qc.calibration.model import Calibration
@@ -25,6 +25,7 @@ from monitor.qc.records import Estimate, StructureScore, VolumeScore
 
 __all__ = ["calibrate_scores", "probability_below", "reflag"]
 
+_NORMAL = NormalDist()
 _PSEUDO = (ReasonCode.PDSC_LOW, ReasonCode.PHD_HIGH)
 
 
@@ -35,7 +36,7 @@ def probability_below(estimate: Estimate, threshold: float, target: Target, conf
     the estimate and its ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles at the ends of
     the interval; a zero-width side is a step.
     """
-    z = float(norm.ppf((1.0 + confidence) / 2.0))
+    z = _NORMAL.inv_cdf((1.0 + confidence) / 2.0)
     t = to_space(target, np.array([estimate.value, estimate.lo, estimate.hi, threshold]))
     sign = 1.0 if target.increasing else -1.0  # in space, "below" means below for HD, above for Dice
     centre, a, b, cut = sign * t
@@ -43,7 +44,7 @@ def probability_below(estimate: Estimate, threshold: float, target: Target, conf
     side = (centre - lower) if cut < centre else (upper - centre)
     if side <= 0:
         return 1.0 if cut > centre else 0.0
-    return float(norm.cdf((cut - centre) / (side / z)))
+    return _NORMAL.cdf(float((cut - centre) / (side / z)))
 
 
 def reflag(item: StructureScore, policy: FlagPolicy, confidence: float = 0.9) -> StructureScore:

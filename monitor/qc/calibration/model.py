@@ -12,6 +12,7 @@ batch sizes.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from mapie.regression import ConformalizedQuantileRegressor, CrossConformalRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from monitor.qc.calibration.features import feature_matrix
 from monitor.qc.calibration.targets import Target, from_space
@@ -47,6 +48,18 @@ __all__ = [
 
 #: Name of the feature that says which structure a row is (0 LV, 1 RV, 2 MYO).
 STRUCTURE_FEATURE = "structure"
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """The process's thread pools, found once (``threadpool_limits`` scans the loaded libraries on
+    every call, which cost more than the prediction)."""
+    return ThreadpoolController()
+
+
+def _one_thread() -> object:
+    """A context in which OpenMP/BLAS pools run one thread."""
+    return _controller().limit(limits=1)
 
 
 def structure_codes(structures: Sequence[Structure]) -> np.ndarray:
@@ -128,7 +141,7 @@ class Calibration:
     def predict_space(self, x: np.ndarray) -> dict[Target, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per target (point, lower, upper) in the learning space, site corrections applied."""
         out = {}
-        with threadpool_limits(1):
+        with _one_thread():
             for target in Target:
                 point, lo, hi = self.models[target].predict(x)
                 correction = self.corrections.get(target)
