@@ -344,7 +344,8 @@ def main() -> None:
             data,
             version=args.version,
             params=params,
-            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients, "(
+            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients, "
+            + (
                 "every row with and without its image features"
                 if args.image_dropout
                 else f"{'with' if not args.no_image else 'without'} image features"
