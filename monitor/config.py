@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "fp32", description="model arithmetic; auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
     )
+    image_evidence: bool = Field(
+        True,
+        description="pair each mask with its MR image (sidecar, ACDC, nnU-Net imagesTs) and use it as "
+        "evidence when its geometry matches; false scores masks alone (docs/daemon.md)",
+    )
 
     # --- flag thresholds
     suspicious_hd_mm: float = Field(
@@ -91,20 +96,23 @@ class Settings(BaseSettings):
         lt=1,
         description="flag when the interval puts P(real Dice/HD beyond a threshold) at least this (0.25: the best F1 on dev, see docs/evaluation.md)",
     )
-    reason_severities: dict[str, Literal["suspicious", "erroneous"]] = Field(
+    reason_severities: dict[str, Literal["ok", "suspicious", "erroneous"]] = Field(
         default_factory=dict,
         description="reason code -> the level it raises, where it differs from the code's default, e.g. "
-        '{"stack_margin": "erroneous"} (JSON in the environment)',
+        '{"stack_margin": "erroneous", "holes": "ok"} (JSON in the environment); "ok" records a failed '
+        "evidence check without raising the flag",
     )
 
     # --- evidence stage (monitor.qc.evidence): refined pGT, stack, topology and image checks
     evidence: bool = Field(True, description="run the evidence stage (false: the paper's pDSC/pHD alone)")
     evidence_stack_margin: bool = Field(
         True,
-        description="extend the refined pGT into stack ends left empty beyond evidence_spare_slices "
-        "(ACDC-like protocols cover the heart with at most one spare slice)",
+        description="extend the refined pGT into stack ends left empty beyond evidence_spare_mm "
+        "(ACDC-like protocols cover the heart with at most one spare 10 mm slice)",
     )
-    evidence_spare_slices: int = Field(1, ge=0, description="empty slices a stack may hold beyond the heart")
+    evidence_spare_mm: float = Field(
+        10.0, ge=0, description="empty stack (mm) an end may hold beyond the heart; at least one slice"
+    )
     evidence_tolerances: dict[str, float] = Field(
         default_factory=dict,
         description='other EvidenceSettings fields by name, e.g. {"centroid_jump_mm": 25} (JSON)',
@@ -182,7 +190,7 @@ class Settings(BaseSettings):
             **{
                 **self.evidence_tolerances,
                 "stack_margin": self.evidence_stack_margin,
-                "spare_slices": self.evidence_spare_slices,
+                "spare_mm": self.evidence_spare_mm,
             }
         )
 

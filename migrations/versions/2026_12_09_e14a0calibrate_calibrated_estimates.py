@@ -11,7 +11,7 @@ the realized metrics of cases with ground truth.
 Upgrade adds NULL columns and the new table (no rows change); downgrade drops them.
 
 Revision ID: e14a0calibrate
-Revises: 24fccc99a2e1 (temporary: e13a0evidence once the evidence migration is on main)
+Revises: e13a0evidence
 Create Date: 2026-12-09 09:00:00+00:00
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e14a0calibrate"
-down_revision: str | Sequence[str] | None = "24fccc99a2e1"
+down_revision: str | Sequence[str] | None = "e13a0evidence"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -109,15 +108,19 @@ def score(
         ),
     ] = None,
 ) -> None:
-    """Score masks once, without ground truth: pDSC, pHD (mm) and flags per structure."""
+    """Score masks once, without ground truth: pDSC, pHD (mm), their 3D-refined values, flags and reason
+    codes per structure; each mask's MR image is used as evidence when it is found (sidecar ``image``,
+    ACDC frame beside its GT, nnU-Net ``imagesTs``) and its geometry matches."""
+    from monitor.cli.rows import rejected_row, scored_row
     from monitor.config import get_settings
     from monitor.errors import InvalidMask
+    from monitor.io.identity import SidecarError, sidecar_image
+    from monitor.io.images import pair_image
     from monitor.io.layouts import mask_stem
     from monitor.io.nifti import Limits, load_mask, save_labels
     from monitor.model.scorer import Scorer
     from monitor.qc.labels import get_label_map
     from monitor.qc.levels import FlagLevel
-    from monitor.qc.reasons import describe_all
 
     settings = get_settings().with_overrides(
         checkpoint=checkpoint,
@@ -133,28 +136,30 @@ def score(
     rows: list[dict[str, object]] = []
     for start in range(0, len(files), max(1, batch)):
         chunk = files[start : start + batch]
-        volumes, owners = [], []
+        volumes, owners, images = [], [], []
         for path, root in chunk:
             try:
-                volumes.append(load_mask(path, lmap, limits))
-                owners.append((path, root))
+                volume = load_mask(path, lmap, limits)
+                sidecar = sidecar_image(path)
             except InvalidMask as exc:
-                rows.append(
-                    {
-                        "file": str(path),
-                        "status": "rejected",
-                        "flag": "",
-                        "reason": exc.reason,
-                        "detail": exc.detail,
-                    }
+                rows.append(rejected_row(path, exc.reason, exc.detail))
+                continue
+            except SidecarError as exc:
+                rows.append(rejected_row(path, "bad_sidecar", exc.detail))
+                continue
+            volumes.append(volume)
+            owners.append((path, root))
+            images.append(
+                pair_image(
+                    volume,
+                    image_path=sidecar,
+                    limits=limits,
+                    enabled=settings.image_evidence and settings.evidence,
                 )
-        for (path, root), result in zip(owners, scorer.score_batch(volumes), strict=True):
-            row: dict[str, object] = {"file": str(path), "status": "scored", "flag": result.score.flag.value}
-            for s in result.score.structures:
-                row[f"pdsc_{s.structure.value}"] = round(s.pdsc, 4) if not math.isnan(s.pdsc) else None
-                row[f"phd_mm_{s.structure.value}"] = round(s.phd_mm, 2) if not math.isnan(s.phd_mm) else None
-                row[f"flag_{s.structure.value}"] = s.flag.value
-            row["reasons"] = "; ".join(describe_all(result.score.structures, scorer.policy))
+            )
+        scored = scorer.score_batch(volumes, images=[image.data for image in images])
+        for (path, root), image, result in zip(owners, images, scored, strict=True):
+            row = scored_row(path, result.score, image.pairing, scorer.policy)
             if out is not None:
                 relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
                 target = out / relative.parent
@@ -179,7 +184,9 @@ def score(
 def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
+    from monitor.cli.rows import TABLE_HEADER, output_columns, table_cells
+
+    frame = pd.DataFrame(rows, columns=output_columns(rows))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out / "scores.csv", index=False)
@@ -193,18 +200,15 @@ def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None) ->
         table = Table(title=f"{len(rows)} masks", show_lines=False)
         table.add_column("file", overflow="fold")
         table.add_column("flag")
-        for s in ("LV", "RV", "MYO"):
-            table.add_column(f"{s} pDSC", justify="right")
-            table.add_column(f"{s} pHD mm", justify="right")
-        table.add_column("reasons", overflow="fold")
+        for name in TABLE_HEADER:
+            wide = name in ("image", "reasons")
+            table.add_column(
+                name, overflow="fold" if wide else "ellipsis", justify="left" if wide else "right"
+            )
         for r in rows:
             flag = str(r.get("flag") or "rejected")
             cells = [str(r["file"]), f"[{colour.get(str(r.get('flag', '')), 'white')}]{flag}[/]"]
-            for s in ("LV", "RV", "MYO"):
-                d, h = r.get(f"pdsc_{s}"), r.get(f"phd_mm_{s}")
-                cells += ["-" if d is None else f"{d:.3f}", "-" if h is None else f"{h:.1f}"]
-            cells.append(str(r.get("reasons") or r.get("detail") or ""))
-            table.add_row(*cells)
+            table.add_row(*cells, *table_cells(r))
         console.print(table)
         counts: dict[str, int] = {}
         for r in rows:

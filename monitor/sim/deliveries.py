@@ -2,11 +2,14 @@
 
 ``plan_deliveries`` schedules the masks (ED then ES of each patient, version 1.1 taking over half way,
 one in 17 broken); ``DeliveryWriter`` makes each mask from a phantom (``monitor.sim``) and writes it the
-way pipelines do (renamed into place, slowly in chunks, or at once), remembering its real Dice.
+way pipelines do (renamed into place, slowly in chunks, or at once), remembering its real Dice. Given
+an images folder, it also writes each mask's MR-like image there and a sidecar naming it (written before
+the mask, as a segmenter should), so that the daemon uses the image as evidence.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -19,7 +22,7 @@ import numpy as np
 from monitor.io.nifti import save_labels
 from monitor.qc.labels import ACDC
 from monitor.qc.scores import compare_structures
-from monitor.sim.phantoms import Phantom, make_patient
+from monitor.sim.phantoms import Phantom, make_image, make_patient
 from monitor.sim.segmenters import SEGMENTERS
 from monitor.typing import Spacing3
 
@@ -84,13 +87,25 @@ def plan_deliveries(*, duration_s: float, rate_per_s: float, seed: int = 0) -> l
 
 
 class DeliveryWriter:
-    """Makes and writes the planned masks, remembering their real Dice."""
+    """Makes and writes the planned masks, remembering their real Dice.
 
-    def __init__(self, incoming: Path, staging: Path, seed: int, small: bool) -> None:
+    Args:
+        incoming: the watched folder.
+        staging: a scratch folder outside it.
+        seed: the simulation's seed.
+        small: 5 slices of 128 x 128 instead of ACDC-like sizes.
+        images: where each mask's MR-like image goes (outside the watched folder), named by a sidecar
+            ``<stem>.json`` beside the mask; None = masks only.
+    """
+
+    def __init__(
+        self, incoming: Path, staging: Path, seed: int, small: bool, images: Path | None = None
+    ) -> None:
         self.incoming = incoming
         self.staging = staging
         self.seed = seed
         self.small = small
+        self.images = images
         self.real_dice: dict[str, float] = {}
         self._patients: dict[int, tuple[Phantom, Phantom]] = {}
 
@@ -112,10 +127,24 @@ class DeliveryWriter:
             labels, _ = SEGMENTERS[delivery.quality](phantom.labels, rng, phantom.spacing_mm)
             save_labels(staged, labels, phantom.affine, label_map=ACDC)
             self.real_dice[str(target)] = _mean_dice(labels, phantom.labels, phantom.spacing_mm)
+            if self.images is not None:
+                self._write_image(self.images, delivery, phantom, target)
         data = staged.read_bytes()
         staged.unlink()
         deliver(data, target, delivery.write_mode)
         return target
+
+    def _write_image(self, images: Path, delivery: Delivery, phantom: Phantom, target: Path) -> None:
+        """The phantom's MR-like image in ``images``, and the sidecar beside ``target`` that names it."""
+        rng = np.random.default_rng([self.seed, 4, delivery.patient, delivery.phase == "ES"])
+        image = make_image(phantom.labels, rng, phantom.spacing_mm)
+        name = f"{DEMO_SEGMENTER}_{delivery.version}_{target.name}"
+        path = save_labels(images / name, image, phantom.affine)  # uint8 intensities
+        sidecar = target.with_name(target.name.removesuffix(".nii.gz") + ".json")
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        temporary = sidecar.with_name(f".{sidecar.name}.tmp")
+        temporary.write_text(json.dumps({"image": str(path)}))
+        os.replace(temporary, sidecar)
 
     @staticmethod
     def _write_invalid(staged: Path, phantom: Phantom, rng: np.random.Generator) -> None:

@@ -200,7 +200,9 @@ def run_demo(
             on_dashboard(dashboard[1])
 
     plan = plan_deliveries(duration_s=config.duration_s, rate_per_s=config.rate_per_s, seed=config.seed)
-    writer = DeliveryWriter(incoming, staging, config.seed, config.small)
+    writer = DeliveryWriter(
+        incoming, staging, config.seed, config.small, images=artifacts / "inputs" / "live"
+    )
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     written: list[tuple[Delivery, Path]] = []

@@ -71,6 +71,7 @@ from monitor.store.records import (
     ReviewVerdict,
     SegmenterCounts,
     StatusCounts,
+    StoredCheck,
     StoredStructureScore,
 )
 from monitor.store.repository import (
@@ -111,6 +112,7 @@ __all__ = [
     "SegmenterCounts",
     "SessionTimeouts",
     "StatusCounts",
+    "StoredCheck",
     "StoredStructureScore",
     "add_review",
     "bulk_insert_scored",
