@@ -37,7 +37,7 @@ def calibrate(
     base: Annotated[
         Path | None,
         typer.Option(
-            help="Calibration to stack on and compare with [env CMR_MONITOR_CALIBRATION; default: shipped]."
+            help="Calibration to stack on and compare with (env CMR_MONITOR_CALIBRATION; default: shipped)."
         ),
     ] = None,
     mode: Annotated[

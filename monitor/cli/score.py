@@ -104,7 +104,7 @@ def score(
         str | None,
         typer.Option(
             help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
-            "[env CMR_MONITOR_CALIBRATION; default: shipped]."
+            "(env CMR_MONITOR_CALIBRATION; default: shipped)."
         ),
     ] = None,
 ) -> None:
