@@ -167,7 +167,11 @@ class Settings(BaseSettings):
     def _check_tolerances(cls, value: dict[str, float]) -> dict[str, float]:
         from monitor.qc.evidence import EvidenceSettings
 
-        EvidenceSettings(**value)  # unknown names and bad values raise here, with the name
+        known = set(EvidenceSettings.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown evidence tolerances {unknown}; known: {sorted(known)}")
+        EvidenceSettings(**value)  # bad values raise here, with the name
         return value
 
     @field_validator("reason_severities")

@@ -34,7 +34,7 @@ __all__ = ["check_image", "confirmed_by_image", "edge_offset_px", "intensity_ran
 _RING_PX = 2
 _PROFILE_PX = 5.0  #: the edge profile spans this many px on each side of the boundary
 _BIN_PX = 0.5
-_MAX_SAMPLES = 4096
+_MAX_SAMPLES = 1024  #: voxels per class for the overlap AUC (strided; +- 0.01)
 
 
 def intensity_range(image: np.ndarray) -> tuple[float, float]:
@@ -69,10 +69,11 @@ def edge_offset_px(image: np.ndarray, binary: np.ndarray) -> float:
     ys = slice(max(ys.start - pad, 0), ys.stop + pad)
     xs = slice(max(xs.start - pad, 0), xs.stop + pad)
     b, img = binary[slices, ys, xs], image[slices, ys, xs]
-    sampling = (1e4, 1.0, 1.0)  # in-plane distances only
-    inside = ndimage.distance_transform_edt(b, sampling=sampling)
-    outside = ndimage.distance_transform_edt(~b, sampling=sampling)
-    signed = np.where(b, 0.5 - inside, outside - 0.5)
+    signed = np.empty(b.shape, dtype=np.float64)
+    for z in range(b.shape[0]):  # in-plane distances, slice by slice (faster than one 3D transform)
+        inside = ndimage.distance_transform_edt(b[z])
+        outside = ndimage.distance_transform_edt(~b[z])
+        signed[z] = np.where(b[z], 0.5 - inside, outside - 0.5)
     near = np.abs(signed) <= _PROFILE_PX
     bins = np.floor((signed[near] + _PROFILE_PX) / _BIN_PX).astype(np.int64)
     n_bins = int(2 * _PROFILE_PX / _BIN_PX) + 1
