@@ -51,6 +51,7 @@ def _pages() -> list[st.Page]:
         st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
         st.Page("views/case.py", title="Case", url_path="case"),
         st.Page("views/versions.py", title="Segmenter versions", url_path="versions"),
+        st.Page("views/realized.py", title="Estimated vs realized", url_path="realized"),
     ]
 
 

@@ -74,8 +74,28 @@ class Settings(BaseSettings):
     )
 
     # --- flag thresholds
-    suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")
-    suspicious_dice: float = Field(0.5, ge=0, le=1, description="pDSC below this is suspicious")
+    suspicious_hd_mm: float = Field(
+        50.0,
+        gt=0,
+        description="estimated real HD (basis estimates) or pHD (basis paper) above this (mm) is suspicious",
+    )
+    suspicious_dice: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="estimated real Dice (basis estimates) or pDSC (basis paper) below this is suspicious",
+    )
+    flag_basis: Literal["estimates", "paper"] = Field(
+        "estimates",
+        description="'estimates': suspicious from the calibrated eDSC/eHD intervals (when a calibration is "
+        "loaded); 'paper': from pDSC/pHD as in the paper",
+    )
+    fail_probability: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="flag when the interval puts P(real Dice/HD beyond a threshold) at least this (0.25: the best F1 on dev, see docs/evaluation.md)",
+    )
     reason_severities: dict[str, Literal["ok", "suspicious", "erroneous"]] = Field(
         default_factory=dict,
         description="reason code -> the level it raises, where it differs from the code's default, e.g. "
@@ -96,6 +116,13 @@ class Settings(BaseSettings):
     evidence_tolerances: dict[str, float] = Field(
         default_factory=dict,
         description='other EvidenceSettings fields by name, e.g. {"centroid_jump_mm": 25} (JSON)',
+    )
+
+    # --- calibration (eDSC, eHD with 90 % intervals)
+    calibration: str = Field(
+        "shipped",
+        description="calibration file: 'shipped' (the one next to the checkpoint), 'none', or a path "
+        "written by 'cmr-monitor calibrate'",
     )
 
     # --- input limits (checked from the header before any voxel is read)
@@ -180,6 +207,8 @@ class Settings(BaseSettings):
         return FlagPolicy(
             suspicious_hd_mm=self.suspicious_hd_mm,
             suspicious_dice=self.suspicious_dice,
+            basis=self.flag_basis,
+            fail_probability=self.fail_probability,
             severities={ReasonCode(k): FlagLevel(v) for k, v in self.reason_severities.items()},
         )
 

@@ -26,7 +26,7 @@ from typing import Annotated
 import typer
 
 from monitor import __version__
-from monitor.cli import dashboard, db, demo, evaluate, score, synth, train, watch
+from monitor.cli import calibrate, dashboard, db, demo, evaluate, score, synth, train, watch
 from monitor.cli.options import report_error
 
 __all__ = ["EXIT_ERROR", "EXIT_FLAGGED", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
@@ -81,6 +81,7 @@ app.add_typer(db.db_app, name="db")
 app.command("status")(db.status)
 app.command("export")(db.export)
 app.command("evaluate")(evaluate.evaluate)
+app.command("calibrate")(calibrate.calibrate)
 app.command("dashboard")(dashboard.dashboard)
 
 

@@ -168,6 +168,16 @@ def _print_summary(summary: dict, out: Path) -> None:
             for s in by_structure
         )
         typer.echo(f"{title}: {cells}")
+    estimates = summary.get("estimates", {})
+    if estimates.get("calibrated"):
+        for metric, title in (("edsc", "DSC vs eDSC"), ("ehd_mm", "HD vs eHD")):
+            cells = ", ".join(
+                f"{s} r={fmt(estimates[s][metric]['r'])} MAE={fmt(estimates[s][metric]['mae'])} "
+                f"coverage={fmt(estimates[s][metric]['coverage'])}"
+                for s in ("LV", "RV", "MYO")
+                if s in estimates
+            )
+            typer.echo(f"{title} ({summary.get('calibration_version')}): {cells}")
     flags = summary["flags"]
     missing, failing = flags["erroneous_vs_missing"]["all"], flags["flagged_vs_failure"]["all"]
     typer.echo(

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,7 +14,13 @@ from rich.table import Table
 
 from monitor.cli.options import Device, Precision
 
-__all__ = ["FailOn", "OutputFormat", "score"]
+if TYPE_CHECKING:
+    from monitor.qc.records import VolumeScore
+
+__all__ = ["ESTIMATE_COLUMNS", "FailOn", "OutputFormat", "estimate_columns", "score"]
+
+#: Estimate columns of ``--format csv/json``, after the others: ``<name>_<S>`` for S in LV, RV, MYO.
+ESTIMATE_COLUMNS: tuple[str, ...] = ("edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi")
 
 console = Console()
 
@@ -29,6 +35,28 @@ class FailOn(StrEnum):
     never = "never"
     suspicious = "suspicious"
     erroneous = "erroneous"
+
+
+def estimate_columns(score: VolumeScore) -> dict[str, object]:
+    """``edsc_<S>``, ``edsc_lo_<S>``, ``edsc_hi_<S>``, ``ehd_mm_<S>``, ``ehd_mm_lo_<S>``, ``ehd_mm_hi_<S>``
+    and ``calibration_version``; None where a structure has no estimate (missing, or no calibration)."""
+    row: dict[str, object] = {}
+    for name in ESTIMATE_COLUMNS:
+        for s in score.structures:
+            estimate = s.edsc if name.startswith("edsc") else s.ehd_mm
+            value = None
+            if estimate is not None:
+                value = (
+                    estimate.lo
+                    if name.endswith("_lo")
+                    else estimate.hi
+                    if name.endswith("_hi")
+                    else estimate.value
+                )
+                value = round(value, 4 if name.startswith("edsc") else 2)
+            row[f"{name}_{s.structure.value}"] = value
+    row["calibration_version"] = score.calibration_version
+    return row
 
 
 def _mask_files(paths: list[Path]) -> list[tuple[Path, Path]]:
@@ -130,6 +158,13 @@ def score(
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 3 when any mask is flagged at this level or worse (for pipelines).")
     ] = FailOn.never,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
+            "(env CMR_MONITOR_CALIBRATION; default: shipped)."
+        ),
+    ] = None,
 ) -> None:
     """Score masks once, without ground truth: pDSC, pHD (mm), their 3D-refined values, flags and reason
     codes per structure; each mask's MR image is used as evidence when it is found (sidecar ``image``,
@@ -150,6 +185,7 @@ def score(
         label_map=label_map,
         device=device.value if device else None,
         precision=precision.value if precision else None,
+        calibration=calibration,
     )
     files = _mask_files(paths)  # before the model loads, so that a wrong path fails at once
     lmap = get_label_map(settings.label_map)
@@ -196,6 +232,7 @@ def score(
                     volume.affine,
                 )
                 row["pgt_file"], row["inconsistency_file"] = str(pgt_path), str(xor_path)
+            row.update(estimate_columns(result.score))
             rows.append(row)
         progress.advance(len(chunk))
     progress.close()

@@ -13,6 +13,7 @@ Reads the masks and images; everything after this table is pure (``statistics``)
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.qc.reasons import describe_all
-from monitor.qc.records import VolumeScore
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.qc.scores import compare_structures
 
 if TYPE_CHECKING:
@@ -63,6 +64,12 @@ CASE_COLUMNS: tuple[str, ...] = (
     "flag_plain",
     "volume_flag_plain",
     "image_used",
+    "edsc",
+    "edsc_lo",
+    "edsc_hi",
+    "ehd_mm",
+    "ehd_mm_lo",
+    "ehd_mm_hi",
 )
 
 
@@ -190,6 +197,16 @@ def _score(
     return scorer.score_batch(volumes)
 
 
+def _estimates(score: StructureScore) -> dict[str, float]:
+    """The calibrated estimates of a structure (nan without a calibration or for a missing structure)."""
+    out = {}
+    for name, estimate in (("edsc", score.edsc), ("ehd_mm", score.ehd_mm)):
+        out[name] = estimate.value if estimate is not None else math.nan
+        out[f"{name}_lo"] = estimate.lo if estimate is not None else math.nan
+        out[f"{name}_hi"] = estimate.hi if estimate is not None else math.nan
+    return out
+
+
 def _case_rows(
     pair: CasePair, pred: MaskVolume, gt: MaskVolume, score: VolumeScore, policy: FlagPolicy
 ) -> list[dict[str, Any]]:
@@ -230,6 +247,7 @@ def _case_rows(
                 "flag_plain": flag_plain.value,
                 "volume_flag_plain": volume_plain,
                 "image_used": score.image_used,
+                **_estimates(pseudo),
             }
         )
     return rows

@@ -13,6 +13,7 @@ import pandas as pd
 
 from monitor import __version__
 from monitor.evaluation.cases import evaluate_cases
+from monitor.evaluation.estimates import estimate_summary
 from monitor.evaluation.families import FamilySet, family_table
 from monitor.evaluation.pairing import SkippedCase, pair_cases
 from monitor.evaluation.refined import plain_vs_refined
@@ -129,6 +130,7 @@ def run_evaluation(
         "volumes_with_image": int(volumes.sum()),
         "volumes": len(volumes),
     }
+    summary["estimates"] = estimate_summary(segmenters)
     missing_counts = {name: 0 for name in pred_dirs}
     for item in pairing.missing:
         missing_counts[item.segmenter] += 1
@@ -158,7 +160,10 @@ def run_evaluation(
             "policy": {
                 "suspicious_dice": scorer.policy.suspicious_dice,
                 "suspicious_hd_mm": scorer.policy.suspicious_hd_mm,
+                "basis": scorer.policy.basis if scorer.calibration is not None else "paper",
+                "fail_probability": scorer.policy.fail_probability,
             },
+            "calibration_version": scorer.calibration.version if scorer.calibration is not None else None,
             "versions": _versions(),
         }
     )

@@ -8,6 +8,10 @@
 - a failed evidence check (``monitor.qc.evidence``: stack, topology, image) raises its own code at
   that code's severity (e.g. ``rv_position``, swapped labels, and ``far_component`` are erroneous);
   a check whose severity is ``ok`` is recorded in the structure's evidence but raises nothing;
+- with a calibration (``monitor.qc.calibration``) and ``basis="estimates"`` (the default), the two
+  pseudo-metric codes give way to ``edsc_low`` and ``ehd_high``: the estimate's interval says that the
+  real Dice is below ``suspicious_dice`` (the real HD above ``suspicious_hd_mm``) with probability at
+  least ``fail_probability``; ``basis="paper"`` keeps the paper's pDSC/pHD thresholds;
 - ``ok`` when there is no reason. A structure takes the worst level of its reasons (each code's level
   is its default severity unless ``FlagPolicy.severities`` overrides it); a volume takes the worst level
   of its structures.
@@ -23,7 +27,10 @@ from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
 from monitor.qc.records import Check
 
-__all__ = ["FlagPolicy", "flag_structure", "worst_flag"]
+__all__ = ["FLAG_BASES", "FlagPolicy", "flag_structure", "worst_flag"]
+
+#: What ``suspicious`` is decided on: calibrated estimates (when a calibration ran) or the paper's pDSC/pHD.
+FLAG_BASES: tuple[str, ...] = ("estimates", "paper")
 
 #: codes that always raise the flag (the metrics' own): only evidence checks may be set to ``ok``
 _ALWAYS_RAISE = frozenset({ReasonCode.MISSING, ReasonCode.VANISHED, ReasonCode.PHD_HIGH, ReasonCode.PDSC_LOW})
@@ -33,8 +40,10 @@ _ALWAYS_RAISE = frozenset({ReasonCode.MISSING, ReasonCode.VANISHED, ReasonCode.P
 class FlagPolicy:
     """Flag thresholds, and the level each reason code raises."""
 
-    suspicious_hd_mm: float = 50.0  #: pHD above this (mm) is suspicious
-    suspicious_dice: float = 0.5  #: pDSC below this is suspicious
+    suspicious_hd_mm: float = 50.0  #: (estimated real) HD above this (mm) is suspicious
+    suspicious_dice: float = 0.5  #: (estimated real) Dice below this is suspicious
+    basis: str = "estimates"  #: ``estimates`` (when a calibration ran) or ``paper`` (pDSC/pHD)
+    fail_probability: float = 0.25  #: flag when P(real beyond a threshold) is at least this (estimates)
     #: reason code -> level it raises, where it differs from the code's ``default_severity``; ``ok``
     #: records a failed evidence check (``StructureScore.evidence``) without raising the flag
     severities: Mapping[ReasonCode, FlagLevel] = field(default_factory=dict, hash=False)
@@ -44,6 +53,10 @@ class FlagPolicy:
             raise ValueError(f"suspicious_hd_mm must be positive, got {self.suspicious_hd_mm}")
         if not 0.0 <= self.suspicious_dice <= 1.0:
             raise ValueError(f"suspicious_dice must lie in [0, 1], got {self.suspicious_dice}")
+        if self.basis not in FLAG_BASES:
+            raise ValueError(f"basis must be one of {FLAG_BASES}, got {self.basis!r}")
+        if not 0.0 < self.fail_probability < 1.0:
+            raise ValueError(f"fail_probability must lie in (0, 1), got {self.fail_probability}")
         checked = {ReasonCode(code): FlagLevel(level) for code, level in self.severities.items()}
         quiet = [code for code, level in checked.items() if level == FlagLevel.OK and code in _ALWAYS_RAISE]
         if quiet:

@@ -51,6 +51,9 @@ class ReasonCode(StrEnum):
     IMAGE_CONTRAST = "image_contrast"  #: inside - outside ring intensity over the 1-99 % range
     EDGE_OFFSET = "edge_offset"  #: image edge minus mask boundary, outward (px)
     CLASS_OVERLAP = "class_overlap"  #: blood vs myocardium intensity overlap (1 - AUC)
+    # --- calibrated estimates (monitor.qc.calibration)
+    EDSC_LOW = "edsc_low"  #: the calibrated estimate says the real Dice is probably below the threshold
+    EHD_HIGH = "ehd_high"  #: the calibrated estimate says the real HD is probably above the threshold
 
     @property
     def title(self) -> str:
@@ -148,6 +151,12 @@ _INFO: dict[ReasonCode, _Info] = {
         FlagLevel.SUSPICIOUS,
         "{structure} blood and myocardium intensities overlap ({value:.2f})",
     ),
+    ReasonCode.EDSC_LOW: _Info(
+        "Dice probably low", FlagLevel.SUSPICIOUS, "{structure} real Dice probably {limit}"
+    ),
+    ReasonCode.EHD_HIGH: _Info(
+        "HD probably high", FlagLevel.SUSPICIOUS, "{structure} real HD probably {limit}"
+    ),
 }
 
 
@@ -213,9 +222,9 @@ def describe(
     if known is None:
         return f"{structure} {code}"
     limit = ""
-    if known is ReasonCode.PHD_HIGH:
+    if known in (ReasonCode.PHD_HIGH, ReasonCode.EHD_HIGH):
         limit = f"> {thresholds.suspicious_hd_mm:g} mm" if thresholds else "above the threshold"
-    elif known is ReasonCode.PDSC_LOW:
+    elif known in (ReasonCode.PDSC_LOW, ReasonCode.EDSC_LOW):
         limit = f"< {thresholds.suspicious_dice:g}" if thresholds else "below the threshold"
     return _INFO[known].text.format(structure=structure, pdsc=pdsc, phd_mm=phd_mm, limit=limit, value=value)
 

@@ -50,6 +50,13 @@ from monitor.store.queue import (
     requeue_worker,
     scoring_workers,
 )
+from monitor.store.realized import (
+    REALIZED_COLUMNS,
+    REALIZED_SOURCES,
+    estimated_vs_realized,
+    file_ids_by_hash,
+    record_realized,
+)
 from monitor.store.records import (
     ARTIFACT_INCONSISTENCY,
     ARTIFACT_PGT,
@@ -83,6 +90,8 @@ __all__ = [
     "ARTIFACT_PGT",
     "EXPORT_COLUMNS",
     "EXPORT_FORMATS",
+    "REALIZED_COLUMNS",
+    "REALIZED_SOURCES",
     "REJECTION_CONTENT_CHANGED",
     "REJECTION_MISSING",
     "REJECTION_TOO_MANY_ATTEMPTS",
@@ -113,8 +122,10 @@ __all__ = [
     "current",
     "downgrade",
     "enqueue_file",
+    "estimated_vs_realized",
     "expired_claims",
     "export_frame",
+    "file_ids_by_hash",
     "get_case",
     "head_revision",
     "iter_export_rows",
@@ -127,6 +138,7 @@ __all__ = [
     "open_session",
     "queue_state",
     "reclaim_expired",
+    "record_realized",
     "record_rejection",
     "record_scores",
     "register_model",

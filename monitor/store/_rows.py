@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import StoreError
 from monitor.io.images import IMAGE_NOT_EVALUATED, ImagePairing, image_outcome
-from monitor.qc.records import Check, VolumeScore
+from monitor.qc.records import Check, StructureScore, VolumeScore
 from monitor.store._tx import dialect_insert, nan_to_none
 from monitor.store.errors import FileStateError
 from monitor.store.models import MaskFile, Segmenter
@@ -39,7 +39,12 @@ MAX_REASON_LENGTH = 64
 
 
 def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
-    """``structure_scores`` rows of one scored file (nan metrics as NULL)."""
+    """``structure_scores`` rows of one scored file (nan metrics as NULL).
+
+    The estimate columns are only written when a calibration ran (else they stay NULL by default), so
+    a score without estimates can be written by the same statement as before they existed.
+    """
+    estimated = any(s.edsc is not None or s.ehd_mm is not None for s in score.structures)
     return [
         {
             "file_id": file_id,
@@ -55,9 +60,20 @@ def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
             "phd_mm_3d": nan_to_none(s.phd_mm_3d),
             "pgt_volume_ml": nan_to_none(s.pgt_volume_ml),
             "evidence": evidence_json(s.evidence),
+            **(_estimate_columns(s) if estimated else {}),
         }
         for s in score.structures
     ]
+
+
+def _estimate_columns(s: StructureScore) -> dict[str, float | None]:
+    """The six estimate columns of a structure row (NULL without an estimate)."""
+    out: dict[str, float | None] = {}
+    for name, estimate in (("edsc", s.edsc), ("ehd_mm", s.ehd_mm)):
+        out[name] = nan_to_none(estimate.value) if estimate is not None else None
+        out[f"{name}_lo"] = nan_to_none(estimate.lo) if estimate is not None else None
+        out[f"{name}_hi"] = nan_to_none(estimate.hi) if estimate is not None else None
+    return out
 
 
 def evidence_json(checks: Iterable[Check]) -> list[dict[str, Any]]:

@@ -183,6 +183,7 @@ def _file_row(item: FinishedFile, segmenters: Mapping[tuple[str, str], int], mod
         "image_used": bool(score.image_used) if score is not None else None,
         "image_reason": item.image_reason if score is not None and not score.image_used else None,
         "image_detail": item.image_detail if score is not None and not score.image_used else None,
+        "calibration_version": score.calibration_version if score is not None else None,
     }
 
 

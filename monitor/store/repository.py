@@ -86,6 +86,8 @@ def record_scores(
                 **image_columns(score, image),
                 worker_id=None,
                 lease_expires_at=None,
+                # only when a calibration ran: the same statement as before the column existed
+                **({"calibration_version": score.calibration_version} if score.calibration_version else {}),
             ),
             execution_options={"synchronize_session": False},
         ).rowcount

@@ -352,3 +352,33 @@ def test_case_of_a_rejected_file(seeded_sqlite: Seeded, app_test) -> None:
     assert not at.exception
     assert any(t.startswith("This file is rejected") for t in _texts(at.info))
     assert "Only scored files can be reviewed." in _texts(at.caption)
+
+
+def test_estimated_vs_realized_per_version(writable: Seeded, app_test) -> None:
+    import sqlalchemy as sa
+
+    from monitor.qc.labels import Structure
+    from monitor.store import record_realized
+
+    with open_session(writable.url) as session:
+        ids = session.execute(
+            sa.text("SELECT id FROM mask_files WHERE status = 'scored' ORDER BY id LIMIT 6")
+        ).all()
+        for i, (file_id,) in enumerate(ids):
+            session.execute(
+                sa.text(
+                    "UPDATE structure_scores SET edsc = :e, edsc_lo = :e - 0.1, edsc_hi = :e + 0.1, "
+                    "ehd_mm = :h, ehd_mm_lo = :h - 3, ehd_mm_hi = :h + 3 WHERE file_id = :f AND structure = 'LV'"
+                ),
+                {"e": 0.8 + 0.02 * i, "h": 10.0 + i, "f": file_id},
+            )
+            session.commit()
+            record_realized(session, file_id, {Structure.LV: (0.81 + 0.02 * i, 11.0 + i)}, source="demo")
+    at = app_test(writable).run()
+    at.switch_page("views/realized.py").run()
+    _ok(at)
+    summary = at.dataframe[0].value
+    lv = summary[(summary["structure"] == "LV") & (summary["metric"] == "Dice")]
+    assert int(lv["n"].sum()) == len(ids) == 6
+    assert (lv["coverage"] == 1.0).all() and (lv["mae_estimate"].round(6) == 0.01).all()
+    assert len(at.get("vega_lite_chart")) == 2
