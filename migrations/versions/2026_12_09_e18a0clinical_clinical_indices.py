@@ -5,7 +5,7 @@ Two new tables; nothing existing changes, so upgrade and downgrade are instant. 
 this revision have no ``volume_clinical`` row and take no part in the patient indices until rescored.
 
 Revision ID: e18a0clinical
-Revises: 24fccc99a2e1 (to be re-chained on e14a0calibrate when that lands)
+Revises: e14a0calibrate
 Create Date: 2026-12-07 17:30:00+00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e18a0clinical"
-down_revision: str | Sequence[str] | None = "24fccc99a2e1"
+down_revision: str | Sequence[str] | None = "e14a0calibrate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -26,17 +26,20 @@ import torch
 
 from monitor.config import Settings
 from monitor.errors import CheckpointError
+from monitor.io.calibration import load_calibration
 from monitor.io.nifti import MaskVolume
 from monitor.model.autoencoder import CheckpointMeta, default_checkpoint_path, load_checkpoint
 from monitor.model.inference import InferenceNetwork, resolve_device
 from monitor.model.preprocess import PreprocessInfo, from_model_space, to_model_space
+from monitor.qc.calibration import Calibration, calibrate_scores, image_features, mask_features
+from monitor.qc.calibration.features import Features
 from monitor.qc.evidence import EvidenceSettings
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.metrics import inconsistency_map
 from monitor.qc.records import VolumeScore
 from monitor.qc.scores import score_volume
 
-__all__ = ["ScoredVolume", "Scorer", "pass_sizes"]
+__all__ = ["ScoredVolume", "Scorer", "calibration_from_setting", "pass_sizes"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,6 +68,33 @@ def pass_sizes(n: int, most: int) -> list[int]:
     return [base + 1] * extra + [base] * (passes - extra)
 
 
+def _calibrate(
+    calibration: Calibration, policy: FlagPolicy, finished: list[tuple[ScoredVolume, Features]]
+) -> list[ScoredVolume]:
+    """Estimates of the real Dice and HD for a whole batch in one model call; its time is shared out
+    over the volumes' ``calibration`` timing (which already holds their mask features' time)."""
+    t0 = time.perf_counter()
+    scores = calibrate_scores(
+        calibration, [r.score for r, _ in finished], [f for _, f in finished], policy=policy
+    )
+    share = (time.perf_counter() - t0) / len(finished)
+    out = []
+    for (result, _), score in zip(finished, scores, strict=True):
+        timings = {**score.timings_s, "calibration": score.timings_s.get("calibration", 0.0) + share}
+        out.append(replace(result, score=replace(score, timings_s=timings)))
+    return out
+
+
+def calibration_from_setting(value: str | Path | None) -> Calibration | None:
+    """The calibration a setting names: ``shipped`` (next to the checkpoint), ``none``, or a file path.
+
+    Raises: CalibrationError when the file is missing or unusable.
+    """
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return None
+    return load_calibration(None if str(value).strip().lower() == "shipped" else Path(value))
+
+
 class Scorer:
     """Scores mask volumes with one loaded autoencoder.
 
@@ -84,6 +114,8 @@ class Scorer:
             overlapping it); None = 1 on the CPU (the model already uses every core) and min(8, cores)
             on CUDA. With several daemons on one host, lower it and ``threads`` so that they do not
             oversubscribe the cores.
+        calibration: estimates of the real Dice and HD with intervals (``monitor.qc.calibration``),
+            applied to each batch after the evidence stage; None = pseudo metrics only.
 
     Example:
         >>> scorer = Scorer()
@@ -102,6 +134,7 @@ class Scorer:
         threads: int | None = None,
         precision: str = "fp32",
         cpu_workers: int | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         if batch_slices is not None and batch_slices < 1:
             raise ValueError(f"batch_slices must be >= 1, got {batch_slices}")
@@ -125,6 +158,7 @@ class Scorer:
         self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
         self.batch_slices = batch_slices or (64 if self.device.type == "cuda" else 16)
         self.policy = policy or FlagPolicy()
+        self.calibration = calibration
         self.evidence = evidence
         if cpu_workers is None:
             cpu_workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1
@@ -147,6 +181,7 @@ class Scorer:
             threads=settings.torch_threads,
             precision=settings.precision,
             cpu_workers=settings.cpu_workers,
+            calibration=calibration_from_setting(settings.calibration),
         )
 
     def close(self) -> None:
@@ -214,7 +249,10 @@ class Scorer:
             (volume, image, info, probs[offsets[i] : offsets[i + 1]], shared)
             for i, (volume, image, (_, info)) in enumerate(zip(volumes, images, prepared, strict=True))
         ]
-        return self._map(self._finish, jobs)
+        finished = self._map(self._finish, jobs)
+        if self.calibration is None or not finished:
+            return [result for result, _ in finished]
+        return _calibrate(self.calibration, self.policy, finished)
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self._pool is None or len(items) < 2:
@@ -231,8 +269,9 @@ class Scorer:
 
     def _finish(
         self, job: tuple[MaskVolume, np.ndarray | None, PreprocessInfo, torch.Tensor, dict[str, float]]
-    ) -> ScoredVolume:
-        """pGT in the mask's geometry, metrics, evidence, flags and the XOR map of one volume."""
+    ) -> tuple[ScoredVolume, Features]:
+        """pGT in the mask's geometry, metrics, evidence, flags and the XOR map of one volume, and its
+        mask (and image) features for the calibration (none without one)."""
         volume, image, info, probs, shared = job
         ta = time.perf_counter()
         pgt = from_model_space(probs, info)
@@ -250,5 +289,12 @@ class Scorer:
         tc = time.perf_counter()
         evidence_s = score.timings_s.get("evidence", 0.0)
         timings = {**shared, "postprocess": tb - ta, "metrics": tc - tb - evidence_s, "evidence": evidence_s}
+        features: Features = {}
+        if self.calibration is not None:
+            features = mask_features(volume.labels, pgt, volume.spacing_mm)
+            if image is not None:
+                for structure, values in image_features(image, volume.labels).items():
+                    features[structure].update(values)
+            timings["calibration"] = time.perf_counter() - tc
         score = replace(score, timings_s=timings)
-        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor)
+        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor), features

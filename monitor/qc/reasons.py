@@ -37,8 +37,8 @@ class ReasonCode(StrEnum):
     # --- evidence checks (monitor.qc.evidence); a check's value is in the unit given here
     STACK_GAP = "stack_gap"  #: empty slices inside the structure's z-extent (slices)
     STACK_MARGIN = "stack_margin"  #: empty slices beyond the heart at a stack end (slices)
-    CENTROID_JUMP = "centroid_jump"  #: in-plane centroid shift between adjacent slices (mm)
-    AREA_JUMP = "area_jump"  #: area ratio between adjacent slices (larger / smaller)
+    CENTROID_JUMP = "centroid_jump"  #: a slice's centroid off its neighbours' midpoint (mm)
+    AREA_JUMP = "area_jump"  #: a slice's area dip or spike against both neighbours (ratio)
     APEX_TAPER = "apex_taper"  #: LV area in its apical slice over its largest (fraction)
     RV_BEYOND_APEX = "rv_beyond_apex"  #: RV slices past the LV+MYO apex (slices)
     RV_POSITION = "rv_position"  #: a slice's LV->RV direction off the stack's mean (degrees)
@@ -51,6 +51,9 @@ class ReasonCode(StrEnum):
     IMAGE_CONTRAST = "image_contrast"  #: inside - outside ring intensity over the 1-99 % range
     EDGE_OFFSET = "edge_offset"  #: image edge minus mask boundary, outward (px)
     CLASS_OVERLAP = "class_overlap"  #: blood vs myocardium intensity overlap (1 - AUC)
+    # --- calibrated estimates (monitor.qc.calibration)
+    EDSC_LOW = "edsc_low"  #: the calibrated estimate says the real Dice is probably below the threshold
+    EHD_HIGH = "ehd_high"  #: the calibrated estimate says the real HD is probably above the threshold
 
     @property
     def title(self) -> str:
@@ -59,7 +62,10 @@ class ReasonCode(StrEnum):
 
     @property
     def default_severity(self) -> FlagLevel:
-        """The level the code raises unless a ``FlagPolicy`` overrides it."""
+        """The level the code raises unless a ``FlagPolicy`` overrides it; ``ok`` for a check that is
+        recorded in the evidence without raising the flag by default (minor defects that real
+        segmenters' acceptable masks often have: holes, area jumps, the LV cavity touching background,
+        the RV off the septum; see docs/evidence.md)."""
         return _INFO[self].severity
 
 
@@ -91,7 +97,9 @@ _INFO: dict[ReasonCode, _Info] = {
         "displaced slice", FlagLevel.SUSPICIOUS, "{structure} centre jumps {value:.1f} mm between slices"
     ),
     ReasonCode.AREA_JUMP: _Info(
-        "area jump", FlagLevel.SUSPICIOUS, "{structure} area changes {value:.1f}-fold between slices"
+        "area jump",
+        FlagLevel.OK,
+        "{structure} area dips or spikes {value:.1f}-fold against both neighbouring slices",
     ),
     ReasonCode.APEX_TAPER: _Info(
         "no apical taper",
@@ -119,15 +127,15 @@ _INFO: dict[ReasonCode, _Info] = {
     ),
     ReasonCode.LV_BACKGROUND: _Info(
         "LV touches background",
-        FlagLevel.SUSPICIOUS,
+        FlagLevel.OK,
         "{structure} cavity touches background on {value:.0%} of a slice's boundary",
     ),
     ReasonCode.RV_SEPTUM: _Info(
         "RV off the septum",
-        FlagLevel.SUSPICIOUS,
+        FlagLevel.OK,
         "{structure} does not reach the septum on {value:.0f} slice(s)",
     ),
-    ReasonCode.HOLES: _Info("holes", FlagLevel.SUSPICIOUS, "{structure} has a hole of {value:.0f} mm^2"),
+    ReasonCode.HOLES: _Info("holes", FlagLevel.OK, "{structure} has a hole of {value:.0f} mm^2"),
     ReasonCode.IMAGE_CONTRAST: _Info(
         "low image contrast",
         FlagLevel.SUSPICIOUS,
@@ -142,6 +150,12 @@ _INFO: dict[ReasonCode, _Info] = {
         "classes overlap in the image",
         FlagLevel.SUSPICIOUS,
         "{structure} blood and myocardium intensities overlap ({value:.2f})",
+    ),
+    ReasonCode.EDSC_LOW: _Info(
+        "Dice probably low", FlagLevel.SUSPICIOUS, "{structure} real Dice probably {limit}"
+    ),
+    ReasonCode.EHD_HIGH: _Info(
+        "HD probably high", FlagLevel.SUSPICIOUS, "{structure} real HD probably {limit}"
     ),
 }
 
@@ -208,9 +222,9 @@ def describe(
     if known is None:
         return f"{structure} {code}"
     limit = ""
-    if known is ReasonCode.PHD_HIGH:
+    if known in (ReasonCode.PHD_HIGH, ReasonCode.EHD_HIGH):
         limit = f"> {thresholds.suspicious_hd_mm:g} mm" if thresholds else "above the threshold"
-    elif known is ReasonCode.PDSC_LOW:
+    elif known in (ReasonCode.PDSC_LOW, ReasonCode.EDSC_LOW):
         limit = f"< {thresholds.suspicious_dice:g}" if thresholds else "below the threshold"
     return _INFO[known].text.format(structure=structure, pdsc=pdsc, phd_mm=phd_mm, limit=limit, value=value)
 

@@ -58,6 +58,13 @@ from monitor.store.queue import (
     requeue_worker,
     scoring_workers,
 )
+from monitor.store.realized import (
+    REALIZED_COLUMNS,
+    REALIZED_SOURCES,
+    estimated_vs_realized,
+    file_ids_by_hash,
+    record_realized,
+)
 from monitor.store.records import (
     ARTIFACT_INCONSISTENCY,
     ARTIFACT_PGT,
@@ -72,6 +79,7 @@ from monitor.store.records import (
     ReviewVerdict,
     SegmenterCounts,
     StatusCounts,
+    StoredCheck,
     StoredStructureScore,
 )
 from monitor.store.repository import (
@@ -91,6 +99,8 @@ __all__ = [
     "EXPORT_COLUMNS",
     "EXPORT_FORMATS",
     "PATIENT_COLUMNS",
+    "REALIZED_COLUMNS",
+    "REALIZED_SOURCES",
     "REJECTION_CONTENT_CHANGED",
     "REJECTION_MISSING",
     "REJECTION_TOO_MANY_ATTEMPTS",
@@ -111,6 +121,7 @@ __all__ = [
     "SegmenterCounts",
     "SessionTimeouts",
     "StatusCounts",
+    "StoredCheck",
     "StoredPatient",
     "StoredStructureScore",
     "add_review",
@@ -121,8 +132,10 @@ __all__ = [
     "current",
     "downgrade",
     "enqueue_file",
+    "estimated_vs_realized",
     "expired_claims",
     "export_frame",
+    "file_ids_by_hash",
     "get_case",
     "head_revision",
     "iter_export_rows",
@@ -137,6 +150,7 @@ __all__ = [
     "patient_frame",
     "queue_state",
     "reclaim_expired",
+    "record_realized",
     "record_rejection",
     "record_scores",
     "record_volume_indices",

@@ -103,8 +103,9 @@ def fit_interval_model(
     Raises: ValueError for mismatched lengths, negative errors or too few groups.
     """
     from mapie.regression import ConformalizedQuantileRegressor
-    from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
+
+    from monitor.qc.calibration.fit import BoostingParams  # the calibration stage's boosted models
 
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(abs_error, dtype=np.float64)
@@ -123,10 +124,9 @@ def fit_interval_model(
     held = _split_by_group(g, conformal_fraction, np.random.default_rng(seed))
     alpha = 1.0 - confidence
     with threadpool_limits(1):
+        params = BoostingParams(**HGB_PARAMS, seed=seed)
         quantiles = [
-            HistGradientBoostingRegressor(loss="quantile", quantile=q, **HGB_PARAMS, random_state=seed).fit(
-                x[~held], target[~held]
-            )
+            params.model(loss="quantile", quantile=q).fit(x[~held], target[~held])
             for q in (alpha / 2, 1 - alpha / 2, 0.5)
         ]
         interval = ConformalizedQuantileRegressor(quantiles, confidence_level=confidence, prefit=True)
