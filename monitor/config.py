@@ -67,24 +67,32 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "fp32", description="model arithmetic; auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
     )
+    image_evidence: bool = Field(
+        True,
+        description="pair each mask with its MR image (sidecar, ACDC, nnU-Net imagesTs) and use it as "
+        "evidence when its geometry matches; false scores masks alone (docs/daemon.md)",
+    )
 
     # --- flag thresholds
     suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")
     suspicious_dice: float = Field(0.5, ge=0, le=1, description="pDSC below this is suspicious")
-    reason_severities: dict[str, Literal["suspicious", "erroneous"]] = Field(
+    reason_severities: dict[str, Literal["ok", "suspicious", "erroneous"]] = Field(
         default_factory=dict,
         description="reason code -> the level it raises, where it differs from the code's default, e.g. "
-        '{"stack_margin": "erroneous"} (JSON in the environment)',
+        '{"stack_margin": "erroneous", "holes": "ok"} (JSON in the environment); "ok" records a failed '
+        "evidence check without raising the flag",
     )
 
     # --- evidence stage (monitor.qc.evidence): refined pGT, stack, topology and image checks
     evidence: bool = Field(True, description="run the evidence stage (false: the paper's pDSC/pHD alone)")
     evidence_stack_margin: bool = Field(
         True,
-        description="extend the refined pGT into stack ends left empty beyond evidence_spare_slices "
-        "(ACDC-like protocols cover the heart with at most one spare slice)",
+        description="extend the refined pGT into stack ends left empty beyond evidence_spare_mm "
+        "(ACDC-like protocols cover the heart with at most one spare 10 mm slice)",
     )
-    evidence_spare_slices: int = Field(1, ge=0, description="empty slices a stack may hold beyond the heart")
+    evidence_spare_mm: float = Field(
+        10.0, ge=0, description="empty stack (mm) an end may hold beyond the heart; at least one slice"
+    )
     evidence_tolerances: dict[str, float] = Field(
         default_factory=dict,
         description='other EvidenceSettings fields by name, e.g. {"centroid_jump_mm": 25} (JSON)',
@@ -132,7 +140,11 @@ class Settings(BaseSettings):
     def _check_tolerances(cls, value: dict[str, float]) -> dict[str, float]:
         from monitor.qc.evidence import EvidenceSettings
 
-        EvidenceSettings(**value)  # unknown names and bad values raise here, with the name
+        known = set(EvidenceSettings.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown evidence tolerances {unknown}; known: {sorted(known)}")
+        EvidenceSettings(**value)  # bad values raise here, with the name
         return value
 
     @field_validator("reason_severities")
@@ -155,7 +167,7 @@ class Settings(BaseSettings):
             **{
                 **self.evidence_tolerances,
                 "stack_margin": self.evidence_stack_margin,
-                "spare_slices": self.evidence_spare_slices,
+                "spare_mm": self.evidence_spare_mm,
             }
         )
 

@@ -70,15 +70,15 @@ def evaluate(
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
     label_map: Annotated[
         str | None,
         typer.Option(
-            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP]."
+            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
         ),
     ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Volumes per scoring batch.")] = 8,
     ground_truth: Annotated[
         bool,

@@ -4,9 +4,9 @@ Real Dice and Hausdorff distance (mm) against the ground truth and the pseudo on
 both come from ``monitor.qc.scores`` (Dice 0 when exactly one mask is empty, nan when both are; HD nan
 when either is empty). Beside the paper's plain pDSC/pHD and its flag (``flag_plain``, thresholds on
 the plain values alone) stand the refined ones (``pdsc_3d``, ``phd_mm_3d``) and the flag with the
-evidence (``flag``, ``reason_codes``). The MR image beside each ground truth (ACDC
-``patientNNN_frameFF.nii.gz`` beside ``patientNNN_frameFF_gt.nii.gz``, names from
-``monitor.io.layouts.image_names``) is loaded and passed to scoring when its shape is the mask's.
+evidence (``flag``, ``reason_codes``). The MR image of each ground truth (ACDC
+``patientNNN_frameFF.nii.gz`` beside ``patientNNN_frameFF_gt.nii.gz``, or nnU-Net's, found and checked by
+``monitor.io.images.pair_image`` as in the daemon) is passed to scoring when its geometry is the mask's.
 Reads the masks and images; everything after this table is pure (``statistics``).
 """
 
@@ -22,8 +22,8 @@ import pandas as pd
 
 from monitor.errors import InvalidMask
 from monitor.evaluation.pairing import GROUND_TRUTH, CasePair, SkippedCase
-from monitor.io.layouts import image_names
-from monitor.io.nifti import Limits, MaskVolume, load_image, load_mask
+from monitor.io.images import IMAGE_NOT_FOUND, pair_image
+from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.qc.reasons import describe_all
@@ -105,26 +105,19 @@ def _load_pair(
     return pred, gt
 
 
-def paired_image(gt_path: Path, shape: tuple[int, ...], limits: Limits | None) -> np.ndarray | None:
-    """The MR image beside a ground truth (float32 [z, y, x]), or None when there is none or it is unusable.
+def paired_image(gt: MaskVolume, limits: Limits | None) -> np.ndarray | None:
+    """The MR image of a ground truth (float32 [z, y, x]), or None when there is none or it is unusable.
 
-    Candidates are ``monitor.io.layouts.image_names(gt_path.name)`` in ``gt_path``'s folder, most likely
-    first; an unreadable image or one whose shape is not ``shape`` is logged and not used.
+    Found and checked as the daemon does (``monitor.io.images.pair_image``): the ACDC frame beside the
+    ground truth, nnU-Net's ``_0000`` beside it or in a sibling ``imagesTs``; used only when its shape and
+    affine are the ground truth's. An image that exists but is not used is logged with the reason.
     """
-    for name in image_names(gt_path.name):
-        candidate = gt_path.parent / name
-        if not candidate.is_file():
-            continue
-        try:
-            image, _ = load_image(candidate, limits)
-        except InvalidMask as exc:
-            log.warning("image %s not used: %s", candidate.name, exc.reason)
-            return None
-        if image.shape != tuple(shape):
-            log.warning("image %s not used: shape %s, mask %s", candidate.name, image.shape, tuple(shape))
-            return None
-        return image
-    return None
+    paired = pair_image(gt, limits=limits)
+    reason = paired.pairing.reason
+    if reason is not None and reason != IMAGE_NOT_FOUND:
+        name = Path(paired.pairing.path).name if paired.pairing.path else "?"
+        log.warning("image %s not used: %s (%s)", name, reason, paired.pairing.detail)
+    return paired.data
 
 
 def evaluate_cases(
@@ -191,7 +184,7 @@ def _score(
     if not loaded:
         return []
     volumes = [pred for _, pred, _ in loaded]
-    found = [paired_image(p.gt_path, gt.shape, limits) for p, _, gt in loaded] if images else []
+    found = [paired_image(gt, limits) for _, _, gt in loaded] if images else []
     if any(image is not None for image in found):
         return scorer.score_batch(volumes, images=found)
     return scorer.score_batch(volumes)

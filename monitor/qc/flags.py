@@ -7,6 +7,7 @@
   ``suspicious_dice``, 0.5): ``suspicious``;
 - a failed evidence check (``monitor.qc.evidence``: stack, topology, image) raises its own code at
   that code's severity (e.g. ``rv_position``, swapped labels, and ``far_component`` are erroneous);
+  a check whose severity is ``ok`` is recorded in the structure's evidence but raises nothing;
 - ``ok`` when there is no reason. A structure takes the worst level of its reasons (each code's level
   is its default severity unless ``FlagPolicy.severities`` overrides it); a volume takes the worst level
   of its structures.
@@ -24,6 +25,9 @@ from monitor.qc.records import Check
 
 __all__ = ["FlagPolicy", "flag_structure", "worst_flag"]
 
+#: codes that always raise the flag (the metrics' own): only evidence checks may be set to ``ok``
+_ALWAYS_RAISE = frozenset({ReasonCode.MISSING, ReasonCode.VANISHED, ReasonCode.PHD_HIGH, ReasonCode.PDSC_LOW})
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlagPolicy:
@@ -31,7 +35,8 @@ class FlagPolicy:
 
     suspicious_hd_mm: float = 50.0  #: pHD above this (mm) is suspicious
     suspicious_dice: float = 0.5  #: pDSC below this is suspicious
-    #: reason code -> level it raises, where it differs from the code's ``default_severity``
+    #: reason code -> level it raises, where it differs from the code's ``default_severity``; ``ok``
+    #: records a failed evidence check (``StructureScore.evidence``) without raising the flag
     severities: Mapping[ReasonCode, FlagLevel] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -40,8 +45,9 @@ class FlagPolicy:
         if not 0.0 <= self.suspicious_dice <= 1.0:
             raise ValueError(f"suspicious_dice must lie in [0, 1], got {self.suspicious_dice}")
         checked = {ReasonCode(code): FlagLevel(level) for code, level in self.severities.items()}
-        if any(level == FlagLevel.OK for level in checked.values()):
-            raise ValueError(f"a reason must raise suspicious or erroneous, got {dict(self.severities)}")
+        quiet = [code for code, level in checked.items() if level == FlagLevel.OK and code in _ALWAYS_RAISE]
+        if quiet:
+            raise ValueError(f"{quiet} must raise suspicious or erroneous, got {dict(self.severities)}")
         object.__setattr__(self, "severities", checked)
 
     def severity(self, code: ReasonCode) -> FlagLevel:
@@ -66,7 +72,8 @@ def flag_structure(
         phd_mm: pseudo Hausdorff distance in mm (nan when either is empty); the refined one likewise.
         mask_voxels, pgt_voxels: voxel counts of the structure in the mask and in the (plain) pGT.
         policy: thresholds and severities.
-        checks: the structure's evidence; each failed check adds its code (once).
+        checks: the structure's evidence; each failed check adds its code (once), unless its severity
+            is ``ok`` (then the failure is only recorded in the evidence).
     Returns: (level, reason codes); the codes are empty for ``ok``. A structure missing from the mask
         or vanished from the pGT has that one code (its metrics are undefined or 0).
     """
@@ -81,7 +88,8 @@ def flag_structure(
         if not math.isnan(pdsc) and pdsc < policy.suspicious_dice:
             found.append(ReasonCode.PDSC_LOW)
         for check in checks:
-            if not check.passed and check.code not in found:
+            quiet = policy.severity(check.code) == FlagLevel.OK
+            if not check.passed and check.code not in found and not quiet:
                 found.append(check.code)
         reasons = tuple(found)
     return worst_flag(policy.severity(code) for code in reasons), reasons

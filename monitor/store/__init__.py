@@ -64,6 +64,7 @@ from monitor.store.records import (
     ReviewVerdict,
     SegmenterCounts,
     StatusCounts,
+    StoredCheck,
     StoredStructureScore,
 )
 from monitor.store.repository import (
@@ -102,6 +103,7 @@ __all__ = [
     "SegmenterCounts",
     "SessionTimeouts",
     "StatusCounts",
+    "StoredCheck",
     "StoredStructureScore",
     "add_review",
     "bulk_insert_scored",

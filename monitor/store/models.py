@@ -171,6 +171,11 @@ class MaskFile(Base):
     spacing_x_mm: Mapped[float | None] = mapped_column(sa.Float)
     slices_scored: Mapped[int | None]
     timings_s: Mapped[dict[str, Any] | None]
+    #: whether an MR image was used as evidence; NULL until scored (and for files scored before e13a0evidence)
+    image_used: Mapped[bool | None] = mapped_column(sa.Boolean)
+    #: why no image was used (``monitor.io.images``: not_found, geometry_mismatch, disabled, ...); NULL if used
+    image_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    image_detail: Mapped[str | None] = mapped_column(sa.Text)  #: that reason as a sentence
 
     segmenter: Mapped[Segmenter] = relationship(lazy="joined", innerjoin=True)
     model: Mapped[MonitorModel | None] = relationship()
@@ -200,6 +205,14 @@ class StructureScoreRow(Base):
     mask_voxels: Mapped[int] = mapped_column(sa.BigInteger)
     pgt_voxels: Mapped[int] = mapped_column(sa.BigInteger)
     mask_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    #: refined pseudo Dice / Hausdorff (mm) against the 3D-refined pGT and the structure's volume in it
+    #: (ml); NULL when undefined or scored before e13a0evidence
+    pdsc_3d: Mapped[float | None] = mapped_column(sa.Float)
+    phd_mm_3d: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_volume_ml: Mapped[float | None] = mapped_column(sa.Float)
+    #: the checks run on the structure: [{"code", "value" (null when not finite), "passed", "slices"}];
+    #: NULL for rows scored before e13a0evidence
+    evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
 
     file: Mapped[MaskFile] = relationship(back_populates="scores")
 

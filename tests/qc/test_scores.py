@@ -59,7 +59,7 @@ def test_score_volume_flags_with_codes():
 
 def test_score_volume_with_evidence_fills_the_refined_fields():
     """A clean phantom scored against itself: refined = plain, every check passes, image recorded."""
-    phantom = make_phantom(np.random.default_rng(3))
+    phantom = make_phantom(np.random.default_rng(3), rv_extent=1.1, apex_slice=7.6, n_slices=8)
     labels, spacing = phantom.labels, phantom.spacing_mm
     image = make_image(labels, np.random.default_rng(3), spacing)
     without = score_volume(labels, labels, spacing, policy=FlagPolicy(), slices_scored=5)
@@ -79,7 +79,7 @@ def test_score_volume_with_evidence_fills_the_refined_fields():
 def test_score_volume_flags_on_refined_values_and_failed_checks():
     """The basal slice dropped from the mask: the pGT (of the mask) misses it too, so the plain pHD is 0,
     but the refined pGT extends into the empty stack end and the stack check fails."""
-    phantom = make_phantom(np.random.default_rng(3), base_slice=-0.5)
+    phantom = make_phantom(np.random.default_rng(3), base_slice=-0.5, spacing_mm=(10.0, 1.5, 1.5))
     labels, spacing = phantom.labels.copy(), phantom.spacing_mm
     labels[:2] = 0
     score = score_volume(labels, labels, spacing, policy=FlagPolicy(), slices_scored=5)

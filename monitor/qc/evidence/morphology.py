@@ -62,9 +62,22 @@ def edge(binary: np.ndarray) -> np.ndarray:
 
 def fill_holes(binary: np.ndarray) -> np.ndarray:
     """Per-slice hole filling: background not 4-connected to its slice's border becomes foreground."""
-    background = ~binary
+    out = binary.copy()
+    ys = np.flatnonzero(binary.any(axis=(0, 2)))
+    xs = np.flatnonzero(binary.any(axis=(0, 1)))
+    if ys.size == 0:
+        return out
+    # holes lie inside the foreground's box: work there, with a one-pixel rim of background around it
+    box = (
+        slice(None),
+        slice(max(int(ys[0]) - 1, 0), int(ys[-1]) + 2),
+        slice(max(int(xs[0]) - 1, 0), int(xs[-1]) + 2),
+    )
+    part = binary[box]
+    background = ~part
     labels, n = ndimage.label(background, structure=_CROSS)
     outside = np.zeros(n + 1, dtype=bool)
     for rim in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
         outside[rim] = True
-    return binary | ~outside[labels]
+    out[box] = part | ~outside[labels]
+    return out

@@ -86,22 +86,26 @@ def link_px(link_mm: float, spacing_mm: Spacing3) -> int:
     return max(1, round(link_mm / 2.0 / min(spacing_mm[1], spacing_mm[2])))
 
 
-def label_components(binary: np.ndarray, link: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def label_components(binary: np.ndarray, link: int = 0, bridge: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """3D components and their sizes.
 
     Voxels are connected 8-wise in-plane and face-wise through slices, after each slice is grown by
-    ``link`` pixels: pieces closer than about 2 x ``link`` pixels in-plane (or on adjacent slices that
-    almost overlap, as thin apical slices often do) are one component.
+    ``link`` pixels (pieces closer than about 2 x ``link`` pixels in-plane, or on adjacent slices that
+    almost overlap, as thin apical slices often do, are one component) and, with ``bridge``, across
+    one empty slice.
 
     Returns: (labels int32 [z, y, x] with 0 off ``binary``, sizes int64 [n + 1] with sizes[0] = 0).
     """
     labels = np.zeros(binary.shape, dtype=np.int32)
     box = _grown_box(binary, link)
     part = binary[box]
-    grown = grow(part, link) if link > 0 else part
-    inner, n = ndimage.label(grown, structure=IN_PLANE_8)
-    if link > 0:
-        inner[~part] = 0
+    grown = grow(part, link) if link > 0 else part.copy()
+    bridged = grown.copy()
+    if bridge:  # a one-slice gap does not split a structure (the stack checks see gaps)
+        bridged[1:] |= grown[:-1]
+        bridged[:-1] |= grown[1:]
+    inner, n = ndimage.label(bridged, structure=IN_PLANE_8)
+    inner[~part] = 0
     labels[box] = inner
     sizes = np.bincount(inner.ravel(), minlength=n + 1)
     sizes[0] = 0
@@ -121,9 +125,9 @@ def _grown_box(binary: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
     )
 
 
-def largest_component(binary: np.ndarray, link: int = 0) -> np.ndarray:
+def largest_component(binary: np.ndarray, link: int = 0, bridge: bool = True) -> np.ndarray:
     """The largest 3D component of a boolean mask (see ``label_components``); the input if it has one."""
-    labels, sizes = label_components(binary, link)
+    labels, sizes = label_components(binary, link, bridge)
     if sizes.size <= 2:
         return binary
     return labels == int(np.argmax(sizes))

@@ -5,17 +5,19 @@ stray blob, an extra slice past the apex, a missing slice. The refinement, appli
 mask's own geometry, keeps what is continuous with the heart's main body and adds what an
 acquisition must contain:
 
-1. the largest 3D component of LV and of RV, and the MYO pieces that touch them;
+1. the largest 3D component of LV and of RV, and the MYO pieces that touch them (a one-slice gap
+   splits the LV and MYO, not the RV);
 2. no LV in slices without MYO; no MYO-only slices more than ``myo_apex_slices`` past the LV's range;
 3. single-slice gaps filled from the two neighbours (their overlap, else the smaller one);
 4. one contiguous run of slices per structure (the run with most voxels);
 5. RV extent: where the RV stops more than ``rv_apex_gap_slices`` short of the LV+MYO apex, its end
    slice is repeated towards the apex until it stops that many slices short;
-6. stack margin (``stack_margin``): where the heart leaves more than ``spare_slices`` empty slices at
-   a stack end, its end slice's LV and MYO are repeated into them, leaving ``spare_slices`` empty.
+6. stack margin (``stack_margin``): where the heart leaves more empty slices at a stack end than
+   ``spare_mm`` allows (one 10 mm slice, two 5 mm ones), the LV and MYO of the last slices that hold
+   them at that end are repeated into them, leaving that many empty.
 
-A ground-truth mask comes out unchanged except for slices added by rules 5 and 6 (dev set: 159 of 160
-volumes have at most one spare slice). Labels are canonical uint8 ``[z, y, x]``.
+A ground-truth mask comes out unchanged except for slices added by rules 5 and 6 (dev set: 158 of 160
+volumes have at most one spare 10 mm slice). Labels are canonical uint8 ``[z, y, x]``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def refine_pgt(
     Args:
         pgt: uint8 [z, y, x] pseudo ground truth in the mask's geometry, canonical labels.
         spacing_mm: (dz, dy, dx) in mm (components link within ``settings.link_mm``).
-        settings: the refinement's rules (``stack_margin``, ``spare_slices``, ``rv_apex_gap_slices``,
+        settings: the refinement's rules (``stack_margin``, ``spare_mm``, ``rv_apex_gap_slices``,
             ``myo_apex_slices``).
     Returns: uint8 [z, y, x], same shape; all background for an all-background pGT.
     """
@@ -69,16 +71,18 @@ def refine_pgt(
         direction = apex_direction(heart_area)
         _extend_rv(view, heart_area, direction, settings.rv_apex_gap_slices)
         if settings.stack_margin:
-            _extend_stack(view, heart_area, settings.spare_slices)
+            _extend_stack(view, heart_area, settings.spare_slices(spacing_mm[0]))
     return out
 
 
 def _main_body(labels: np.ndarray, link: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Largest 3D component of LV and RV, and the MYO components touching either (or all MYO if none)."""
-    lv = largest_component(labels == _LV, link)
-    rv = largest_component(labels == _RV, link)
+    # LV and MYO do not bridge one-slice gaps (a slice the mask left out splits them: the larger part
+    # is the heart, r(real HD, refined pHD) .90 vs .87 on dev); the RV does (.90 vs .89)
+    lv = largest_component(labels == _LV, link, bridge=False)
+    rv = largest_component(labels == _RV, link, bridge=True)
     myo_all = labels == _MYO
-    components, sizes = label_components(myo_all, link)
+    components, sizes = label_components(myo_all, link, bridge=False)
     if sizes.size <= 2 or not (lv.any() or rv.any()):
         return lv, rv, myo_all
     body = lv | rv
@@ -156,11 +160,16 @@ def _extend_rv(view: np.ndarray, heart_area: np.ndarray, direction: int, gap: in
 
 
 def _extend_stack(view: np.ndarray, heart_area: np.ndarray, spare: int) -> None:
-    """In place: repeat the heart's end slices (LV, MYO) into stack ends with more than ``spare`` empty slices."""
+    """In place: repeat the heart's end slices (LV, MYO) into stack ends with more than ``spare`` empty
+    slices; each label comes from the last slice that holds it at that end."""
     present = np.flatnonzero(heart_area)
     first, last = int(present[0]), int(present[-1])
     n = view.shape[0]
-    if first > spare:
-        _paint(view, first, range(first - 1, spare - 1, -1), (_LV, _MYO))
-    if n - 1 - last > spare:
-        _paint(view, last, range(last + 1, n - spare), (_LV, _MYO))
+    for label in (_LV, _MYO):  # the LV first: an apical MYO cap copied after it does not cover it
+        holding = np.flatnonzero((view == label).any(axis=(1, 2)))
+        if holding.size == 0:
+            continue
+        if first > spare:
+            _paint(view, int(holding[0]), range(first - 1, spare - 1, -1), (label,))
+        if n - 1 - last > spare:
+            _paint(view, int(holding[-1]), range(last + 1, n - spare), (label,))

@@ -8,8 +8,10 @@ absent structure, is not returned):
 - ``stack_gap``: empty slices inside a structure's z-extent (value: slices);
 - ``stack_margin``: empty slices beyond the heart (LV+MYO) at a stack end, more than the protocol's
   spare slices (value: slices; a missing base or apex);
-- ``centroid_jump``: in-plane centroid shift between adjacent slices (value: mm; a displaced slice);
-- ``area_jump``: area ratio between adjacent slices, areas floored at a fraction of the largest (value);
+- ``centroid_jump``: in-plane shift of a slice's centroid from the midpoint of its neighbours' (value:
+  mm; a displaced slice);
+- ``area_jump``: a slice's area dip or spike against both neighbours, areas floored at a fraction of the
+  largest (value: ratio);
 - ``apex_taper``: LV area in its apical slice over its largest (value: fraction; the LV must taper);
 - ``rv_beyond_apex``: RV slices past the LV+MYO apex (value: slices);
 - ``rv_position``: largest deviation of a slice's LV->RV direction from the stack's mean (value: deg;
@@ -42,8 +44,9 @@ _HEART = (Structure.LV, Structure.MYO)
 class StackView:
     """Profiles of a mask shared by the checks: per-structure slices, the heart's and the apex side."""
 
-    def __init__(self, labels: np.ndarray) -> None:
+    def __init__(self, labels: np.ndarray, dz_mm: float) -> None:
         self.labels = labels
+        self.dz_mm = dz_mm  #: slice spacing, mm
         self.binary = {s: labels == CANONICAL_CHANNEL[s] for s in STRUCTURES}
         self.profile: dict[Structure, SliceProfile] = {s: slice_profile(self.binary[s]) for s in STRUCTURES}
         self.heart = slice_profile(self.binary[Structure.LV] | self.binary[Structure.MYO])
@@ -51,9 +54,9 @@ class StackView:
         self.direction = apex_direction(self.heart.area)
 
 
-def stack_view(labels: np.ndarray) -> StackView:
-    """The shared profiles of ``labels`` (uint8 [z, y, x], canonical)."""
-    return StackView(labels)
+def stack_view(labels: np.ndarray, dz_mm: float) -> StackView:
+    """The shared profiles of ``labels`` (uint8 [z, y, x], canonical) at slice spacing ``dz_mm``."""
+    return StackView(labels, dz_mm)
 
 
 def _check(code: ReasonCode, value: float, limit: float, slices: object = ()) -> Check:
@@ -72,8 +75,10 @@ def check_stack(
             continue
         checks = out[structure]
         checks.append(_gaps(profile, settings))
-        centroid = view.heart if structure in _HEART else profile
-        checks.append(_centroid_jump(centroid, spacing_mm, settings))
+        if structure in _HEART:
+            checks.append(_centroid_jump(view.heart, spacing_mm, settings.centroid_jump_mm, settings))
+        else:
+            checks.append(_centroid_jump(profile, spacing_mm, settings.rv_centroid_jump_mm, settings))
         checks.append(_area_jump(profile, settings))
         checks.extend(_components(view.binary[structure], spacing_mm, settings))
     if view.heart.area.any():
@@ -102,7 +107,7 @@ def _stack_margin(view: StackView, settings: EvidenceSettings) -> Check:
     present = view.heart.present
     n = view.labels.shape[0]
     before, after = int(present[0]), int(n - 1 - present[-1])
-    spare = settings.spare_slices
+    spare = settings.spare_slices(view.dz_mm)
     slices = [*range(0, before - spare), *range(present[-1] + 1 + spare, n)]
     return _check(ReasonCode.STACK_MARGIN, max(before, after), spare, slices)
 
@@ -112,28 +117,44 @@ def _adjacent_pairs(profile: SliceProfile) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(present) if b == a + 1]
 
 
-def _centroid_jump(profile: SliceProfile, spacing_mm: Spacing3, settings: EvidenceSettings) -> Check:
-    floor = settings.area_floor_fraction * profile.area.max()
+def _centroid_jump(
+    profile: SliceProfile, spacing_mm: Spacing3, limit_mm: float, settings: EvidenceSettings
+) -> Check:
+    """How far a slice's centroid lies from the midpoint of its two neighbours' (mm): a displaced slice
+    moves by its full shift, a steady drift or a shift between two halves of the stack by half of it."""
+    floor = settings.centroid_area_fraction * profile.area.max()
     scale = np.asarray(spacing_mm[1:], dtype=np.float64)
+    usable = (profile.area >= floor) & (profile.area > 0)
     worst, slices = 0.0, []
-    for a, b in _adjacent_pairs(profile):
-        if profile.area[a] < floor or profile.area[b] < floor:
+    for z in range(1, profile.area.size - 1):
+        if not (usable[z - 1] and usable[z] and usable[z + 1]):
             continue
-        jump = float(np.hypot(*((profile.centroid[a] - profile.centroid[b]) * scale)))
-        worst = max(worst, jump)
-        if jump > settings.centroid_jump_mm:
-            slices += [a, b]
-    return _check(ReasonCode.CENTROID_JUMP, worst, settings.centroid_jump_mm, slices)
+        middle = (profile.centroid[z - 1] + profile.centroid[z + 1]) / 2
+        shift = float(np.hypot(*((profile.centroid[z] - middle) * scale)))
+        worst = max(worst, shift)
+        if shift > limit_mm:
+            slices.append(z)
+    return _check(ReasonCode.CENTROID_JUMP, worst, limit_mm, slices)
 
 
 def _area_jump(profile: SliceProfile, settings: EvidenceSettings) -> Check:
+    """The largest dip or spike of a slice's area against both its neighbours (a ratio >= 1).
+
+    A dip: both neighbours larger (min neighbour / slice); a spike: both smaller (slice / max
+    neighbour). The natural taper to the apex is neither. Areas are floored at
+    ``area_floor_fraction`` of the largest.
+    """
     area = np.maximum(profile.area, settings.area_floor_fraction * profile.area.max()).astype(np.float64)
+    present = profile.area > 0
     worst, slices = 1.0, []
-    for a, b in _adjacent_pairs(profile):
-        ratio = max(area[a], area[b]) / min(area[a], area[b])
+    for z in range(1, area.size - 1):
+        if not (present[z - 1] and present[z] and present[z + 1]):
+            continue
+        low, high = min(area[z - 1], area[z + 1]), max(area[z - 1], area[z + 1])
+        ratio = max(low / area[z], area[z] / high, 1.0)
         worst = max(worst, ratio)
         if ratio > settings.area_jump_ratio:
-            slices += [a, b]
+            slices.append(z)
     return _check(ReasonCode.AREA_JUMP, worst, settings.area_jump_ratio, slices)
 
 
@@ -156,7 +177,7 @@ def _rv_beyond_apex(view: StackView, settings: EvidenceSettings) -> Check:
 
 def _rv_position(view: StackView, spacing_mm: Spacing3, settings: EvidenceSettings) -> Check | None:
     rv, heart = view.profile[Structure.RV], view.heart
-    floor = settings.area_floor_fraction * rv.area.max()
+    floor = settings.centroid_area_fraction * rv.area.max()
     both = np.flatnonzero((rv.area >= max(floor, 1)) & (heart.area > 0))
     if both.size < 2:
         return None

@@ -3,7 +3,8 @@
 All slices are handled at once with in-plane structuring elements (nothing connects through z).
 Labels are canonical uint8 ``[z, y, x]`` (cut to the heart's in-plane box); the *basal* slices are
 the first ``basal_tolerance_slices`` of the LV's range on the side away from the apex, where an open
-ring (the outflow tract) is anatomy, not a mistake. Checks:
+ring (the outflow tract) is anatomy, not a mistake; the ring checks also leave out the LV's apical
+slice and slices whose LV is under ``centroid_area_fraction`` of its largest. Checks:
 
 - ``myo_open`` (MYO): fraction of a slice's LV cavity outside the closed MYO ring (value: worst slice);
 - ``lv_background`` (LV): fraction of a slice's LV boundary that touches background (worst slice);
@@ -36,14 +37,19 @@ def _worst(per_slice: np.ndarray, slices: np.ndarray, code: ReasonCode, limit: f
     )
 
 
-def _non_basal(view: StackView, settings: EvidenceSettings, slices: np.ndarray) -> np.ndarray:
-    """``slices`` without the most basal ones of the LV's range."""
-    lv = view.profile[Structure.LV].present
-    skip = settings.basal_tolerance_slices
-    if lv.size == 0 or skip == 0:
+def _ring_slices(view: StackView, settings: EvidenceSettings, slices: np.ndarray) -> np.ndarray:
+    """``slices`` where a closed ring is expected: not the most basal ones of the LV's range, not its
+    apical slice, and with an LV of at least ``centroid_area_fraction`` of its largest area (a small
+    cavity near the apex or in the outflow tract is often open in expert masks too)."""
+    lv = view.profile[Structure.LV]
+    present = lv.present
+    if present.size == 0:
         return slices
-    basal = lv[:skip] if view.direction > 0 else lv[-skip:]
-    return np.setdiff1d(slices, basal)
+    skip = settings.basal_tolerance_slices
+    ordered = present if view.direction > 0 else present[::-1]  # base first
+    exempt = {int(z) for z in ordered[:skip]} | {int(ordered[-1])}
+    big = lv.area >= settings.centroid_area_fraction * lv.area.max()
+    return np.asarray([z for z in slices if int(z) not in exempt and big[z]], dtype=np.int64)
 
 
 def check_topology(
@@ -58,7 +64,7 @@ def check_topology(
     pixel_mm2 = float(spacing_mm[1] * spacing_mm[2])
 
     if lv_area.any() and myo_area.any():
-        both = _non_basal(view, settings, np.flatnonzero((lv_area > 0) & (myo_area > 0)))
+        both = _ring_slices(view, settings, np.flatnonzero((lv_area > 0) & (myo_area > 0)))
         outside = (lv & ~_fill(myo)).sum(axis=(1, 2))
         fraction = outside / np.maximum(lv_area, 1)
         out[Structure.MYO].append(_worst(fraction, both, ReasonCode.MYO_OPEN, settings.myo_open_fraction))
@@ -66,7 +72,7 @@ def check_topology(
         rim = edge(lv)
         touching = rim & grow(background, 1)
         fraction = touching.sum(axis=(1, 2)) / np.maximum(rim.sum(axis=(1, 2)), 1)
-        slices = _non_basal(view, settings, np.flatnonzero(lv_area))
+        slices = _ring_slices(view, settings, np.flatnonzero(lv_area))
         out[Structure.LV].append(
             _worst(fraction, slices, ReasonCode.LV_BACKGROUND, settings.lv_background_fraction)
         )
