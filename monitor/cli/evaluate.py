@@ -159,9 +159,14 @@ def _print_summary(summary: dict, out: Path) -> None:
         typer.echo(
             f"skipped {item['segmenter']}: {item['path']} ({item['reason']}: {item['detail']})", err=True
         )
+    sets = set(summary["inputs"].get("families", []))
     for name, count in pairing["missing_predictions"].items():
-        if count:
+        if count and name not in sets:
             typer.echo(f"{name}: {count} ground-truth volumes have no prediction", err=True)
+    edits = sum(pairing["missing_predictions"].get(name, 0) for name in sets)
+    if edits:
+        # a failure set covers a subset of the ground truth, and an edit is not made where it cannot be
+        typer.echo(f"failure sets: {edits} (set, ground truth) pairs without an edited mask", err=True)
     typer.echo(
         f"{summary['n_volumes']} volumes of {len(summary['segmenters'])} segmenters evaluated"
         f" ({len(pairing['unpaired'])} predictions without ground truth, {len(pairing['skipped'])} skipped)"

@@ -60,10 +60,14 @@ def test_image_features_scale_free():
 
 def test_feature_rows_and_matrix():
     m = _heart()
-    score = score_volume(m, m, SPACING, policy=FlagPolicy(), slices_scored=5)
+    score = score_volume(m, m, SPACING, policy=FlagPolicy(), slices_scored=5, evidence=None)
     rows = feature_rows(score, mask_features(m, m, SPACING))
     assert rows[Structure.LV]["pdsc"] == 1.0 and rows[Structure.LV]["pdsc_RV"] == 1.0
     assert math.isnan(rows[Structure.LV]["pdsc_3d"])  # evidence stage not run
     assert rows[Structure.LV]["ml_ratio"] == 1.0
+    assert not any(key.startswith("chk_") for key in rows[Structure.LV])
+    with_evidence = feature_rows(score_volume(m, m, SPACING, policy=FlagPolicy(), slices_scored=5))
+    lv = with_evidence[Structure.LV]
+    assert 0.0 < lv["pdsc_3d"] <= 1.0 and any(key.startswith("chk_") for key in lv)
     x = feature_matrix([rows[Structure.LV], {}], ["pdsc", "nope"])
     assert x.shape == (2, 2) and x[0, 0] == 1.0 and np.isnan(x[0, 1]) and np.isnan(x[1]).all()
