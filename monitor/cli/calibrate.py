@@ -53,15 +53,15 @@ def calibrate(
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds by patient.")] = 5,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
     label_map: Annotated[
         str | None,
         typer.Option(
-            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP]."
+            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
         ),
     ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
     db: Annotated[
         str | None,
         typer.Option(

@@ -75,7 +75,17 @@ def test_success_exits_0_and_python_m_is_the_same_app(tmp_path: Path) -> None:
 
 def test_help_texts_are_rendered_whole(tmp_path: Path) -> None:
     """Square brackets in a help text are Rich markup and vanished, leaving a stray ' .'."""
-    for command in ("score", "evaluate", "watch", "demo", "dashboard", "status", "export", "train"):
+    for command in (
+        "score",
+        "evaluate",
+        "calibrate",
+        "watch",
+        "demo",
+        "dashboard",
+        "status",
+        "export",
+        "train",
+    ):
         ran = run_cli(command, "--help", cwd=tmp_path, env=cli_env(COLUMNS="250"))
         assert ran.returncode == 0, ran
         assert not re.search(r"\w \.(\s|$)", ran.stdout), (command, ran.stdout)
