@@ -1,6 +1,6 @@
 """The ``cmr-monitor`` application: the root options, every command, and the console entry point.
 
-Each command lives in the module of its group (``score``, ``train``, ``synth``, ``watch``, ``demo``,
+Each command lives in the module of its group (``score``, ``train``, ``synth``, ``watch``, ``backfill``, ``demo``,
 ``db``, ``evaluate``, ``dashboard``) and is added here by a plain import: a command module that fails to
 import fails the CLI loudly. The modules import their heavy dependencies (torch, pandas, watchdog)
 inside the command functions, so ``--help`` stays fast. Errors print their cause chain and exit 1;
@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from monitor import __version__
-from monitor.cli import dashboard, db, demo, evaluate, score, synth, train, watch
+from monitor.cli import backfill, dashboard, db, demo, evaluate, score, synth, train, watch
 from monitor.cli.options import cause_chain
 from monitor.errors import MonitorError
 
@@ -59,6 +59,7 @@ app.command("score")(score.score)
 app.command("train")(train.train)
 app.command("synth")(synth.synth)
 app.command("watch")(watch.watch)
+app.command("backfill")(backfill.backfill)
 app.command("demo")(demo.demo)
 app.add_typer(db.db_app, name="db")
 app.command("status")(db.status)
