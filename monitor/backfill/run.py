@@ -135,6 +135,9 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
     if config.batch < 1 or config.workers < 1:
         raise ValueError(f"batch and workers must be >= 1, got {config.batch} and {config.workers}")
     stop = stop or threading.Event()
+    listed = time.perf_counter()
+    entries = read_sources(config.sources, config.ingest)  # bad input fails before anything starts
+    listing_s = time.perf_counter() - listed
     if config.migrate:
         upgrade(config.database_url)
     else:
@@ -143,9 +146,8 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
     sessions = make_session_factory(engine)
     try:
         model_id, checkpoint_sha256 = _register(sessions, config.checkpoint)
-        _start_ray(ray, config)
-        started = time.perf_counter()
-        entries = read_sources(config.sources, config.ingest)
+        _start_ray(ray, config)  # not timed: seconds, once per run
+        started = time.perf_counter() - listing_s
         t_known = time.perf_counter()
         with sessions() as session:
             stored = known_files(session, [e.path for e in entries])

@@ -2,7 +2,7 @@
 
 ``ray_address``: one local Ray of 2 CPUs per test module (``ray.init(num_cpus=2)`` in the test process,
 shut down at the module's end; starting Ray takes seconds), whose address a command in a subprocess
-joins. ``archive``: 300 small phantoms (3 slices) and 10 hostile files under ``unet/1.0/``, written once
+joins; without Ray they are skipped (they fail under ``CI=true``). ``archive``: 300 small phantoms (3 slices) and 10 hostile files under ``unet/1.0/``, written once
 per module. ``database_url``: a migrated database per test, SQLite or PostgreSQL (``backend``; a
 PostgreSQL that cannot be reached skips, and fails under ``CI=true``).
 """
@@ -25,6 +25,7 @@ from monitor.store import upgrade
 from tests import pg
 from tests.hardening.hostile import HOSTILE
 from tests.pg import backend_fixture, sqlite_template  # noqa: F401  (fixtures)
+from tests.requirements import skip_or_fail
 
 #: Phantoms in the archive.
 N_PHANTOMS = 300
@@ -58,7 +59,10 @@ class Archive:
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
     """The address of a local Ray with 2 CPUs, started in this process for the module."""
-    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[dev,ray]'")
+    try:
+        import ray
+    except ImportError:
+        skip_or_fail("Ray is not installed (the optional extra: pip install -e '.[dev,ray]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray.get_runtime_context().gcs_address

@@ -22,7 +22,9 @@ from tests.backfill.conftest import Archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-_CLI = [sys.executable, "-c", "from monitor.cli import main; main()"]
+#: The installed console script (next to the interpreter), else the module.
+_SCRIPT = Path(sys.executable).with_name("cmr-monitor")
+_CLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "monitor.cli"]
 
 
 def _rows(url: str) -> dict[str, tuple[int, str, str, str | None]]:
