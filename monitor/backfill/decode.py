@@ -125,12 +125,16 @@ def decode_batch(
     batch: pd.DataFrame, *, options: DecodeOptions, known: Mapping[str, frozenset[str]]
 ) -> pd.DataFrame:
     """``decode_entry`` for each row of a batch of entries (columns ``path``, ``root``, ``overrides``:
-    a JSON object); ``known`` maps a path to the content hashes stored for it."""
+    a JSON object; ``seq``, the entry's number in the run, is kept); ``known`` maps a path to the
+    content hashes stored for it."""
     rows = [
         decode_entry(path, root, json.loads(overrides), options, known.get(path, frozenset()))
         for path, root, overrides in zip(batch["path"], batch["root"], batch["overrides"], strict=True)
     ]
-    return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
+    if "seq" in batch:
+        out["seq"] = batch["seq"].to_numpy()
+    return out
 
 
 def _outcome(examined: Examination, overrides: Mapping[str, str], received_at: float) -> dict[str, Any]:

@@ -10,7 +10,10 @@ The pipeline (Ray Data, streaming):
 4. ``score`` (an actor pool of ``monitor.backfill.scoring.ScoreWorker``, each with one ``Scorer``; a GPU
    per actor when asked): the valid files of each batch scored together;
 5. ``write`` (the driver, ``monitor.backfill.writer``): rows stored ``write_batch`` at a time in one
-   transaction each, artifacts written by the daemon's ``ArtifactsFolder``.
+   transaction each; the artifacts, written by the actors with the daemon's ``ArtifactsFolder`` into a
+   staging folder of the run (``<artifacts>/.backfill-<host>-<pid>-<id>``), renamed under the file ids.
+   On a cluster the artifacts folder must be one shared file system that every node mounts at the same
+   path. The staging folder is removed at the end; those of killed runs on this host at the next start.
 
 Every input ends scored, rejected or skipped (``BackfillSummary``). A run killed part way leaves the
 committed batches; the next run skips them and does the rest. Ray is imported here only, inside
@@ -24,8 +27,11 @@ import json
 import logging
 import math
 import os
+import shutil
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +41,6 @@ from monitor.backfill.decode import DecodeOptions, decode_batch
 from monitor.backfill.scoring import ScorerOptions, ScoreWorker
 from monitor.backfill.sources import Entry, read_sources
 from monitor.backfill.writer import Tally, Writer
-from monitor.daemon.artifacts import ArtifactsFolder
 from monitor.errors import MonitorError
 from monitor.io.identity import IngestConfig
 from monitor.io.nifti import Limits
@@ -48,7 +53,6 @@ from monitor.store import (
     register_model,
     upgrade,
 )
-from monitor.telemetry import build_metrics
 
 __all__ = ["BackfillConfig", "BackfillSummary", "RayMissing", "plan_resources", "run_backfill"]
 
@@ -164,22 +168,25 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
         cpus_per_worker = config.cpus_per_worker or plan_resources(
             float(ray.cluster_resources().get("CPU", 1.0)), config.workers, config.gpus_per_worker
         )
-        artifacts = None
-        if config.artifacts_dir is not None:
-            config.artifacts_dir.mkdir(parents=True, exist_ok=True)
-            metrics = build_metrics(_registry())
-            artifacts = ArtifactsFolder(config.artifacts_dir, metrics=metrics, label_map=config.label_map)
+        staging = _staging_folder(config.artifacts_dir)
         writer = Writer(
-            sessions, model_id=model_id, artifacts=artifacts, write_batch=config.write_batch, stop=stop
+            sessions,
+            model_id=model_id,
+            artifacts_dir=config.artifacts_dir,
+            write_batch=config.write_batch,
+            stop=stop,
         )
-        if entries:
-            for frame in _pipeline(ray, config, entries, known, cpus_per_worker).iter_batches(
-                batch_size=None, batch_format="pandas"
-            ):
-                writer.add(frame)
-                if stop.is_set():
-                    break
-            writer.flush()
+        try:
+            if entries:
+                dataset = _pipeline(ray, config, entries, known, cpus_per_worker, staging)
+                for frame in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+                    writer.add(frame)
+                    if stop.is_set():
+                        break
+                writer.flush()
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         tally = writer.tally
         summary = _summary(config, entries, tally, started, known_s, cpus_per_worker)
     finally:
@@ -203,17 +210,23 @@ def _pipeline(
     entries: Sequence[Entry],
     known: Mapping[str, frozenset[str]],
     cpus: float,
+    staging: Path | None,
 ) -> Any:
     """The Ray dataset: read -> decode (tasks) -> score (actor pool)."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = config.progress
-    items = [{"path": e.path, "root": e.root, "overrides": json.dumps(e.overrides)} for e in entries]
+    items = [
+        {"seq": seq, "path": e.path, "root": e.root, "overrides": json.dumps(e.overrides)}
+        for seq, e in enumerate(entries)
+    ]
     options = DecodeOptions(ingest=config.ingest, label_map=config.label_map, limits=config.limits)
     scorer = ScorerOptions(
         checkpoint=str(config.checkpoint) if config.checkpoint else None,
         device="cuda" if config.gpus_per_worker > 0 else "cpu",
-        threads=max(1, math.floor(cpus)),
+        threads=max(1, math.ceil(cpus)),
         precision=config.precision,
+        staging=str(staging) if staging is not None else None,
+        label_map=config.label_map,
     )
     blocks = max(1, min(len(items) // max(1, config.batch), 4 * 1024))
     return (
@@ -304,10 +317,30 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _registry() -> Any:
-    from prometheus_client import CollectorRegistry
+def _staging_folder(artifacts_dir: Path | None) -> Path | None:
+    """A new staging folder for this run's artifacts, after removing those of dead runs on this host."""
+    if artifacts_dir is None:
+        return None
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for old in artifacts_dir.glob(f".backfill-{host}-*"):
+        pid = old.name.removeprefix(f".backfill-{host}-").split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = artifacts_dir / f".backfill-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    return staging
 
-    return CollectorRegistry()
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _summary(

@@ -4,8 +4,10 @@
 on a GPU when the actor was given one). Rows whose ``outcome`` is not ``score`` pass through. On
 out-of-memory a batch is split in halves; an error scoring several files is isolated by scoring them one
 by one, and the file that fails is rejected ``scoring_failed``, as in the daemon's worker. Scored rows
-leave with a ``payload`` of (``ScoredVolume``: scores, pGT, inconsistency map; the mask's 4x4 affine, for
-the artifacts); the mask's labels are dropped.
+leave with a ``payload`` of (``VolumeScore``, staged artifacts): each actor writes the file's pGT and
+inconsistency map with the daemon's ``ArtifactsFolder`` into the run's staging folder, named by the
+row's ``seq`` (the file id is not known yet); the driver renames them under the file id when it stores
+the row (``monitor.backfill.writer``). So the arrays never travel and the gzip work runs in parallel.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from monitor.backfill.decode import OUTCOME_REJECTED, OUTCOME_SCORE, pack, unpack
+from monitor.daemon.artifacts import ArtifactsFolder
 from monitor.daemon.rejection import REASON_SCORING_FAILED
 from monitor.daemon.retry import free_device_memory, out_of_memory_errors
 from monitor.io.nifti import MaskVolume
+from monitor.qc.labels import ACDC, LabelMap
 
 __all__ = ["ScoreWorker", "ScorerOptions"]
 
@@ -36,13 +41,18 @@ class ScorerOptions:
     threads: int | None = None  #: torch CPU threads per actor; None = torch's default
     precision: str = "fp32"  #: fp32, bf16, fp16 or auto
     batch_slices: int | None = None  #: most slices per forward pass; None = the Scorer's default
+    staging: str | None = None  #: the run's artifacts staging folder; None writes no artifacts
+    label_map: LabelMap = ACDC  #: label values the pGT is written in (the masks' own)
 
 
 class ScoreWorker:
     """One scorer per actor; ``__call__`` scores a batch of decoded rows (a pandas DataFrame)."""
 
     def __init__(self, options: ScorerOptions) -> None:
+        from prometheus_client import CollectorRegistry
+
         from monitor.model.scorer import Scorer
+        from monitor.telemetry import build_metrics
 
         self._scorer = Scorer(
             options.checkpoint,
@@ -50,6 +60,13 @@ class ScoreWorker:
             threads=options.threads,
             precision=options.precision,
             batch_slices=options.batch_slices,
+        )
+        self._artifacts = (
+            ArtifactsFolder(
+                Path(options.staging), metrics=build_metrics(CollectorRegistry()), label_map=options.label_map
+            )
+            if options.staging is not None
+            else None
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +79,10 @@ class ScoreWorker:
             if isinstance(result, str):
                 outcome[i], reason[i], detail[i] = OUTCOME_REJECTED, REASON_SCORING_FAILED, result
             else:
-                payload[i] = pack((result, volumes[i].affine))
+                staged = {}
+                if self._artifacts is not None:  # {} when the write failed (logged there)
+                    staged = self._artifacts.write(int(batch["seq"][i]), volumes[i], result)
+                payload[i] = pack((result.score, staged))
         out = batch.copy()
         out["outcome"], out["reason"], out["detail"], out["payload"] = outcome, reason, detail, payload
         return out

@@ -2,29 +2,35 @@
 
 ``Writer.add`` takes the scored, rejected and skipped rows of the pipeline as they stream out of Ray and
 ``flush`` stores them ``write_batch`` at a time with ``monitor.store.record_finished`` (one transaction,
-idempotent on (path, content_hash)). Each scored file's pGT and inconsistency map are written by the
-daemon's ``ArtifactsFolder`` under the new file id inside that transaction (a failed artifact write
-leaves that file without artifacts, as in the daemon). A database that is down is retried with backoff
-(``monitor.daemon.retry.Retry``) until ``stop`` is set. ``Writer.tally`` counts every row, and the
-seconds spent in the database and on artifacts.
+idempotent on (path, content_hash)). Each scored file's pGT and inconsistency map, written by a scoring
+actor into the run's staging folder, are renamed inside that transaction to the daemon's place for them
+(``monitor.daemon.artifacts.artifact_paths``: by file id); a rename that fails, or a staged write that
+had failed, leaves that file without artifacts, as in the daemon. A content that was stored meanwhile
+leaves its staged artifacts to the end of the run, when the staging folder is removed. A database that
+is down is retried with backoff (``monitor.daemon.retry.Retry``) until ``stop`` is set.
+``Writer.tally`` counts every row, and the seconds spent in the database and on artifacts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prometheus_client import CollectorRegistry
 
 from monitor.backfill.decode import OUTCOME_REJECTED, OUTCOME_SCORE, OUTCOME_SKIPPED, unpack
-from monitor.daemon.artifacts import ArtifactsFolder
+from monitor.daemon.artifacts import artifact_paths
 from monitor.daemon.retry import DatabaseHealth, Retry
-from monitor.io.nifti import MaskVolume
 from monitor.store import FinishedFile, record_finished
 from monitor.telemetry import build_metrics
 
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Tally", "Writer"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -43,7 +51,7 @@ class Tally:
     skipped: int = 0  #: files whose content was already stored (by an earlier run, or meanwhile)
     reasons: Counter[str] = field(default_factory=Counter)  #: rejections by reason code
     database_s: float = 0.0  #: seconds in the database's write transactions, artifacts excluded
-    artifacts_s: float = 0.0  #: seconds writing artifacts
+    artifacts_s: float = 0.0  #: seconds moving the staged artifacts into place
     artifacts_failed: int = 0  #: scored files stored without artifacts (the write failed)
 
     @property
@@ -58,7 +66,7 @@ class Writer:
     Args:
         sessions: sessions on the results database.
         model_id: the monitor model of the scores (``register_model``).
-        artifacts: the artifacts folder; None writes none.
+        artifacts_dir: the artifacts folder; None stores no artifacts.
         write_batch: files per transaction (>= 1).
         stop: set to give up retrying a database that is down.
     """
@@ -68,7 +76,7 @@ class Writer:
         sessions: sessionmaker[Session],
         *,
         model_id: int,
-        artifacts: ArtifactsFolder | None,
+        artifacts_dir: Path | None,
         write_batch: int = 512,
         stop: threading.Event | None = None,
     ) -> None:
@@ -76,11 +84,11 @@ class Writer:
             raise ValueError(f"write_batch must be >= 1, got {write_batch}")
         self._sessions = sessions
         self._model_id = model_id
-        self._artifacts = artifacts
+        self._artifacts_dir = artifacts_dir
         self._write_batch = write_batch
         self._stop = stop or threading.Event()
         self._retry = Retry(build_metrics(CollectorRegistry()), DatabaseHealth(), self._stop)
-        self._pending: list[tuple[FinishedFile, Any, Any]] = []  #: (file, ScoredVolume, affine)
+        self._pending: list[tuple[FinishedFile, Mapping[str, str]]] = []  #: (file, staged artifacts)
         self.tally = Tally()
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -90,8 +98,8 @@ class Writer:
             if row["outcome"] == OUTCOME_SKIPPED:
                 self.tally.skipped += 1
                 continue
-            scored, affine = unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, None)
-            self._pending.append((_finished(row, scored, done_at), scored, affine))
+            score, staged = unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, {})
+            self._pending.append((_finished(row, score, done_at), staged))
             if len(self._pending) >= self._write_batch:
                 self.flush()
 
@@ -100,16 +108,14 @@ class Writer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        files = [item for item, _, _ in batch]
+        files = [item for item, _ in batch]
         spent = {"artifacts": 0.0}
 
         def write_artifacts(index: int, file_id: int) -> dict[str, str]:
-            if self._artifacts is None:
+            if self._artifacts_dir is None:
                 return {}
             started = time.perf_counter()
-            _, result, affine = batch[index]
-            volume = MaskVolume(labels=result.pgt, spacing_mm=result.score.spacing_mm, affine=affine)
-            paths = self._artifacts.write(file_id, volume, result)
+            paths = _move_into_place(batch[index][1], self._artifacts_dir, file_id)
             spent["artifacts"] += time.perf_counter() - started
             self.tally.artifacts_failed += not paths
             return paths
@@ -132,10 +138,36 @@ class Writer:
                 self.tally.reasons[files[i].rejection[0]] += 1  # type: ignore[index]
 
 
-def _finished(row: dict[str, Any], scored: Any, done_at: datetime) -> FinishedFile:
-    """The ``FinishedFile`` of one scored (``scored``: its ``ScoredVolume``) or rejected row."""
+def _move_into_place(staged: Mapping[str, str], artifacts_dir: Path, file_id: int) -> dict[str, str]:
+    """Rename a file's staged artifacts to their place by file id: kind -> path, or {} when the
+    artifacts were not written or a rename failed (then none of the file's are left in place)."""
+    targets = artifact_paths(artifacts_dir, file_id)
+    if not staged or set(staged) != set(targets):
+        return {}
+    moved: dict[str, str] = {}
+    try:
+        for kind, source in staged.items():
+            targets[kind].parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, targets[kind])
+            moved[kind] = str(targets[kind])
+    except OSError as exc:
+        log.warning(
+            "artifacts of file %d could not be moved into place: %s",
+            file_id,
+            type(exc).__name__,
+            extra={"action": "artifacts_failed", "file_id": file_id},
+        )
+        for path in moved.values():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return {}
+    return moved
+
+
+def _finished(row: dict[str, Any], score: Any, done_at: datetime) -> FinishedFile:
+    """The ``FinishedFile`` of one scored (``score``: its ``VolumeScore``) or rejected row."""
     if row["outcome"] not in (OUTCOME_SCORE, OUTCOME_REJECTED) or (
-        row["outcome"] == OUTCOME_SCORE and scored is None
+        row["outcome"] == OUTCOME_SCORE and score is None
     ):
         raise ValueError(f"row of outcome {row['outcome']!r} cannot be stored")
     return FinishedFile(
@@ -150,8 +182,8 @@ def _finished(row: dict[str, Any], scored: Any, done_at: datetime) -> FinishedFi
         image_path=_text(row["image_path"]),
         received_at=datetime.fromtimestamp(float(row["received_at"]), UTC),
         done_at=done_at,
-        score=scored.score if scored is not None else None,
-        rejection=None if scored is not None else (str(row["reason"]), str(row["detail"] or "")),
+        score=score,
+        rejection=None if score is not None else (str(row["reason"]), str(row["detail"] or "")),
     )
 
 

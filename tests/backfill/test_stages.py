@@ -22,7 +22,7 @@ from monitor.backfill.decode import (
 )
 from monitor.backfill.scoring import ScorerOptions, ScoreWorker
 from monitor.io.identity import IngestConfig
-from monitor.io.nifti import Limits, MaskVolume
+from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.labels import ACDC
 from tests.phantoms import write_phantom
 
@@ -97,21 +97,30 @@ def test_decode_batch_gives_one_row_per_entry(folder: Path, tmp_path: Path) -> N
 
 
 def test_score_worker_scores_valid_rows_and_isolates_a_failure(folder: Path, tmp_path: Path) -> None:
+    """Valid rows are scored (their artifacts staged by row number), a rejected row passes through, a
+    volume the scorer fails on is rejected alone."""
     paths = [str(write_phantom(folder / f"p{i}_ED.nii.gz", seed=i)) for i in range(2)]
     paths.append(str(folder / "bad_ED.nii.gz"))
     Path(paths[2]).write_bytes(b"")
     rows = [decode_entry(p, str(tmp_path), {}, OPTIONS, frozenset()) for p in paths]
     broken = MaskVolume(labels=np.zeros((4, 4), np.uint8), spacing_mm=(8.0, 1.5, 1.5), affine=np.eye(4))
     rows.append({**rows[0], "path": "/x/broken_ED.nii.gz", "payload": _pack(broken)})
-    worker = ScoreWorker(ScorerOptions(device="cpu", threads=1))
-    out = worker(pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    frame["seq"] = [10, 11, 12, 13]
+    staging = tmp_path / "staging"
+    worker = ScoreWorker(ScorerOptions(device="cpu", threads=1, staging=str(staging)))
+    out = worker(frame)
     assert list(out["outcome"]) == [OUTCOME_SCORE, OUTCOME_SCORE, OUTCOME_REJECTED, OUTCOME_REJECTED]
     assert list(out["reason"])[2:] == ["empty_file", "scoring_failed"]
     for i in range(2):
-        scored, affine = unpack(out["payload"][i])
+        score, staged = unpack(out["payload"][i])
         volume = unpack(rows[i]["payload"])
-        assert scored.pgt.shape == volume.labels.shape and np.array_equal(affine, volume.affine)
-        assert {str(s.structure) for s in scored.score.structures} == {"LV", "RV", "MYO"}
+        assert score.shape == volume.shape
+        assert {str(s.structure) for s in score.structures} == {"LV", "RV", "MYO"}
+        assert set(staged) == {"pgt", "inconsistency"}
+        pgt = load_mask(staged["pgt"])
+        assert Path(staged["pgt"]).name == f"{10 + i}_pgt.nii.gz" and pgt.shape == volume.shape
+        assert np.allclose(pgt.affine, volume.affine)
     assert out["payload"][2] is None and out["payload"][3] is None
 
 
