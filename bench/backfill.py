@@ -2,7 +2,7 @@
 
 Usage:
     python bench/backfill.py [--files 1000] [--pool 100] [--workers 1,2] [--db-url URL] [--cpus 2]
-                             [--batch 16] [--write-batch 256] [--skip-daemon]
+                             [--batch 16] [--write-batch 256] [--skip-daemon] [--gpu]
 
 Writes ``--files`` ACDC-like masks (a pool of ``--pool`` distinct phantoms, 6-14 slices of 180-260 px,
 corrupted by the good and fair simulated segmenters, each written under several case names) into a
@@ -20,6 +20,10 @@ folder ``archive/bench/1.0``, then scores that same folder:
 Each configuration writes both artifacts of every file and uses a fresh database (SQLite in the work
 folder, or a new database on the PostgreSQL server of ``--db-url``, dropped afterwards). The load
 average before each run is printed: on a shared machine it says how much the figures can be trusted.
+
+``--gpu`` (a GPU host, ``bench/backfill_gpu.sh``): the daemon scores on CUDA, and each of the N backfill
+workers gets 1/N of the one GPU; the GPU's mean utilisation during each run is sampled with
+``nvidia-smi`` and printed, so that the table says whether the GPU or the CPU side was the bottleneck.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Run:
     wall_s: float
     database_s: float
     load: float  #: 1-minute load average before the run
+    gpu_busy: float | None = None  #: mean GPU utilisation during the run (0-1); None without a GPU
 
     @property
     def files_per_s(self) -> float:
@@ -130,7 +135,28 @@ def _database_seconds(port: int) -> float:
     )
 
 
-def run_daemon(archive: Path, work: Path, url: str, files: int) -> Run:
+class _GpuSampler:
+    """Mean GPU utilisation while it runs (``nvidia-smi`` every 200 ms); nothing without one."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        if shutil.which("nvidia-smi"):
+            self._process = subprocess.Popen(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "200"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+
+    def stop(self) -> float | None:
+        if self._process is None:
+            return None
+        self._process.terminate()
+        out, _ = self._process.communicate(timeout=10)
+        values = [float(v) for v in out.split() if v.strip().replace(".", "", 1).isdigit()]
+        return sum(values) / len(values) / 100 if values else None
+
+
+def run_daemon(archive: Path, work: Path, url: str, files: int, device: str) -> Run:
     """The daemon on an empty folder; the archive renamed into it once the daemon is ready."""
     from monitor.telemetry.server import free_port
 
@@ -139,7 +165,7 @@ def run_daemon(archive: Path, work: Path, url: str, files: int) -> Run:
     port = free_port()
     command = [
         sys.executable, "-m", "monitor.cli", "watch", str(watched), "--db", url,
-        "--artifacts", str(work / "artifacts-daemon"), "--device", "cpu", "--threads", "2",
+        "--artifacts", str(work / "artifacts-daemon"), "--device", device, "--threads", "2",
         "--batch-size", "8", "--metrics-port", str(port), "--log-format", "json",
         "--stable-s", "0.5", "--poll-interval-s", "0.2",
     ]  # fmt: skip
@@ -160,6 +186,7 @@ def run_daemon(archive: Path, work: Path, url: str, files: int) -> Run:
             time.sleep(0.2)
         load = os.getloadavg()[0]
         db_before = _database_seconds(port)
+        sampler = _GpuSampler()
         started = time.perf_counter()
         os.rename(archive.parent, watched / archive.parent.name)  # the whole bench/ folder at once
         while _finished(url) < files:
@@ -167,6 +194,7 @@ def run_daemon(archive: Path, work: Path, url: str, files: int) -> Run:
                 raise SystemExit(f"daemon exited; see {work / 'daemon.log'}")
             time.sleep(0.5)
         wall_s = time.perf_counter() - started
+        gpu_busy = sampler.stop()
         database_s = _database_seconds(port) - db_before
     finally:
         if process.poll() is None:
@@ -174,7 +202,9 @@ def run_daemon(archive: Path, work: Path, url: str, files: int) -> Run:
         process.wait(timeout=120)
         if (watched / archive.parent.name).exists():
             os.rename(watched / archive.parent.name, archive.parent)  # back for the next run
-    return Run("daemon (1 process, 2 torch threads, batch 8)", files, wall_s, database_s, load)
+    return Run(
+        f"daemon (1 process, {device}, 2 torch threads, batch 8)", files, wall_s, database_s, load, gpu_busy
+    )
 
 
 def run_ray(
@@ -183,6 +213,7 @@ def run_ray(
     from monitor.backfill import BackfillConfig, run_backfill
 
     load = os.getloadavg()[0]
+    sampler = _GpuSampler()
     summary = run_backfill(
         BackfillConfig(
             sources=(archive_root,),
@@ -191,13 +222,18 @@ def run_ray(
             batch=args.batch,
             write_batch=args.write_batch,
             artifacts_dir=work / f"artifacts-backfill{workers}",
+            gpus_per_worker=1 / workers if args.gpu else 0.0,
             progress=False,
         )
     )
+    gpu_busy = sampler.stop()
     if summary.scored + summary.rejected != files:
         raise SystemExit(f"backfill stored {summary.scored + summary.rejected} of {files} files")
-    name = f"backfill, {workers} worker(s) x {summary.cpus_per_worker:g} CPU, batch {args.batch}"
-    return Run(name, files, summary.elapsed_s, summary.database_s, load)
+    name = (
+        f"backfill, {workers} worker(s) x {summary.cpus_per_worker:g} CPU"
+        f"{f' x {summary.gpus_per_worker:g} GPU' if args.gpu else ''}, batch {args.batch}"
+    )
+    return Run(name, files, summary.elapsed_s, summary.database_s, load, gpu_busy)
 
 
 def main() -> None:
@@ -212,6 +248,7 @@ def main() -> None:
     parser.add_argument("--write-batch", type=int, default=256, help="backfill files per transaction")
     parser.add_argument("--db-url", default=None, help="PostgreSQL admin URL (default: SQLite files)")
     parser.add_argument("--skip-daemon", action="store_true")
+    parser.add_argument("--gpu", action="store_true", help="score on the GPU (daemon and backfill)")
     args = parser.parse_args()
 
     import ray
@@ -224,7 +261,9 @@ def main() -> None:
         runs: list[Run] = []
         if not args.skip_daemon:
             with _database(args.db_url, work, "daemon") as url:
-                runs.append(run_daemon(root / "bench" / "1.0", work, url, args.files))
+                runs.append(
+                    run_daemon(root / "bench" / "1.0", work, url, args.files, "cuda" if args.gpu else "cpu")
+                )
             print(f"  {runs[-1].name}: {runs[-1].files_per_s:.2f} files/s", flush=True)
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
@@ -238,14 +277,15 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     backend = "PostgreSQL" if args.db_url else "SQLite"
     print(f"\n{args.files} files, {backend}, {os.cpu_count()} cores\n")
-    print("| run | files/s | wall s | database s | database share | load before |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| run | files/s | wall s | database s | database share | load before | GPU busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = runs[0].files_per_s if runs and not args.skip_daemon else None
     for run in runs:
         ratio = f" ({run.files_per_s / base:.2f}x)" if base else ""
         print(
             f"| {run.name} | {run.files_per_s:.2f}{ratio} | {run.wall_s:.1f} | {run.database_s:.2f} | "
-            f"{100 * run.database_share:.1f} % | {run.load:.1f} |"
+            f"{100 * run.database_share:.1f} % | {run.load:.1f} | "
+            f"{'-' if run.gpu_busy is None else f'{100 * run.gpu_busy:.0f} %'} |"
         )
 
 
