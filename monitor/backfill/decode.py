@@ -3,7 +3,8 @@
 Runs in Ray tasks on CPUs (``decode_batch`` is the function handed to ``map_batches``), with the daemon's
 per-file examination (``monitor.io.examine``): the same content hash, identity and rejection reasons.
 A content the database already holds (its (path, content hash) in ``known``) is skipped before it is
-validated. A file of an archive is complete, so a reason a watcher would wait on (``Problem.transient``)
+validated; when another checkpoint scored it, the skipped row's ``reason`` says so
+(``SKIPPED_OTHER_CHECKPOINT``: the database keeps one row per path and content, so it is not rescored). A file of an archive is complete, so a reason a watcher would wait on (``Problem.transient``)
 is final here; a file that changes while it is examined is rejected ``content_changed`` (a returning
 reason: the daemon takes its new content when it sees it).
 
@@ -39,6 +40,7 @@ __all__ = [
     "OUTCOME_SCORE",
     "OUTCOME_SKIPPED",
     "OUTPUT_COLUMNS",
+    "SKIPPED_OTHER_CHECKPOINT",
     "DecodeOptions",
     "decode_batch",
     "decode_entry",
@@ -49,6 +51,8 @@ __all__ = [
 OUTCOME_SCORE = "score"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_SKIPPED = "skipped"
+#: ``reason`` of a skipped row whose content was scored by another checkpoint than this run's.
+SKIPPED_OTHER_CHECKPOINT = "other_checkpoint"
 #: Identity columns of every output row (``MaskIdentity`` fields).
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "case_key",
@@ -82,14 +86,15 @@ class DecodeOptions:
 
 
 def decode_entry(
-    path: str, root: str, overrides: Mapping[str, str], options: DecodeOptions, known: frozenset[str]
+    path: str, root: str, overrides: Mapping[str, str], options: DecodeOptions, known: Mapping[str, bool]
 ) -> dict[str, Any]:
     """One output row for the mask at ``path`` (module docstring).
 
     Args:
         root: the folder it was found under (resolved).
         overrides: identity fields from the manifest (they win over name, folders and sidecar).
-        known: the content hashes the database holds for this path.
+        known: the content hashes the database holds for this path -> True when another checkpoint
+            than this run's scored it.
     """
     received_at = time.time()
     file = Path(path)
@@ -109,7 +114,8 @@ def decode_entry(
         )  # fmt: skip
     if found.content_hash in known:
         row = _row(path, found.content_hash, fallback_identity(file, base, options.ingest), received_at)
-        return {**row, "outcome": OUTCOME_SKIPPED}
+        other = SKIPPED_OTHER_CHECKPOINT if known[found.content_hash] else None
+        return {**row, "outcome": OUTCOME_SKIPPED, "reason": other}
     examined = examine(
         file, base, st, ingest=options.ingest, label_map=options.label_map, limits=options.limits, known=found
     )
@@ -122,13 +128,13 @@ def decode_entry(
 
 
 def decode_batch(
-    batch: pd.DataFrame, *, options: DecodeOptions, known: Mapping[str, frozenset[str]]
+    batch: pd.DataFrame, *, options: DecodeOptions, known: Mapping[str, Mapping[str, bool]]
 ) -> pd.DataFrame:
     """``decode_entry`` for each row of a batch of entries (columns ``path``, ``root``, ``overrides``:
-    a JSON object; ``seq``, the entry's number in the run, is kept); ``known`` maps a path to the
-    content hashes stored for it."""
+    a JSON object; ``seq``, the entry's number in the run, is kept); ``known`` maps a path to its
+    stored content hashes (``decode_entry``)."""
     rows = [
-        decode_entry(path, root, json.loads(overrides), options, known.get(path, frozenset()))
+        decode_entry(path, root, json.loads(overrides), options, known.get(path, {}))
         for path, root, overrides in zip(batch["path"], batch["root"], batch["overrides"], strict=True)
     ]
     out = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))

@@ -97,6 +97,7 @@ class BackfillSummary:
     scored: int  #: files scored and stored by this run
     rejected: int  #: files rejected (with a reason) and stored by this run
     skipped: int  #: files whose content was already stored
+    skipped_other_checkpoint: int  #: of those, files scored by another checkpoint (not rescored)
     reasons: dict[str, int]  #: rejections by reason code
     elapsed_s: float  #: seconds from listing to the last commit (Ray start excluded)
     database_s: float  #: seconds in the database (known files and write transactions)
@@ -156,9 +157,10 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
         with sessions() as session:
             stored = known_files(session, [e.path for e in entries])
         known_s = time.perf_counter() - t_known
-        known: dict[str, frozenset[str]] = {}
-        for path, content_hash in stored:
-            known[path] = known.get(path, frozenset()) | {content_hash}
+        known: dict[str, dict[str, bool]] = {}  # path -> content hash -> scored by another checkpoint
+        for (path, content_hash), row in stored.items():
+            other = row.checkpoint_hash is not None and row.checkpoint_hash != checkpoint_sha256
+            known.setdefault(path, {})[content_hash] = other
         log.info(
             "backfill of %d file(s); %d path(s) already hold stored contents",
             len(entries),
@@ -208,7 +210,7 @@ def _pipeline(
     ray: Any,
     config: BackfillConfig,
     entries: Sequence[Entry],
-    known: Mapping[str, frozenset[str]],
+    known: Mapping[str, Mapping[str, bool]],
     cpus: float,
     staging: Path | None,
 ) -> Any:
@@ -250,7 +252,7 @@ def _pipeline(
     )
 
 
-_KNOWN_CACHE: dict[str, Mapping[str, frozenset[str]]] = {}
+_KNOWN_CACHE: dict[str, Mapping[str, Mapping[str, bool]]] = {}
 
 
 def _decode(batch: Any, *, options: DecodeOptions, known: Any) -> Any:
@@ -356,6 +358,7 @@ def _summary(
         scored=tally.scored,
         rejected=tally.rejected,
         skipped=tally.skipped,
+        skipped_other_checkpoint=tally.skipped_other_checkpoint,
         reasons=dict(tally.reasons),
         elapsed_s=time.perf_counter() - started,
         database_s=tally.database_s + known_s,

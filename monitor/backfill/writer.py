@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from prometheus_client import CollectorRegistry
 
-from monitor.backfill.decode import OUTCOME_REJECTED, OUTCOME_SCORE, OUTCOME_SKIPPED, unpack
+from monitor.backfill.decode import (
+    OUTCOME_REJECTED,
+    OUTCOME_SCORE,
+    OUTCOME_SKIPPED,
+    SKIPPED_OTHER_CHECKPOINT,
+    unpack,
+)
 from monitor.daemon.artifacts import artifact_paths
 from monitor.daemon.retry import DatabaseHealth, Retry
 from monitor.store import FinishedFile, record_finished
@@ -49,6 +55,7 @@ class Tally:
     scored: int = 0  #: files scored and stored by this run
     rejected: int = 0  #: files rejected and stored by this run
     skipped: int = 0  #: files whose content was already stored (by an earlier run, or meanwhile)
+    skipped_other_checkpoint: int = 0  #: of those, files another checkpoint scored
     reasons: Counter[str] = field(default_factory=Counter)  #: rejections by reason code
     database_s: float = 0.0  #: seconds in the database's write transactions, artifacts excluded
     artifacts_s: float = 0.0  #: seconds moving the staged artifacts into place
@@ -97,6 +104,7 @@ class Writer:
         for row in frame.to_dict("records"):
             if row["outcome"] == OUTCOME_SKIPPED:
                 self.tally.skipped += 1
+                self.tally.skipped_other_checkpoint += row["reason"] == SKIPPED_OTHER_CHECKPOINT
                 continue
             score, staged = unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, {})
             self._pending.append((_finished(row, score, done_at), staged))

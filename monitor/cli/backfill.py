@@ -115,9 +115,11 @@ def backfill(
     except (MonitorError, OSError, RuntimeError) as exc:
         fail(exc)
     reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.reasons.items()))
+    other = summary.skipped_other_checkpoint
     typer.echo(
         f"{summary.input} files: {summary.scored} scored, {summary.rejected} rejected"
-        f"{f' ({reasons})' if reasons else ''}, {summary.skipped} skipped (already stored)\n"
+        f"{f' ({reasons})' if reasons else ''}, {summary.skipped} skipped (already stored"
+        f"{f'; {other} of them scored by another checkpoint, not rescored' if other else ''})\n"
         f"{summary.elapsed_s:.1f} s, {summary.files_per_s:.1f} files/s; database {summary.database_s:.1f} s, "
         f"artifacts {summary.artifacts_s:.1f} s; {summary.workers} worker(s) x "
         f"{summary.cpus_per_worker:g} CPU, {summary.gpus_per_worker:g} GPU"

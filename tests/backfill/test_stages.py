@@ -42,7 +42,7 @@ def folder(tmp_path: Path) -> Path:
 
 def test_a_valid_mask_is_named_hashed_and_validated(folder: Path, tmp_path: Path) -> None:
     path = write_phantom(folder / "patient007_es.nii.gz", seed=7, phase="ES")
-    row = decode_entry(str(path), str(tmp_path), {}, OPTIONS, frozenset())
+    row = decode_entry(str(path), str(tmp_path), {}, OPTIONS, {})
     assert row["outcome"] == OUTCOME_SCORE and row["reason"] is None
     assert row["content_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (row["case_key"], row["phase"]) == ("patient007", "ES")
@@ -55,14 +55,16 @@ def test_a_valid_mask_is_named_hashed_and_validated(folder: Path, tmp_path: Path
 def test_a_stored_content_is_skipped_unread(folder: Path, tmp_path: Path) -> None:
     path = write_phantom(folder / "p1_ED.nii.gz")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    row = decode_entry(str(path), str(tmp_path), {}, OPTIONS, frozenset({digest}))
-    assert row["outcome"] == OUTCOME_SKIPPED and row["payload"] is None
+    row = decode_entry(str(path), str(tmp_path), {}, OPTIONS, {digest: False})
+    assert row["outcome"] == OUTCOME_SKIPPED and row["payload"] is None and row["reason"] is None
+    other = decode_entry(str(path), str(tmp_path), {}, OPTIONS, {digest: True})
+    assert other["outcome"] == OUTCOME_SKIPPED and other["reason"] == "other_checkpoint"
 
 
 def test_manifest_fields_win_over_folders(folder: Path, tmp_path: Path) -> None:
     path = write_phantom(folder / "p1_ED.nii.gz")
     overrides = {"segmenter_name": "nnunet", "site": "leeds"}
-    row = decode_entry(str(path), str(tmp_path), overrides, OPTIONS, frozenset())
+    row = decode_entry(str(path), str(tmp_path), overrides, OPTIONS, {})
     assert (row["segmenter_name"], row["segmenter_version"], row["site"]) == ("nnunet", "1.0", "leeds")
 
 
@@ -84,7 +86,7 @@ def test_a_bad_file_is_rejected_with_the_daemons_reason(
         write_phantom(path)
     elif isinstance(content, bytes):
         path.write_bytes(content)
-    row = decode_entry(str(path), str(tmp_path), {}, STRICT, frozenset())
+    row = decode_entry(str(path), str(tmp_path), {}, STRICT, {})
     assert (row["outcome"], row["reason"]) == (OUTCOME_REJECTED, reason)
     assert row["case_key"] and row["detail"] and row["payload"] is None
 
@@ -102,7 +104,7 @@ def test_score_worker_scores_valid_rows_and_isolates_a_failure(folder: Path, tmp
     paths = [str(write_phantom(folder / f"p{i}_ED.nii.gz", seed=i)) for i in range(2)]
     paths.append(str(folder / "bad_ED.nii.gz"))
     Path(paths[2]).write_bytes(b"")
-    rows = [decode_entry(p, str(tmp_path), {}, OPTIONS, frozenset()) for p in paths]
+    rows = [decode_entry(p, str(tmp_path), {}, OPTIONS, {}) for p in paths]
     broken = MaskVolume(labels=np.zeros((4, 4), np.uint8), spacing_mm=(8.0, 1.5, 1.5), affine=np.eye(4))
     rows.append({**rows[0], "path": "/x/broken_ED.nii.gz", "payload": _pack(broken)})
     frame = pd.DataFrame(rows)
