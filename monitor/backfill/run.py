@@ -270,27 +270,15 @@ def _decode(batch: Any, *, options: DecodeOptions, known: Any) -> Any:
 
 def _start_ray(ray: Any, config: BackfillConfig) -> None:
     """Join the cluster at ``config.address``, or start a local Ray (no dashboard); nothing when this
-    process is already connected."""
+    process is already connected. Ray's workers import the cmr-monitor installed on their node."""
     if ray.is_initialized():
         return
-    runtime = {"env_vars": {"PYTHONPATH": os.pathsep.join(_package_paths())}}
     if config.address is None:
         ray.init(
-            num_cpus=config.local_cpus,
-            include_dashboard=False,
-            runtime_env=runtime,
-            log_to_driver=False,
-            configure_logging=False,
+            num_cpus=config.local_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
     else:
-        ray.init(address=config.address, runtime_env=runtime, log_to_driver=False)
-
-
-def _package_paths() -> list[str]:
-    """Where ``monitor`` is imported from, so that Ray's workers import the same code."""
-    import monitor
-
-    return [str(Path(monitor.__file__).resolve().parent.parent)]
+        ray.init(address=config.address, log_to_driver=False)
 
 
 def _register(sessions: Any, checkpoint: Path | None) -> tuple[int, str]:
