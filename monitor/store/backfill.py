@@ -118,9 +118,13 @@ def record_finished(
     )
     index_of = {key: i for i, key in enumerate(keys)}
     with write_transaction(session):
-        if session.get_bind().dialect.name == "postgresql":
-            for path in sorted({item.path for item in files}):
-                session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(path, 0))))
+        if session.get_bind().dialect.name == "postgresql":  # one statement, the paths in order
+            session.execute(
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(p, 0)) FROM unnest(CAST(:paths AS text[])) AS p"
+                ),
+                {"paths": sorted({item.path for item in files})},
+            )
         first_seen: dict[tuple[str, str], datetime] = {}
         for item in files:
             key = (item.segmenter_name, item.segmenter_version)
