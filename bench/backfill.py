@@ -3,6 +3,7 @@
 Usage:
     python bench/backfill.py [--files 1000] [--pool 100] [--workers 1,2] [--db-url URL] [--cpus 2]
                              [--batch 16] [--write-batch 256] [--skip-daemon] [--gpu]
+    python bench/backfill.py --db-only 100000 [--write-batch 512] [--db-url URL]
 
 Writes ``--files`` ACDC-like masks (a pool of ``--pool`` distinct phantoms, 6-14 slices of 180-260 px,
 corrupted by the good and fair simulated segmenters, each written under several case names) into a
@@ -20,6 +21,11 @@ folder ``archive/bench/1.0``, then scores that same folder:
 Each configuration writes both artifacts of every file and uses a fresh database (SQLite in the work
 folder, or a new database on the PostgreSQL server of ``--db-url``, dropped afterwards). The load
 average before each run is printed: on a shared machine it says how much the figures can be trusted.
+
+``--db-only N``: no scoring; ``known_files`` and ``record_finished`` alone on N synthetic finished files
+(3 structures and 2 artifact paths each, ``--write-batch`` per transaction), twice (the second time
+every file is already stored): the database's cost per file at any scale, ms/file and files/s, with
+PostgreSQL's own CPU when the server runs on this machine.
 
 ``--gpu`` (a GPU host, ``bench/backfill_gpu.sh``): the daemon scores on CUDA, and each of the N backfill
 workers gets 1/N of the one GPU; the GPU's mean utilisation during each run is sampled with
@@ -236,6 +242,92 @@ def run_ray(
     return Run(name, files, summary.elapsed_s, summary.database_s, load, gpu_busy)
 
 
+def _synthetic_score() -> object:
+    from monitor.qc.labels import STRUCTURES
+    from monitor.qc.levels import FlagLevel
+    from monitor.qc.records import StructureScore, VolumeScore
+
+    structures = tuple(
+        StructureScore(
+            structure=s,
+            pdsc=0.85,
+            phd_mm=6.0,
+            flag=FlagLevel.OK,
+            reasons=(),
+            mask_voxels=12000 + i,
+            pgt_voxels=11800 + i,
+            mask_volume_ml=20.0 + i,
+        )
+        for i, s in enumerate(STRUCTURES)
+    )
+    return VolumeScore(
+        structures=structures, flag=FlagLevel.OK, shape=(10, 224, 256), spacing_mm=(10.0, 1.56, 1.56),
+        slices_scored=8, timings_s={"model": 0.05, "metrics": 0.014},
+    )  # fmt: skip
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds of every ``postgres`` process on this machine (0 when none is visible)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)
+            if fields[0].endswith("(postgres"):
+                parts = fields[1].split()
+                total += int(parts[11]) + int(parts[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_db_only(n: int, url: str, write_batch: int) -> None:
+    """``known_files`` + ``record_finished`` on ``n`` synthetic files, then again (all stored)."""
+    from datetime import UTC, datetime
+
+    from monitor.store import FinishedFile, known_files, make_engine, make_session_factory, record_finished
+    from monitor.store import register_model as register
+
+    score = _synthetic_score()
+    now = datetime.now(UTC)
+    files = [
+        FinishedFile(
+            path=f"/archive/bench/1.0/case{i:07d}_ED.nii.gz",
+            content_hash=f"{i:064x}",
+            case_key=f"case{i:07d}",
+            phase="ED",
+            segmenter_name="bench",
+            segmenter_version="1.0",
+            received_at=now,
+            done_at=now,
+            score=score,  # type: ignore[arg-type]
+        )
+        for i in range(n)
+    ]
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        model_id = register(session, "b" * 64, {})
+    print(f"\n{n} synthetic files, {write_batch} per transaction, {sa.make_url(url).get_backend_name()}\n")
+    print("| pass | files/s | ms/file (client wall) | PostgreSQL CPU ms/file | transactions |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label in ("new files", "all stored"):
+        pg0, started = _postgres_cpu_s(), time.perf_counter()
+        with sessions() as session:
+            known_files(session, [f.path for f in files])
+            for start in range(0, n, write_batch):
+                chunk = files[start : start + write_batch]
+
+                def artifacts(i: int, file_id: int) -> dict[str, str]:
+                    return {"pgt": f"/qc/{file_id}_pgt.nii.gz", "inconsistency": f"/qc/{file_id}_inc.nii.gz"}
+
+                record_finished(session, chunk, model_id=model_id, artifacts=artifacts)
+        wall = time.perf_counter() - started
+        pg_ms = 1000 * (_postgres_cpu_s() - pg0) / n
+        print(f"| {label} | {n / wall:.0f} | {1000 * wall / n:.2f} | {pg_ms:.2f} | {-(-n // write_batch)} |")
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -249,7 +341,15 @@ def main() -> None:
     parser.add_argument("--db-url", default=None, help="PostgreSQL admin URL (default: SQLite files)")
     parser.add_argument("--skip-daemon", action="store_true")
     parser.add_argument("--gpu", action="store_true", help="score on the GPU (daemon and backfill)")
+    parser.add_argument("--db-only", type=int, default=0, metavar="N", help="the store's bulk path alone")
     args = parser.parse_args()
+    if args.db_only:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-backfill-db-") as folder,
+            _database(args.db_url, Path(folder), "dbonly") as url,
+        ):
+            run_db_only(args.db_only, url, args.write_batch)
+        return
 
     import ray
 
