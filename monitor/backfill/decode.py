@@ -86,7 +86,13 @@ class DecodeOptions:
 
 
 def decode_entry(
-    path: str, root: str, overrides: Mapping[str, str], options: DecodeOptions, known: Mapping[str, bool]
+    path: str,
+    root: str,
+    overrides: Mapping[str, str],
+    options: DecodeOptions,
+    known: Mapping[str, bool],
+    *,
+    confined: bool = True,
 ) -> dict[str, Any]:
     """One output row for the mask at ``path`` (module docstring).
 
@@ -95,13 +101,14 @@ def decode_entry(
         overrides: identity fields from the manifest (they win over name, folders and sidecar).
         known: the content hashes the database holds for this path -> True when another checkpoint
             than this run's scored it.
+        confined: a symbolic link must resolve inside ``root`` (``monitor.io.examine.fingerprint``).
     """
     received_at = time.time()
     file = Path(path)
     base = Path(root)
     try:
         st = file.stat()
-        found = fingerprint(file, base, st)
+        found = fingerprint(file, base, st, confined=confined)
     except FileNotFoundError:
         return _rejected(
             path, f"{REASON_MISSING}:0:0", file, base, options, overrides, received_at,
@@ -131,11 +138,14 @@ def decode_batch(
     batch: pd.DataFrame, *, options: DecodeOptions, known: Mapping[str, Mapping[str, bool]]
 ) -> pd.DataFrame:
     """``decode_entry`` for each row of a batch of entries (columns ``path``, ``root``, ``overrides``:
-    a JSON object; ``seq``, the entry's number in the run, is kept); ``known`` maps a path to its
-    stored content hashes (``decode_entry``)."""
+    a JSON object; ``confined``; ``seq``, the entry's number in the run, is kept); ``known`` maps a
+    path to its stored content hashes (``decode_entry``)."""
+    confined = batch["confined"] if "confined" in batch else [True] * len(batch)
     rows = [
-        decode_entry(path, root, json.loads(overrides), options, known.get(path, {}))
-        for path, root, overrides in zip(batch["path"], batch["root"], batch["overrides"], strict=True)
+        decode_entry(path, root, json.loads(overrides), options, known.get(path, {}), confined=bool(c))
+        for path, root, overrides, c in zip(
+            batch["path"], batch["root"], batch["overrides"], confined, strict=True
+        )
     ]
     out = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
     if "seq" in batch:

@@ -218,7 +218,13 @@ def _pipeline(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = config.progress
     items = [
-        {"seq": seq, "path": e.path, "root": e.root, "overrides": json.dumps(e.overrides)}
+        {
+            "seq": seq,
+            "path": e.path,
+            "root": e.root,
+            "overrides": json.dumps(e.overrides),
+            "confined": e.confined,
+        }
         for seq, e in enumerate(entries)
     ]
     options = DecodeOptions(ingest=config.ingest, label_map=config.label_map, limits=config.limits)

@@ -8,7 +8,8 @@ Manifest columns: ``path`` (required; relative paths are taken from the manifest
 optionally ``segmenter``, ``version``, ``site``, ``scanner``, ``image`` (the MR image; relative to the
 manifest's folder too); empty cells give nothing.
 The root of a manifest entry is the mask's own folder, so only a manifest column or a sidecar names
-its segmenter.
+its segmenter; a listed path may be a symbolic link anywhere (a folder walk, like the daemon, refuses a
+link that leads outside the folder).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Entry:
     path: str  #: absolute path of the mask
     root: str  #: the folder it was found under (absolute, resolved)
     overrides: dict[str, str] = field(default_factory=dict)  #: identity field -> value (manifest)
+    confined: bool = True  #: a symbolic link must stay inside ``root`` (a folder walk; not a manifest)
 
 
 def folder_entries(folder: Path, ingest: IngestConfig) -> Iterator[Entry]:
@@ -97,7 +99,9 @@ def manifest_entries(manifest: Path) -> list[Entry]:
         overrides = {MANIFEST_COLUMNS[c]: v for c in columns if (v := _text(values[c]))}
         if "image_path" in overrides:
             overrides["image_path"] = os.path.abspath(base / overrides["image_path"])
-        entries.append(Entry(path=str(path), root=str(path.parent.resolve()), overrides=overrides))
+        entries.append(
+            Entry(path=str(path), root=str(path.parent.resolve()), overrides=overrides, confined=False)
+        )
     return entries
 
 

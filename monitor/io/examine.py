@@ -91,14 +91,16 @@ class Examination:
     changed: tuple[int, int] | None  #: (size, mtime_ns) seen afterwards when they moved; else None
 
 
-def fingerprint(path: Path, root: Path, st: os.stat_result) -> Fingerprint:
+def fingerprint(path: Path, root: Path, st: os.stat_result, *, confined: bool = True) -> Fingerprint:
     """The content hash of the file at ``path`` (seen as ``st``), or why it is refused unopened.
 
     Args:
-        root: the folder the file was found under (resolved); a symbolic link must resolve inside it.
+        root: the folder the file was found under (resolved).
+        confined: a symbolic link must resolve inside ``root`` (a watched folder); False for a path a
+            person listed (a manifest), which may be a link into another store.
     Raises: FileNotFoundError when the file vanished.
     """
-    refusal = _refuse_special(path, root, st)
+    refusal = _refuse_special(path, root if confined else None, st)
     if refusal is not None:  # never open a FIFO, a device or a file outside the folder
         return Fingerprint(content_hash=f"{refusal.reason}:{st.st_size}:{st.st_mtime_ns}", problem=refusal)
     try:
@@ -186,11 +188,13 @@ def fallback_identity(path: Path, root: Path, ingest: IngestConfig) -> MaskIdent
         )
 
 
-def _refuse_special(path: Path, root: Path, st: os.stat_result) -> Problem | None:
+def _refuse_special(path: Path, root: Path | None, st: os.stat_result) -> Problem | None:
     """Why a candidate must not be opened, or None: it is not a regular file (a FIFO would block the
-    reader, a device never ends), or it is a symbolic link that leads outside its folder."""
+    reader, a device never ends), or it is a symbolic link that leads outside ``root`` (when given)."""
     if not stat.S_ISREG(st.st_mode):
         return Problem("not_a_file", "path is not a regular file (a FIFO, socket or device)", False)
+    if root is None:
+        return None
     try:  # the file itself or a folder on its way may be a link
         target = path.resolve(strict=True)
     except FileNotFoundError:

@@ -26,7 +26,7 @@ def test_a_folder_gives_its_candidates_in_order(tmp_path: Path) -> None:
     entries = read_sources([tmp_path], IngestConfig())
     assert [e.path for e in entries] == [str(b), str(a)]
     assert {e.root for e in entries} == {str(tmp_path.resolve())}
-    assert all(e.overrides == {} for e in entries)
+    assert all(e.overrides == {} and e.confined for e in entries)
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
@@ -44,7 +44,7 @@ def test_a_manifest_gives_paths_and_overrides(tmp_path: Path, kind: str) -> None
     manifest = tmp_path / f"list.{kind}"
     frame.to_csv(manifest, index=False) if kind == "csv" else frame.to_parquet(manifest)
     first, second = read_sources([manifest], IngestConfig())
-    assert first.path == str(mask) and first.root == str(mask.parent.resolve())
+    assert first.path == str(mask) and first.root == str(mask.parent.resolve()) and not first.confined
     assert first.overrides == {
         "segmenter_name": "nnunet",
         "segmenter_version": "2.1",

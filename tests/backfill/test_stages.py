@@ -130,3 +130,15 @@ def _pack(value: object) -> bytes:
     from monitor.backfill.decode import pack
 
     return pack(value)
+
+
+def test_a_listed_link_may_lead_anywhere_a_walked_one_may_not(folder: Path, tmp_path: Path) -> None:
+    """A manifest's path (``confined=False``) may be a symbolic link into another store; in a folder
+    walk, as in the daemon, a link that leads outside the folder is refused unopened."""
+    target = write_phantom(tmp_path / "store" / "x.nii.gz")
+    link = folder / "p1_ED.nii.gz"
+    link.symlink_to(target)
+    listed = decode_entry(str(link), str(folder), {}, OPTIONS, {}, confined=False)
+    assert listed["outcome"] == OUTCOME_SCORE and listed["case_key"] == "p1"
+    walked = decode_entry(str(link), str(tmp_path / "unet"), {}, OPTIONS, {})
+    assert (walked["outcome"], walked["reason"]) == (OUTCOME_REJECTED, "outside_folder")
