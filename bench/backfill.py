@@ -18,6 +18,10 @@ folder ``archive/bench/1.0``, then scores that same folder:
    actor start-up included, Ray's own start excluded). The database's share is ``database_s`` (known
    files + write transactions, artifacts excluded) over the wall time.
 
+CPU ms/file is the CPU the run's processes used per file (the daemon's process; this driver and every
+Ray process on the machine), from ``/proc``: on a shared machine it says what a run costs whatever
+share of the cores it got.
+
 Each configuration writes both artifacts of every file and uses a fresh database (SQLite in the work
 folder, or a new database on the PostgreSQL server of ``--db-url``, dropped afterwards). The load
 average before each run is printed: on a shared machine it says how much the figures can be trusted.
@@ -41,11 +45,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +71,16 @@ class Run:
     wall_s: float
     database_s: float
     load: float  #: 1-minute load average before the run
+    cpu_s: float  #: CPU seconds of the run's processes (the daemon; the driver and Ray's processes)
     gpu_busy: float | None = None  #: mean GPU utilisation during the run (0-1); None without a GPU
 
     @property
     def files_per_s(self) -> float:
         return self.files / self.wall_s
+
+    @property
+    def cpu_ms_per_file(self) -> float:
+        return 1000 * self.cpu_s / self.files
 
     @property
     def database_share(self) -> float:
@@ -192,6 +202,7 @@ def run_daemon(archive: Path, work: Path, url: str, files: int, device: str) -> 
             time.sleep(0.2)
         load = os.getloadavg()[0]
         db_before = _database_seconds(port)
+        meter = _CpuMeter(lambda pid, _: pid == process.pid)
         sampler = _GpuSampler()
         started = time.perf_counter()
         os.rename(archive.parent, watched / archive.parent.name)  # the whole bench/ folder at once
@@ -201,6 +212,7 @@ def run_daemon(archive: Path, work: Path, url: str, files: int, device: str) -> 
             time.sleep(0.5)
         wall_s = time.perf_counter() - started
         gpu_busy = sampler.stop()
+        cpu_s = meter.stop()
         database_s = _database_seconds(port) - db_before
     finally:
         if process.poll() is None:
@@ -208,9 +220,8 @@ def run_daemon(archive: Path, work: Path, url: str, files: int, device: str) -> 
         process.wait(timeout=120)
         if (watched / archive.parent.name).exists():
             os.rename(watched / archive.parent.name, archive.parent)  # back for the next run
-    return Run(
-        f"daemon (1 process, {device}, 2 torch threads, batch 8)", files, wall_s, database_s, load, gpu_busy
-    )
+    name = f"daemon (1 process, {device}, 2 torch threads, batch 8)"
+    return Run(name, files, wall_s, database_s, load, cpu_s, gpu_busy)
 
 
 def run_ray(
@@ -220,6 +231,7 @@ def run_ray(
 
     load = os.getloadavg()[0]
     sampler = _GpuSampler()
+    meter = _CpuMeter(_is_ray)
     summary = run_backfill(
         BackfillConfig(
             sources=(archive_root,),
@@ -233,13 +245,14 @@ def run_ray(
         )
     )
     gpu_busy = sampler.stop()
+    cpu_s = meter.stop()
     if summary.scored + summary.rejected != files:
         raise SystemExit(f"backfill stored {summary.scored + summary.rejected} of {files} files")
     name = (
         f"backfill, {workers} worker(s) x {summary.cpus_per_worker:g} CPU"
         f"{f' x {summary.gpus_per_worker:g} GPU' if args.gpu else ''}, batch {args.batch}"
     )
-    return Run(name, files, summary.elapsed_s, summary.database_s, load, gpu_busy)
+    return Run(name, files, summary.elapsed_s, summary.database_s, load, cpu_s, gpu_busy)
 
 
 def _synthetic_score() -> object:
@@ -266,19 +279,58 @@ def _synthetic_score() -> object:
     )  # fmt: skip
 
 
-def _postgres_cpu_s() -> float:
-    """CPU seconds of every ``postgres`` process on this machine (0 when none is visible)."""
-    total = 0
+def _cpu_by_pid(match: Callable[[int, str], bool]) -> dict[int, float]:
+    """CPU seconds (user + system) of each process on this machine that ``match(pid, command line)``."""
+    found: dict[int, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                command = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            if not match(int(pid), command):
+                continue
             with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)
-            if fields[0].endswith("(postgres"):
-                parts = fields[1].split()
-                total += int(parts[11]) + int(parts[12])
+                parts = fh.read().rsplit(")", 1)[1].split()
+            found[int(pid)] = (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds of every ``postgres`` process on this machine (0 when none is visible)."""
+    return sum(_cpu_by_pid(lambda pid, command: command.startswith("postgres")).values())
+
+
+def _is_ray(pid: int, command: str) -> bool:
+    """This process (the driver) or one of this machine's Ray processes (workers, actors, raylet, GCS)."""
+    return (
+        pid == os.getpid()
+        or command.startswith("ray::")
+        or any(name in command for name in ("raylet", "gcs_server", "ray/_private", "ray/dashboard"))
+    )
+
+
+class _CpuMeter:
+    """CPU seconds of matching processes over a run, those that start and end within it included
+    (sampled every 0.5 s; a process loses at most its last half second)."""
+
+    def __init__(self, match: Callable[[int, str], bool]) -> None:
+        self._match = match
+        self._first = _cpu_by_pid(match)
+        self._last = dict(self._first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self._last.update(_cpu_by_pid(self._match))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        self._last.update(_cpu_by_pid(self._match))
+        return sum(cpu - self._first.get(pid, 0.0) for pid, cpu in self._last.items())
 
 
 def run_db_only(n: int, url: str, write_batch: int) -> None:
@@ -377,14 +429,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     backend = "PostgreSQL" if args.db_url else "SQLite"
     print(f"\n{args.files} files, {backend}, {os.cpu_count()} cores\n")
-    print("| run | files/s | wall s | database s | database share | load before | GPU busy |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| run | files/s | wall s | database s | database share | CPU ms/file | load before | GPU busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = runs[0].files_per_s if runs and not args.skip_daemon else None
     for run in runs:
         ratio = f" ({run.files_per_s / base:.2f}x)" if base else ""
         print(
             f"| {run.name} | {run.files_per_s:.2f}{ratio} | {run.wall_s:.1f} | {run.database_s:.2f} | "
-            f"{100 * run.database_share:.1f} % | {run.load:.1f} | "
+            f"{100 * run.database_share:.1f} % | {run.cpu_ms_per_file:.0f} | {run.load:.1f} | "
             f"{'-' if run.gpu_busy is None else f'{100 * run.gpu_busy:.0f} %'} |"
         )
 
