@@ -37,6 +37,19 @@ def segmented_mask(
     return data
 
 
+def mr_image(patient_seed: int, *, phase: str, path: Path, **overrides: object) -> Path:
+    """Write the MR-like image of a patient's phase (``monitor.sim.make_image``, the geometry of
+    ``segmented_mask``'s mask for the same seed and overrides) to ``path``; return it."""
+    from monitor.io.nifti import save_labels
+    from monitor.sim import make_patient
+    from monitor.sim.phantoms import make_image
+
+    ed, es = make_patient(np.random.default_rng(patient_seed), **overrides)
+    phantom = ed if phase == "ED" else es
+    image = make_image(phantom.labels, np.random.default_rng(patient_seed), phantom.spacing_mm)
+    return save_labels(path, image, phantom.affine)  # uint8 intensities, written like a label volume
+
+
 def deliver(folder: Path, name: str, data: bytes) -> float:
     """Write ``data`` under a hidden temporary name, rename it into place (the way a segmenter should
     deliver); return the wall time (epoch seconds) after the rename."""

@@ -9,7 +9,8 @@ ACDC-like phantoms are written to a temporary folder first. Each volume goes thr
 does with a claimed file:
 
 - ``load``: SHA-256 of the file, NIfTI load and validation;
-- ``preprocess``, ``model``, ``postprocess``, ``metrics``: the ``Scorer``'s own timings;
+- ``preprocess``, ``model``, ``postprocess``, ``metrics``, ``evidence``: the ``Scorer``'s own timings
+  (``evidence``: the evidence stage, i.e. refined pGT, checks and refined metrics, no image);
 - ``artifacts``: writing the pGT and the inconsistency map as NIfTI;
 - ``database``: enqueue, claim and the scores transaction (file row, 3 structure rows, 2 artifact
   rows) in a fresh SQLite file, or in ``--database-url`` (e.g. a scratch PostgreSQL database; its
@@ -19,7 +20,9 @@ does with a claimed file:
 with ``--device cuda --batch 64 --prefetch``).
 
 Prints per-stage mean and median seconds per volume, the end to end median, volumes per second and
-peak memory. The first volume is a warm-up and is not counted.
+peak memory. The first volume is a warm-up and is not counted. Then the post-model step alone
+(``score_volume``) on the same masks and pGTs, before (``evidence=None``, the paper's metrics) and
+after (with the evidence stage), in one run: the evidence stage's cost per volume.
 
 ``--conv-reference`` also measures this machine's throughput for the model's own convolutions: each
 of the 20 convolution layers alone (random input of the layer's shape, the faster of the contiguous and
@@ -40,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-STAGES = ("load", "preprocess", "model", "postprocess", "metrics", "artifacts", "database")
+STAGES = ("load", "preprocess", "model", "postprocess", "metrics", "evidence", "artifacts", "database")
 
 
 def _files(data: Path | None, n: int) -> list[Path]:
@@ -133,6 +136,27 @@ def conv_reference(scorer: object, slices: object, repeats: int = 15) -> None:
     )
 
 
+def evidence_before_after(kept: list[tuple[object, object, object]]) -> None:
+    """Print ``score_volume``'s time per volume without and with the evidence stage (same inputs)."""
+    from monitor.qc.flags import FlagPolicy
+    from monitor.qc.scores import score_volume
+
+    policy = FlagPolicy()
+    before, after = [], []
+    for mask, pgt, spacing in kept:
+        for evidence, out in ((None, before), ("default", after)):
+            kwargs = {} if evidence == "default" else {"evidence": None}
+            began = time.perf_counter()
+            score_volume(mask, pgt, spacing, policy=policy, slices_scored=0, **kwargs)  # type: ignore[arg-type]
+            out.append(time.perf_counter() - began)
+    if before:
+        b, a = statistics.median(before) * 1e3, statistics.median(after) * 1e3
+        print(
+            f"post-model step (score_volume), median ms/volume: before {b:.1f} (paper's metrics), "
+            f"after {a:.1f} (with evidence): the evidence stage adds {a - b:.1f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -197,6 +221,7 @@ def main() -> None:
 
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
+    kept: list[tuple[object, object, object]] = []  # (mask, pGT, spacing) for the before/after timing
     slices = 0
     batches = [files[:1]] + [files[i : i + args.batch] for i in range(1, len(files), args.batch)]
     loader = ThreadPoolExecutor(1) if args.prefetch else None
@@ -245,10 +270,11 @@ def main() -> None:
         t3 = time.perf_counter()
         if index == 0:
             continue
+        kept.extend((v.labels, r.pgt, v.spacing_mm) for v, r in zip(volumes, results, strict=True))
         per = len(chunk)
         for result in results:
             times["load"].append(t_load / per)
-            for stage in ("preprocess", "model", "postprocess", "metrics"):
+            for stage in ("preprocess", "model", "postprocess", "metrics", "evidence"):
                 times[stage].append(result.score.timings_s[stage])
             times["artifacts"].append((t2 - t1) / per)
             times["database"].append((t3 - t2) / per)
@@ -264,6 +290,7 @@ def main() -> None:
     print(f"volumes/s: {n / wall:.2f}   slices/volume: {slices / n:.1f}   peak RSS: {peak_mb:.0f} MB")
     session.close()
     engine.dispose()
+    evidence_before_after(kept)
 
     if args.conv_reference:
         from monitor.model.preprocess import to_model_space

@@ -41,12 +41,29 @@ def _auto_refresh(interval_s: float) -> None:
     _tick()
 
 
+def _pages() -> list[st.Page]:
+    """The pages, built per run (a page object belongs to the run that made it)."""
+    return [
+        # Streamlit serves the default page at the root only; the hidden twin gives the overview its own
+        # URL too (/overview), like every other page. A page's key is its url_path, so they differ.
+        st.Page("views/overview.py", title="Overview", url_path="start", default=True),
+        st.Page("views/overview.py", title="Overview", url_path="overview", visibility="hidden"),
+        st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
+        st.Page("views/case.py", title="Case", url_path="case"),
+        st.Page("views/versions.py", title="Segmenter versions", url_path="versions"),
+        st.Page("views/realized.py", title="Estimated vs realized", url_path="realized"),
+    ]
+
+
 def main() -> None:
     """One run of the app."""
     st.set_page_config(page_title="cmr-monitor", layout="wide")  # no page_icon: it would be fetched online
     settings = load_dashboard_settings()
     fallback = settings.dashboard_password.get_secret_value() if settings.dashboard_password else None
     password = auth.configured_password(st.secrets, fallback)
+    # The page is resolved before the login form, so that a link to a page (an alert's case) still
+    # leads there once the user has logged in; the menu stays hidden until then.
+    page = st.navigation(_pages(), position="sidebar" if auth.logged_in(password) else "hidden")
     auth.require_login(password)
 
     url = settings.database_url
@@ -59,18 +76,6 @@ def main() -> None:
     if settings.dashboard_warm_cache_s > 0:
         data.start_cache_warmer(url, settings.dashboard_warm_cache_s)
 
-    pages = [
-        st.Page(
-            "views/overview.py",
-            title="Overview",
-            url_path="overview",
-            default=True,
-        ),
-        st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
-        st.Page("views/case.py", title="Case", url_path="case"),
-        st.Page("views/versions.py", title="Segmenter versions", url_path="versions"),
-    ]
-    page = st.navigation(pages)
     try:
         counts = data.status(url)
     except DatabaseUnavailable as exc:

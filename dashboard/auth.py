@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["SECRET_KEY", "configured_password", "logout", "password_matches", "require_login"]
+__all__ = ["SECRET_KEY", "configured_password", "logged_in", "logout", "password_matches", "require_login"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,17 @@ def configured_password(secrets: Any, fallback: str | None) -> str | None:
     return fallback or None
 
 
+def logged_in(expected: str | None) -> bool:
+    """Whether this session may see data: no login configured, or it has logged in."""
+    return expected is None or bool(st.session_state.get(_STATE_KEY))
+
+
 def require_login(expected: str | None) -> None:
     """Stop the page behind a login form unless this session has logged in; nothing when ``expected`` is None.
 
     Call before any data is read. The login lasts for the browser session (a reload asks again).
     """
-    if expected is None or st.session_state.get(_STATE_KEY):
+    if logged_in(expected):
         return
     st.title("cmr-monitor")
     st.caption("This dashboard shows patient data. Log in to continue.")

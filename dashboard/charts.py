@@ -51,13 +51,20 @@ def with_series(frame: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def _colour(
-    values: Sequence[str], *, legend: bool = True, field: str = "version", title: str = "segmenter"
+    values: Sequence[str],
+    *,
+    legend: bool = True,
+    field: str = "version",
+    title: str = "segmenter",
+    orient: str = "right",
 ) -> alt.Color:
+    """Colour by ``field``; a faceted chart takes ``orient="top"``: three panels fill a 1400 px
+    screen, and a legend on their right is cut off."""
     return alt.Color(
         f"{field}:N",
         title=title,
         scale=alt.Scale(domain=sorted(set(values))),
-        legend=alt.Legend(orient="right") if legend else None,
+        legend=alt.Legend(orient=orient) if legend else None,
     )
 
 
@@ -248,7 +255,7 @@ def histogram_chart(histogram: pd.DataFrame, metric: str) -> alt.Chart:
             x=alt.X("bin_start:Q", title=label, bin="binned"),
             x2="bin_right:Q",
             y=alt.Y("share:Q", title="share of files", axis=alt.Axis(format="%"), stack=None),
-            color=_colour(frame["version"]),
+            color=_colour(frame["version"], orient="top"),
             tooltip=[
                 "version:N",
                 "structure:N",

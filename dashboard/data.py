@@ -34,6 +34,7 @@ from monitor.store import (
     add_review,
     check_at_head,
     count_alerts,
+    estimated_vs_realized,
     get_case,
     list_alerts,
     make_engine,
@@ -238,6 +239,13 @@ def reviewed_alerts(url: str, files: FileFilter) -> pd.DataFrame:
     """Reviewed flagged files by flag type (``dashboard.queries.reviewed_alerts_frame``)."""
     with session_factory(url)() as session:
         return queries.reviewed_alerts_frame(session, files)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def realized(url: str, files: FileFilter) -> pd.DataFrame:
+    """``monitor.store.estimated_vs_realized``: stored estimates beside realized metrics."""
+    with session_factory(url)() as session:
+        return estimated_vs_realized(session, files)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -4,7 +4,9 @@ The dashboard runs as ``streamlit run dashboard/app.py``; its settings travel in
 (``CMR_MONITOR_DATABASE_URL``, ``CMR_MONITOR_ARTIFACTS_DIR``, ``CMR_MONITOR_DASHBOARD_DATA_DIRS``), so the
 URL and its password never appear on the child's command line. ``launch_dashboard`` starts it,
 ``wait_for_dashboard`` waits until the server answers, ``start_dashboard`` does both (and stops a server
-that does not come up), ``stop_dashboard`` ends it. Nothing here imports Streamlit.
+that does not come up), ``stop_dashboard`` ends it, and ``serve_until_stopped`` waits for it while
+passing SIGTERM and SIGINT on, so that stopping the launcher never leaves the server behind holding its
+port. Nothing here imports Streamlit.
 
 Example::
 
@@ -16,8 +18,10 @@ Example::
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +29,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["app_path", "launch_dashboard", "start_dashboard", "stop_dashboard", "wait_for_dashboard"]
+__all__ = [
+    "app_path",
+    "launch_dashboard",
+    "serve_until_stopped",
+    "start_dashboard",
+    "stop_dashboard",
+    "wait_for_dashboard",
+]
 
 
 def app_path() -> Path:
@@ -197,3 +208,30 @@ def stop_dashboard(process: subprocess.Popen[bytes], *, timeout_s: float = 10.0)
             process.kill()
             return process.wait(timeout=5)
     return int(process.returncode)
+
+
+def serve_until_stopped(process: subprocess.Popen[bytes], *, timeout_s: float = 10.0) -> int:
+    """Wait for the server to end; SIGTERM or SIGINT to this process stops it first (``stop_dashboard``).
+
+    The previous signal handlers are restored on return. Off the main thread (where Python cannot
+    handle signals) it only waits.
+
+    Returns: the server's exit status; 0 when it ended cleanly after a stop signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return process.wait()
+    stop = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in signals:
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    try:
+        while process.poll() is None and not stop.wait(0.2):
+            pass
+        if not stop.is_set():
+            return int(process.returncode)
+        code = stop_dashboard(process, timeout_s=timeout_s)
+        return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

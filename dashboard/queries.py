@@ -99,27 +99,34 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
 
 
 def case_scores_table(case: CaseRecord) -> pd.DataFrame:
-    """Per-structure scores of a case: flag, pDSC, pHD (mm), volume (ml), voxels, reasons."""
+    """Per-structure scores of a case: flag, refined pDSC and pHD (mm; nan when not computed), the
+    paper's plain pDSC and pHD, volumes (ml) of mask and refined pGT, voxels, reason codes."""
     return pd.DataFrame(
         [
             {
                 "structure": str(s.structure),
                 "flag": str(s.flag),
+                "pdsc_3d": s.pdsc_3d,
+                "phd_mm_3d": s.phd_mm_3d,
                 "pdsc": s.pdsc,
                 "phd_mm": s.phd_mm,
                 "mask_volume_ml": s.mask_volume_ml,
+                "pgt_volume_ml": s.pgt_volume_ml,
                 "mask_voxels": s.mask_voxels,
                 "pgt_voxels": s.pgt_voxels,
-                "reasons": "; ".join(describe_all([s])),
+                "reasons": "; ".join(s.reasons),
             }
             for s in case.structures
         ],
         columns=[
             "structure",
             "flag",
+            "pdsc_3d",
+            "phd_mm_3d",
             "pdsc",
             "phd_mm",
             "mask_volume_ml",
+            "pgt_volume_ml",
             "mask_voxels",
             "pgt_voxels",
             "reasons",

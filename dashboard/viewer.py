@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.io.layouts import image_names
+from monitor.io.layouts import image_candidates
 
 __all__ = [
     "INCONSISTENCY_RGB",
@@ -55,19 +55,6 @@ def resolve_inside(raw: str | Path | None, roots: Iterable[Path]) -> Path | None
         if target.is_file() and any(target.is_relative_to(root) for root in resolved_roots):
             return target
     return None
-
-
-def image_candidates(mask_path: str | Path, image_path: str | None = None) -> list[Path]:
-    """Where the MR image of a mask may be, most likely first.
-
-    The image named by the sidecar (stored as ``image_path``) comes first; then, next to the mask, the
-    names of ``monitor.io.layouts.image_names`` (ACDC, nnU-Net ``_0000``, ``_image``, ``_img``).
-
-    Returns: candidate paths (not checked for existence or location).
-    """
-    mask = Path(mask_path)
-    out = [Path(image_path)] if image_path else []
-    return out + [mask.with_name(name) for name in image_names(mask.name)]
 
 
 def busiest_slice(*volumes: np.ndarray | None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -19,6 +19,10 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from monitor.qc.evidence import EvidenceSettings
+    from monitor.qc.flags import FlagPolicy
 
 __all__ = ["Settings", "config_file_path", "get_settings"]
 
@@ -63,10 +67,63 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "fp32", description="model arithmetic; auto = fp16 on CUDA, fp32 on CPU (see docs/evaluation.md)"
     )
+    image_evidence: bool = Field(
+        True,
+        description="pair each mask with its MR image (sidecar, ACDC, nnU-Net imagesTs) and use it as "
+        "evidence when its geometry matches; false scores masks alone (docs/daemon.md)",
+    )
 
     # --- flag thresholds
-    suspicious_hd_mm: float = Field(50.0, gt=0, description="pHD above this (mm) is suspicious")
-    suspicious_dice: float = Field(0.5, ge=0, le=1, description="pDSC below this is suspicious")
+    suspicious_hd_mm: float = Field(
+        50.0,
+        gt=0,
+        description="estimated real HD (basis estimates) or pHD (basis paper) above this (mm) is suspicious",
+    )
+    suspicious_dice: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="estimated real Dice (basis estimates) or pDSC (basis paper) below this is suspicious",
+    )
+    flag_basis: Literal["estimates", "paper"] = Field(
+        "estimates",
+        description="'estimates': suspicious from the calibrated eDSC/eHD intervals (when a calibration is "
+        "loaded); 'paper': from pDSC/pHD as in the paper",
+    )
+    fail_probability: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="flag when the interval puts P(real Dice/HD beyond a threshold) at least this (0.25: the best F1 on dev, see docs/evaluation.md)",
+    )
+    reason_severities: dict[str, Literal["ok", "suspicious", "erroneous"]] = Field(
+        default_factory=dict,
+        description="reason code -> the level it raises, where it differs from the code's default, e.g. "
+        '{"stack_margin": "erroneous", "holes": "ok"} (JSON in the environment); "ok" records a failed '
+        "evidence check without raising the flag",
+    )
+
+    # --- evidence stage (monitor.qc.evidence): refined pGT, stack, topology and image checks
+    evidence: bool = Field(True, description="run the evidence stage (false: the paper's pDSC/pHD alone)")
+    evidence_stack_margin: bool = Field(
+        True,
+        description="extend the refined pGT into stack ends left empty beyond evidence_spare_mm "
+        "(ACDC-like protocols cover the heart with at most one spare 10 mm slice)",
+    )
+    evidence_spare_mm: float = Field(
+        10.0, ge=0, description="empty stack (mm) an end may hold beyond the heart; at least one slice"
+    )
+    evidence_tolerances: dict[str, float] = Field(
+        default_factory=dict,
+        description='other EvidenceSettings fields by name, e.g. {"centroid_jump_mm": 25} (JSON)',
+    )
+
+    # --- calibration (eDSC, eHD with 90 % intervals)
+    calibration: str = Field(
+        "shipped",
+        description="calibration file: 'shipped' (the one next to the checkpoint), 'none', or a path "
+        "written by 'cmr-monitor calibrate'",
+    )
 
     # --- input limits (checked from the header before any voxel is read)
     max_file_bytes: int = Field(512 * 1024**2, gt=0, description="largest mask file accepted (bytes on disk)")
@@ -104,6 +161,56 @@ class Settings(BaseSettings):
         description="a step of a daemon loop (intake, maintenance, worker's database calls) that makes no "
         "progress this long (s) turns /readyz 503 and shows in cmr_monitor_loop_stalled_seconds",
     )
+
+    @field_validator("evidence_tolerances")
+    @classmethod
+    def _check_tolerances(cls, value: dict[str, float]) -> dict[str, float]:
+        from monitor.qc.evidence import EvidenceSettings
+
+        known = set(EvidenceSettings.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown evidence tolerances {unknown}; known: {sorted(known)}")
+        EvidenceSettings(**value)  # bad values raise here, with the name
+        return value
+
+    @field_validator("reason_severities")
+    @classmethod
+    def _check_severities(cls, value: dict[str, str]) -> dict[str, str]:
+        from monitor.qc.reasons import ReasonCode
+
+        unknown = sorted(set(value) - {code.value for code in ReasonCode})
+        if unknown:
+            raise ValueError(f"unknown reason codes {unknown}; known: {sorted(c.value for c in ReasonCode)}")
+        return value
+
+    def evidence_settings(self) -> EvidenceSettings | None:
+        """The evidence stage's ``EvidenceSettings``, or None when ``evidence`` is off."""
+        if not self.evidence:
+            return None
+        from monitor.qc.evidence import EvidenceSettings
+
+        return EvidenceSettings(
+            **{
+                **self.evidence_tolerances,
+                "stack_margin": self.evidence_stack_margin,
+                "spare_mm": self.evidence_spare_mm,
+            }
+        )
+
+    def flag_policy(self) -> FlagPolicy:
+        """The ``FlagPolicy`` of these settings: thresholds and per-code severities."""
+        from monitor.qc.flags import FlagPolicy
+        from monitor.qc.levels import FlagLevel
+        from monitor.qc.reasons import ReasonCode
+
+        return FlagPolicy(
+            suspicious_hd_mm=self.suspicious_hd_mm,
+            suspicious_dice=self.suspicious_dice,
+            basis=self.flag_basis,
+            fail_probability=self.fail_probability,
+            severities={ReasonCode(k): FlagLevel(v) for k, v in self.reason_severities.items()},
+        )
 
     @field_validator("label_map")
     @classmethod

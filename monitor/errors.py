@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CheckpointError", "InvalidMask", "MonitorError", "StoreError"]
+__all__ = ["CalibrationError", "CheckpointError", "InvalidMask", "MonitorError", "StoreError"]
 
 
 class MonitorError(Exception):
@@ -36,6 +36,25 @@ class InvalidMask(MonitorError, ValueError):
 
 class CheckpointError(MonitorError):
     """The checkpoint cannot be used."""
+
+
+class CalibrationError(MonitorError):
+    """The calibration file cannot be used.
+
+    Attributes:
+        reason: stable code: ``not_found``, ``unreadable``, ``too_large``, ``untrusted_types``,
+            ``checksum_mismatch``, ``bad_format``.
+        path: the file, when known.
+    """
+
+    def __init__(self, reason: str, detail: str, path: Path | str | None = None) -> None:
+        self.reason = reason
+        self.path = Path(path) if path is not None else None
+        super().__init__(detail)
+
+    def __str__(self) -> str:
+        where = f"{self.path.name}: " if self.path is not None else ""
+        return f"{where}{self.detail} [{self.reason}]"
 
 
 class StoreError(MonitorError):

@@ -17,6 +17,9 @@ from dashboard.summaries import md_escape, utc_text
 from monitor.qc.labels import STRUCTURES
 
 PAGE_SIZE = 50
+#: Column order on the page: what was flagged and why first, so that the reasons fit a laptop screen.
+_SHOWN = ["file_id", "flag", "structures", "reasons", "review", "scored_at", "segmenter"]
+_SHOWN += ["case", "phase", "site", "reviews"]
 _REVIEWED = {"Unreviewed": False, "Reviewed": True, "All": None}
 
 ctx = current()
@@ -59,10 +62,14 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="alerts_table",
+    column_order=_SHOWN,
     column_config={
-        "file_id": st.column_config.NumberColumn("file", format="%d"),
+        "file_id": st.column_config.NumberColumn("file", format="%d", width="small"),
+        "flag": st.column_config.TextColumn("flag", width="small"),
+        "structures": st.column_config.TextColumn("structures", width="small"),
         "reasons": st.column_config.TextColumn("reasons", width="large"),
-        "reviews": st.column_config.NumberColumn("reviews", format="%d"),
+        "phase": st.column_config.TextColumn("phase", width="small"),
+        "reviews": st.column_config.NumberColumn("reviews", format="%d", width="small"),
     },
 )
 rows = event.selection.rows if event is not None else []

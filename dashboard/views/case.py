@@ -1,4 +1,5 @@
-"""Case: one scored mask with its pseudo ground truth and inconsistency map, scores, flags and reviews.
+"""Case: one scored mask with its pseudo ground truth and inconsistency map, scores, flags, the evidence
+behind each reason (a button per reason jumps the slice viewer to the slice it implicates) and reviews.
 
 The file id comes from the ``file_id`` query parameter (ids only, never patient identifiers, in URLs).
 Files are read only when their path resolves inside the configured folders.
@@ -13,12 +14,12 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.context import current
+from dashboard.evidence import evidence_table, image_status, reason_items
 from dashboard.queries import case_scores_table, reviews_table
 from dashboard.summaries import md_escape, utc_text
 from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
 from monitor.errors import InvalidMask
-from monitor.qc.reasons import describe_all
-from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, FileStateError, ReviewVerdict
+from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, CaseRecord, FileStateError, ReviewVerdict
 
 _VERDICTS = {
     ReviewVerdict.CONFIRMED: "Confirmed error",
@@ -30,6 +31,21 @@ _FLAG_ICON = {
     "suspicious": ":material/warning:",
     "erroneous": ":material/error:",
 }
+
+
+def _status_line(record: CaseRecord) -> str:
+    """``File 12, scored 2026-03-01 10:00 UTC.``; what happened and when, for every status."""
+    when = {
+        "scored": ("scored", record.scored_at),
+        "rejected": ("rejected", record.rejected_at),
+        "scoring": ("being scored since", record.started_at),
+        "pending": ("waiting since", record.received_at),
+    }
+    verb, at = when.get(str(record.status), (str(record.status), None))
+    return (
+        f"File {record.file_id}, {verb} {utc_text(at) + ' UTC' if at is not None else '(time not recorded)'}."
+    )
+
 
 ctx = current()
 st.title("Case")
@@ -61,7 +77,7 @@ meta[0].metric("Flag", flag)
 meta[1].metric("Segmenter", f"{record.segmenter_name} {record.segmenter_version}")
 meta[2].metric("Site", record.site or "–")
 meta[3].metric("Phase", record.phase or "–")
-st.caption(f"File {record.file_id}, scored {utc_text(record.scored_at) or '–'} UTC, status {record.status}.")
+st.caption(_status_line(record))
 if record.status != "scored":
     reason = f": {record.rejection_reason} ({record.rejection_detail})" if record.rejection_reason else ""
     st.info(f"This file is {record.status}{md_escape(reason)}.")
@@ -109,8 +125,10 @@ if reference is not None:
     }
     st.subheader("Slices")
     n_slices = shape[0]
-    first = busiest_slice(xor, mask) + 1
-    z = st.slider("Slice", 1, n_slices, first, key=f"case_slice_{file_id}") - 1 if n_slices > 1 else 0
+    slice_key = f"case_slice_{file_id}"
+    if not 1 <= st.session_state.get(slice_key, 0) <= n_slices:  # first view, or a jump out of range
+        st.session_state[slice_key] = busiest_slice(xor, mask) + 1
+    z = st.slider("Slice", 1, n_slices, key=slice_key) - 1 if n_slices > 1 else 0
     spacing = record.spacing_mm[1:] if record.spacing_mm else (1.0, 1.0)
     background = image[z] if image is not None else None
     columns = st.columns(3)
@@ -137,14 +155,51 @@ st.dataframe(
     scores,
     hide_index=True,
     column_config={
-        "pdsc": st.column_config.NumberColumn("pDSC", format="%.3f"),
-        "phd_mm": st.column_config.NumberColumn("pHD (mm)", format="%.1f"),
+        "pdsc_3d": st.column_config.NumberColumn("pDSC 3D", format="%.3f"),
+        "phd_mm_3d": st.column_config.NumberColumn("pHD 3D (mm)", format="%.1f"),
+        "pdsc": st.column_config.NumberColumn("pDSC 2D", format="%.3f"),
+        "phd_mm": st.column_config.NumberColumn("pHD 2D (mm)", format="%.1f"),
         "mask_volume_ml": st.column_config.NumberColumn("volume (ml)", format="%.1f"),
+        "pgt_volume_ml": st.column_config.NumberColumn("pGT volume (ml)", format="%.1f"),
     },
 )
-for s in record.structures:
-    for text in describe_all([s]):
-        st.markdown(f"{_FLAG_ICON.get(str(s.flag), '')} {md_escape(text)}")
+st.caption(
+    "3D: against the 3D-refined pseudo ground truth (what the flags use); 2D: the paper's plain values. "
+    + image_status(record)
+)
+
+# ---------------------------------------------------------------- evidence
+slice_key = f"case_slice_{file_id}"
+
+
+def _jump(z: int) -> None:
+    """Show slice ``z`` (0-based) in the viewer (a callback: runs before the page reruns)."""
+    st.session_state[slice_key] = z + 1
+
+
+by_structure = {str(s.structure): s.flag for s in record.structures}
+for i, item in enumerate(reason_items(record)):
+    icon = _FLAG_ICON.get(str(by_structure.get(item.structure, "")), "")
+    value = f" · value {item.value:.3g}" if not math.isnan(item.value) else ""
+    where = f" · slices {', '.join(str(z + 1) for z in item.slices)}" if item.slices else ""
+    text, button = st.columns([5, 1], vertical_alignment="center")
+    text.markdown(f"{icon} {md_escape(item.text)} `{item.code}`{value}{where}")
+    if item.first_slice is not None and reference is not None and item.first_slice < reference.shape[0]:
+        button.button(
+            f"Slice {item.first_slice + 1}",
+            key=f"jump_{file_id}_{i}",
+            on_click=_jump,
+            args=(item.first_slice,),
+            help=f"Show slice {item.first_slice + 1}, which {item.title} implicates",
+        )
+checks = evidence_table(record)
+if not checks.empty:
+    with st.expander(f"All checks ({len(checks)}, {int((~checks['passed']).sum())} failed)"):
+        st.dataframe(
+            checks,
+            hide_index=True,
+            column_config={"value": st.column_config.NumberColumn("value", format="%.3g")},
+        )
 
 # ---------------------------------------------------------------- review
 st.subheader("Review")
@@ -153,6 +208,7 @@ if record.status == "scored":
         verdict = st.radio(
             "Verdict",
             list(_VERDICTS),
+            index=None,  # nothing preselected: a review is a decision
             format_func=lambda v: _VERDICTS[v],
             horizontal=True,
             key=f"verdict_{file_id}",
@@ -162,9 +218,14 @@ if record.status == "scored":
         )
         note = st.text_area("Note", key=f"note_{file_id}", max_chars=2000)
         submitted = st.form_submit_button("Save review")
+    missing = [
+        text
+        for text, absent in (("choose a verdict", verdict is None), ("enter your name", not reviewer.strip()))
+        if absent
+    ]
     if submitted:
-        if not reviewer.strip():
-            st.error("Enter your name to save the review.")
+        if missing:
+            st.error(" and ".join(missing).capitalize() + " to save the review.")
         else:
             st.session_state["reviewer_name"] = reviewer.strip()
             try:
@@ -198,6 +259,7 @@ with st.expander("File details"):
         "shape [z, y, x]": str(record.shape or ""),
         "spacing (mm)": ", ".join(f"{v:g}" for v in record.spacing_mm) if record.spacing_mm else "",
         "slices scored": record.slices_scored,
+        "MR image": record.image_path or "",
         "monitor checkpoint": (record.model_checkpoint_hash or "")[:12],
         "scoring time (s)": f"{sum(record.timings_s.values()):.2f}" if record.timings_s else "",
         "mask file": record.path,

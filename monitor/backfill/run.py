@@ -41,6 +41,7 @@ from monitor.backfill.decode import DecodeOptions, decode_batch
 from monitor.backfill.scoring import ScorerOptions, ScoreWorker
 from monitor.backfill.sources import Entry, read_sources
 from monitor.backfill.writer import Tally, Writer
+from monitor.config import Settings
 from monitor.errors import MonitorError
 from monitor.io.identity import IngestConfig
 from monitor.io.nifti import Limits
@@ -87,6 +88,7 @@ class BackfillConfig:
     precision: str = "fp32"  #: model arithmetic
     migrate: bool = False  #: upgrade the schema to head instead of refusing an old one
     progress: bool = True  #: Ray Data's progress bars
+    settings: Settings | None = None  #: the daemon's scorer settings (policy, evidence, calibration)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +237,7 @@ def _pipeline(
         precision=config.precision,
         staging=str(staging) if staging is not None else None,
         label_map=config.label_map,
+        settings=config.settings,
     )
     blocks = max(1, min(len(items) // max(1, config.batch), 4 * 1024))
     return (

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from monitor.backfill.decode import OUTCOME_REJECTED, OUTCOME_SCORE, pack, unpack
+from monitor.config import Settings
 from monitor.daemon.artifacts import ArtifactsFolder
 from monitor.daemon.rejection import REASON_SCORING_FAILED
 from monitor.daemon.retry import free_device_memory, out_of_memory_errors
@@ -42,6 +43,8 @@ class ScorerOptions:
     precision: str = "fp32"  #: fp32, bf16, fp16 or auto
     batch_slices: int | None = None  #: most slices per forward pass; None = the Scorer's default
     staging: str | None = None  #: the run's artifacts staging folder; None writes no artifacts
+    settings: Settings | None = None  #: when given, the scorer is ``Scorer.from_settings`` (policy,
+    #: evidence, calibration as the daemon's) with the device, threads and precision above
     label_map: LabelMap = ACDC  #: label values the pGT is written in (the masks' own)
 
 
@@ -54,13 +57,20 @@ class ScoreWorker:
         from monitor.model.scorer import Scorer
         from monitor.telemetry import build_metrics
 
-        self._scorer = Scorer(
-            options.checkpoint,
-            device=options.device,
-            threads=options.threads,
-            precision=options.precision,
-            batch_slices=options.batch_slices,
-        )
+        if options.settings is not None:
+            self._scorer = Scorer.from_settings(
+                options.settings.with_overrides(
+                    device=options.device, torch_threads=options.threads, precision=options.precision
+                )
+            )
+        else:
+            self._scorer = Scorer(
+                options.checkpoint,
+                device=options.device,
+                threads=options.threads,
+                precision=options.precision,
+                batch_slices=options.batch_slices,
+            )
         self._artifacts = (
             ArtifactsFolder(
                 Path(options.staging), metrics=build_metrics(CollectorRegistry()), label_map=options.label_map

@@ -3,25 +3,42 @@
 Each command lives in the module of its group (``score``, ``train``, ``synth``, ``watch``, ``backfill``, ``demo``,
 ``db``, ``evaluate``, ``dashboard``) and is added here by a plain import: a command module that fails to
 import fails the CLI loudly. The modules import their heavy dependencies (torch, pandas, watchdog)
-inside the command functions, so ``--help`` stays fast. Errors print their cause chain and exit 1;
-usage errors exit 2.
+inside the command functions, so ``--help`` stays fast.
+
+The exit status is a contract that scripts and CI pipelines rely on (``run`` keeps it):
+
+- 0: success;
+- 1: a runtime failure, printed as one line ``error: Type: message`` (plus its causes) on stderr;
+- 2: a bad invocation (unknown option, missing argument, bad value), one line on stderr;
+- 3: ``score --fail-on`` found a mask flagged at that level or worse;
+- 130: interrupted (Ctrl-C).
+
+No traceback is printed unless ``--verbose`` is given.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from monitor import __version__
-from monitor.cli import backfill, dashboard, db, demo, evaluate, score, synth, train, watch
-from monitor.cli.options import cause_chain
-from monitor.errors import MonitorError
+from monitor.cli import backfill, calibrate, dashboard, db, demo, evaluate, score, synth, train, watch
+from monitor.cli.options import report_error
 
-__all__ = ["app", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_FLAGGED", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
+
+#: Exit status of a runtime failure.
+EXIT_ERROR = 1
+#: Exit status of a bad invocation.
+EXIT_USAGE = 2
+#: Exit status of ``score --fail-on`` when a mask is flagged at that level or worse.
+EXIT_FLAGGED = 3
+#: Exit status after Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="cmr-monitor",
@@ -30,19 +47,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_console = Console()
-_err_console = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
     if value:
-        _console.print(f"cmr-monitor {__version__}")
+        typer.echo(f"cmr-monitor {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at DEBUG level; show tracebacks of errors.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -65,30 +82,44 @@ app.add_typer(db.db_app, name="db")
 app.command("status")(db.status)
 app.command("export")(db.export)
 app.command("evaluate")(evaluate.evaluate)
+app.command("calibrate")(calibrate.calibrate)
 app.command("dashboard")(dashboard.dashboard)
 
 
-def main() -> None:
-    """Console entry point: run the app, print the cause chain of errors and exit 1."""
-    try:
-        code = app(standalone_mode=False)  # an Exit inside a command comes back as its code
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        _err_console.print("aborted")
-        sys.exit(130)
-    except typer.TyperException as exc:  # usage errors (exit 2) and Click's other errors
-        show = getattr(exc, "show", None)
-        if show is None:
-            raise
-        show()
-        sys.exit(int(getattr(exc, "exit_code", 1)))
-    except Exception as exc:
-        from rich.markup import escape
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the app on ``args`` (default ``sys.argv[1:]``) and return the exit status (see the module).
 
-        _err_console.print("[red]error:[/] " + escape("\n  caused by: ".join(cause_chain(exc))))
-        if isinstance(exc, MonitorError | OSError | ValueError | RuntimeError):
-            sys.exit(1)
-        raise
-    if isinstance(code, int) and code:
-        sys.exit(code)
+    Errors are printed to stderr as one line (a runtime error also names its causes); with
+    ``--verbose`` a runtime error's traceback follows.
+    """
+    try:
+        code = app(args=args, prog_name="cmr-monitor", standalone_mode=False)
+    except typer.Exit as exc:  # raised before a command ran (an eager option); commands' Exit is returned
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors (bad option, missing argument, bad value)
+        return _usage_error(exc)
+    except Exception as exc:
+        report_error(exc)
+        return EXIT_ERROR
+    return code if isinstance(code, int) else 0
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """One line on stderr: what was wrong and where to read the command's help; returns the exit status."""
+    code = int(getattr(exc, "exit_code", EXIT_USAGE))
+    message = exc.format_message().replace("\n", " ").strip()
+    if not message:  # a group called without a command has printed its help already
+        return code
+    context = getattr(exc, "ctx", None)
+    where = context.command_path if context is not None else "cmr-monitor"
+    hint = f" (see '{where} --help')" if code == EXIT_USAGE else ""
+    typer.echo(f"error: {message}{hint}", err=True)
+    return code
+
+
+def main() -> None:
+    """Console entry point (``cmr-monitor``, ``python -m monitor.cli``): ``run`` and exit with its status."""
+    sys.exit(run())

@@ -107,6 +107,7 @@ def backfill(
             precision=settings.precision,
             migrate=migrate,
             progress=progress,
+            settings=settings,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

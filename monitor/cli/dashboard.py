@@ -45,7 +45,7 @@ def dashboard(
     A login is required when CMR_MONITOR_DASHBOARD_PASSWORD (or dashboard_password in Streamlit
     secrets) is set.
     """
-    from dashboard.launch import launch_dashboard, stop_dashboard
+    from dashboard.launch import launch_dashboard, serve_until_stopped, stop_dashboard
     from monitor.config import get_settings
     from monitor.errors import StoreError
     from monitor.store import check_at_head, safe_url
@@ -66,8 +66,9 @@ def dashboard(
     )
     typer.echo(f"dashboard on http://{host}:{port} for {safe_url(url)} (Ctrl+C stops it)")
     try:
-        code = process.wait()
-    except KeyboardInterrupt:
-        code = stop_dashboard(process)
-    if code not in (0, -15):
-        raise typer.Exit(code)
+        code = serve_until_stopped(process)  # SIGTERM and SIGINT stop the server too, then return
+    finally:
+        stop_dashboard(process)  # whatever happened here, the server does not outlive the command
+    if code != 0:
+        typer.echo(f"error: the dashboard server exited with status {code}", err=True)
+        raise typer.Exit(1)

@@ -16,7 +16,7 @@ from monitor.cli.options import Device, fail
 if TYPE_CHECKING:
     from monitor.sim.demo import DemoProgress, DemoResult
 
-__all__ = ["demo"]
+__all__ = ["demo", "next_steps"]
 
 
 def demo(
@@ -43,6 +43,15 @@ def demo(
     history_weeks: Annotated[
         float, typer.Option(min=0, help="Weeks of simulated past scores seeded first (0 = none).")
     ] = 4.0,
+    history_maps_days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="The seeded alerts of these last days get masks, maps and MR images for their case "
+            "pages (about 1 s each on a 2-core CPU). Default: 3, with --fast 7.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Live demo: a simulated segmenter writes masks into a watched folder; the daemon scores them."""
     from monitor.daemon import on_stop
@@ -68,6 +77,7 @@ def demo(
         drain_timeout_s=60.0 if fast else 120.0,
         checkpoint=checkpoint,
         history_weeks=history_weeks,
+        history_artifact_days=history_maps_days if history_maps_days is not None else (7.0 if fast else 3.0),
         dashboard_port=dashboard_port or None,
     )
     n = max(2, round(duration * rate))
@@ -75,13 +85,18 @@ def demo(
         f"cmr-monitor demo: a simulated segmenter 'cardioseg' writes about {n} masks over {duration:.0f} s "
         f"into {workdir / 'incoming'};\nversion 1.1 replaces 1.0 half way and is worse. Ctrl-C stops cleanly."
     )
+    if history_weeks > 0:
+        typer.echo(
+            f"  history:   seeding {history_weeks:g} weeks of simulated scores first "
+            f"(alerts of the last {config.history_artifact_days:g} days with maps and images)"
+        )
     stop = threading.Event()
     live = sys.stdout.isatty()
-    last_line = [0.0]
+    last_line: list[Any] = [-10.0, ""]  # when and what was printed last (not a terminal: a line each 10 s)
 
     def started(daemon: Any) -> None:
         typer.echo(f"  metrics:   {daemon.metrics_url}/metrics   (health: /healthz, /readyz)")
-        typer.echo(f"  database:  sqlite:///{workdir / 'cmr-monitor.db'}   (cmr-monitor status --db ...)")
+        typer.echo(f"  database:  sqlite:///{workdir / 'cmr-monitor.db'}")
         typer.echo(f"  artifacts: {workdir / 'artifacts'}   log: {workdir / 'daemon.log'}")
 
     def progress(p: DemoProgress) -> None:
@@ -89,8 +104,11 @@ def demo(
         if live:
             sys.stdout.write("\r" + line.ljust(100))
             sys.stdout.flush()
-        elif p.elapsed_s - last_line[0] >= 10.0 or p.written == p.planned:
-            last_line[0] = p.elapsed_s
+        elif line[8:] != last_line[1] and (
+            p.elapsed_s - last_line[0] >= 10.0
+            or (p.written == p.planned and p.elapsed_s - last_line[0] >= 2.0)
+        ):
+            last_line[:] = [p.elapsed_s, line[8:]]  # without the clock
             typer.echo(line)
 
     try:
@@ -107,6 +125,36 @@ def demo(
     if live:
         sys.stdout.write("\n")
     _print_summary(result)
+    for line in next_steps(result):
+        typer.echo(line)  # never wrapped: each command works when pasted as printed
+
+
+def next_steps(result: DemoResult, cwd: Path | None = None) -> list[str]:
+    """The commands to look around after the demo, as lines to print; paths relative to ``cwd`` (the
+    working folder) when the demo ran below it, each argument quoted for a POSIX shell."""
+    import shlex
+
+    here = (cwd or Path.cwd()).resolve()
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+
+    database = "sqlite:///" + shown(Path(result.database_url.removeprefix("sqlite:///")))
+    db = f"--db {shlex.quote(database)}"
+    lines = [
+        "next, paste any of these (from this folder):",
+        f"  cmr-monitor status {db}",
+        f"  cmr-monitor dashboard {db} --artifacts {shlex.quote(shown(result.artifacts))} "
+        f"--data-dir {shlex.quote(shown(result.incoming))}",
+        f"  cmr-monitor export {db} --out demo-results.csv",
+    ]
+    if result.settings_file is not None:
+        lines += [
+            "or point every command at the demo with its settings file:",
+            f"  export CMR_MONITOR_CONFIG={shlex.quote(shown(result.settings_file))}",
+            "  cmr-monitor status",
+        ]
+    return lines
 
 
 def _progress_line(p: DemoProgress) -> str:
@@ -150,4 +198,3 @@ def _print_summary(result: DemoResult) -> None:
         console.print("stopped early (Ctrl-C); the table covers what was written until then")
     elif not result.drained:
         console.print("[yellow]some files were still waiting when the demo ended[/]")
-    console.print(f"look around: cmr-monitor status --db {result.database_url}")

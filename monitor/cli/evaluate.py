@@ -51,25 +51,34 @@ def evaluate(
             dir_okay=True,
         ),
     ],
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, cases.csv, summary.json, PNG plots.")],
     pred: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             help="NAME=DIR of a segmenter's predictions (patientNNN_ED.nii.gz ... or X.nii.gz); repeat "
             "for several segmenters."
         ),
-    ],
-    out: Annotated[Path, typer.Option(help="Report folder: report.md, cases.csv, summary.json, PNG plots.")],
+    ] = None,
+    families: Annotated[
+        Path | None,
+        typer.Option(
+            help="A failure set's manifest (families.json from bench/failure_set.py): each family and "
+            "strength is evaluated as a segmenter and the report gets a per-family table.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
     label_map: Annotated[
         str | None,
         typer.Option(
-            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP]."
+            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
         ),
     ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Volumes per scoring batch.")] = 8,
     ground_truth: Annotated[
         bool,
@@ -81,15 +90,36 @@ def evaluate(
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Draw the PNG plots (matplotlib).")
     ] = True,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images/--no-images",
+            help="Pair the MR image beside each ground truth (ACDC patientNNN_frameFF.nii.gz) and use it "
+            "as evidence.",
+        ),
+    ] = True,
 ) -> None:
     """Compare pseudo metrics (pDSC, pHD, flags) with real ones against ground truth; write a report."""
     from monitor.config import get_settings
-    from monitor.evaluation import run_evaluation
+    from monitor.evaluation import read_manifest, run_evaluation
     from monitor.io.nifti import Limits
     from monitor.model.scorer import Scorer
     from monitor.qc.labels import get_label_map
 
-    pred_dirs = parse_pred_specs(pred)
+    if not pred and families is None:
+        raise typer.BadParameter(
+            "give at least one --pred NAME=DIR or a --families manifest", param_hint="--pred"
+        )
+    pred_dirs = parse_pred_specs(pred or [])
+    try:
+        sets = read_manifest(families) if families is not None else ()
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--families") from exc
+    clash = sorted(set(pred_dirs) & {s.name for s in sets})
+    if clash:
+        raise typer.BadParameter(
+            f"segmenter names also used by the failure set: {clash}", param_hint="--pred"
+        )
     settings = get_settings().with_overrides(
         checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
     )
@@ -104,6 +134,8 @@ def evaluate(
         include_ground_truth=ground_truth,
         plots=plots,
         limits=Limits.from_settings(settings),
+        families=sets,
+        images=images,
     )
     _print_summary(summary, out)
 
@@ -136,6 +168,16 @@ def _print_summary(summary: dict, out: Path) -> None:
             for s in by_structure
         )
         typer.echo(f"{title}: {cells}")
+    estimates = summary.get("estimates", {})
+    if estimates.get("calibrated"):
+        for metric, title in (("edsc", "DSC vs eDSC"), ("ehd_mm", "HD vs eHD")):
+            cells = ", ".join(
+                f"{s} r={fmt(estimates[s][metric]['r'])} MAE={fmt(estimates[s][metric]['mae'])} "
+                f"coverage={fmt(estimates[s][metric]['coverage'])}"
+                for s in ("LV", "RV", "MYO")
+                if s in estimates
+            )
+            typer.echo(f"{title} ({summary.get('calibration_version')}): {cells}")
     flags = summary["flags"]
     missing, failing = flags["erroneous_vs_missing"]["all"], flags["flagged_vs_failure"]["all"]
     typer.echo(
@@ -146,4 +188,24 @@ def _print_summary(summary: dict, out: Path) -> None:
     alarm = flags["false_alarm"]["volume_any"]
     if alarm["n"]:
         typer.echo(f"ground-truth volumes flagged: {alarm['flagged']} of {alarm['n']}")
+    volume = summary.get("volume_failure")
+    if volume:
+        plain, refined = volume["plain"], volume["refined"]
+        typer.echo(
+            f"failed volumes flagged: plain precision {fmt(plain['precision'])} recall {fmt(plain['recall'])}, "
+            f"refined precision {fmt(refined['precision'])} recall {fmt(refined['recall'])}"
+        )
+    table = summary.get("families")
+    if table:
+        for name, item in table["sets"].items():
+            mark = " *" if item["clearly_wrong"] else ""
+            typer.echo(
+                f"family {name}{mark}: {item['flagged']} of {item['n_volumes']} flagged "
+                f"(plain {item['flagged_plain']})"
+            )
+        cw = table["clearly_wrong"]
+        typer.echo(
+            f"clearly wrong flagged: {cw['flagged']} of {cw['n_volumes']} ({fmt(cw['flagged_rate'])}); "
+            f"below {cw['aim']:g}: {', '.join(cw['sets_below_aim']) or 'none'}"
+        )
     typer.echo(f"report: {out / 'report.md'}")

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import traceback
 from enum import StrEnum
 from typing import Annotated, NoReturn
 
 import typer
 
-__all__ = ["DB_HELP", "DbOption", "Device", "Precision", "cause_chain", "database_url", "fail"]
+__all__ = [
+    "DB_HELP",
+    "DbOption",
+    "Device",
+    "Precision",
+    "cause_chain",
+    "database_url",
+    "fail",
+    "report_error",
+]
 
 DB_HELP = (
     "Database URL, e.g. sqlite:///cmr-monitor.db or postgresql://user@host/db. "
@@ -58,7 +70,14 @@ def cause_chain(exc: BaseException) -> list[str]:
     return lines
 
 
-def fail(exc: BaseException) -> NoReturn:
-    """Print the error and its causes to stderr and exit with status 1."""
+def report_error(exc: BaseException) -> None:
+    """Print ``error: Type: message`` and its causes to stderr; the traceback too under ``--verbose``."""
     typer.echo("error: " + "\n  caused by: ".join(cause_chain(exc)), err=True)
+    if logging.getLogger().isEnabledFor(logging.DEBUG):  # ``cmr-monitor --verbose``
+        traceback.print_exception(exc, file=sys.stderr)
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print the error and its causes to stderr (``report_error``) and exit with status 1."""
+    report_error(exc)
     raise typer.Exit(1)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +14,13 @@ from rich.table import Table
 
 from monitor.cli.options import Device, Precision
 
-__all__ = ["FailOn", "OutputFormat", "score"]
+if TYPE_CHECKING:
+    from monitor.qc.records import VolumeScore
+
+__all__ = ["ESTIMATE_COLUMNS", "FailOn", "OutputFormat", "estimate_columns", "score"]
+
+#: Estimate columns of ``--format csv/json``, after the others: ``<name>_<S>`` for S in LV, RV, MYO.
+ESTIMATE_COLUMNS: tuple[str, ...] = ("edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi")
 
 console = Console()
 
@@ -32,93 +37,188 @@ class FailOn(StrEnum):
     erroneous = "erroneous"
 
 
+def estimate_columns(score: VolumeScore) -> dict[str, object]:
+    """``edsc_<S>``, ``edsc_lo_<S>``, ``edsc_hi_<S>``, ``ehd_mm_<S>``, ``ehd_mm_lo_<S>``, ``ehd_mm_hi_<S>``
+    and ``calibration_version``; None where a structure has no estimate (missing, or no calibration)."""
+    row: dict[str, object] = {}
+    for name in ESTIMATE_COLUMNS:
+        for s in score.structures:
+            estimate = s.edsc if name.startswith("edsc") else s.ehd_mm
+            value = None
+            if estimate is not None:
+                value = (
+                    estimate.lo
+                    if name.endswith("_lo")
+                    else estimate.hi
+                    if name.endswith("_hi")
+                    else estimate.value
+                )
+                value = round(value, 4 if name.startswith("edsc") else 2)
+            row[f"{name}_{s.structure.value}"] = value
+    row["calibration_version"] = score.calibration_version
+    return row
+
+
 def _mask_files(paths: list[Path]) -> list[tuple[Path, Path]]:
-    """(file, root it was found under) for files and folders; folders are searched recursively."""
+    """(file, root it was found under) for files and folders; folders are searched recursively.
+
+    A folder without masks is named on stderr; none at all is an error (exit 1).
+    """
     from monitor.io.layouts import nifti_files
 
     found: list[tuple[Path, Path]] = []
+    empty: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend((item, path) for item in nifti_files(path))
+            inside = nifti_files(path)
+            found.extend((item, path) for item in inside)
+            if not inside:
+                empty.append(path)
         elif path.exists():
             found.append((path, path.parent))
         else:
-            raise typer.BadParameter(f"no such file or folder: {path}")
+            raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
+    if not found:
+        typer.echo(f"error: no masks found in {', '.join(map(str, paths))} {_LOOKED_FOR}", err=True)
+        raise typer.Exit(1)
+    for path in empty:
+        typer.echo(f"warning: no masks found in {path} {_LOOKED_FOR}", err=True)
     return found
+
+
+_LOOKED_FOR = "(.nii or .nii.gz files; folders are searched recursively, hidden names skipped)"
+
+
+def _shown_paths(files: list[tuple[Path, Path]]) -> dict[str, str]:
+    """Full path -> the path shown in the table: relative to the folder it was found in, prefixed by
+    that folder as given when there are several (the CSV and JSON keep full paths)."""
+    roots = {root for _, root in files}
+    shown: dict[str, str] = {}
+    for path, root in files:
+        relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+        shown[str(path)] = str(relative if len(roots) == 1 else root / relative)
+    return shown
+
+
+class _Progress:
+    """A progress bar of the files scored, on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("scoring"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task("scoring", total=total)
+            self._bar.start()
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def score(
     paths: Annotated[
-        list[Path], typer.Argument(help="Mask files (.nii/.nii.gz) or folders (searched recursively).")
+        list[Path],
+        typer.Argument(
+            help="Mask files (.nii/.nii.gz) or folders (searched recursively).", metavar="PATHS..."
+        ),
     ],
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Write pGT and inconsistency maps (NIfTI) and scores.csv/json here.")
     ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output on stdout.")] = OutputFormat.table,
     label_map: Annotated[
-        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP].")
+        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP).")
     ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
     precision: Annotated[
         Precision | None,
         typer.Option(
-            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU [env CMR_MONITOR_PRECISION]."
+            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."
         ),
     ] = None,
     batch: Annotated[int, typer.Option(help="Volumes scored together.")] = 8,
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 3 when any mask is flagged at this level or worse (for pipelines).")
     ] = FailOn.never,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
+            "(env CMR_MONITOR_CALIBRATION; default: shipped)."
+        ),
+    ] = None,
 ) -> None:
-    """Score masks once, without ground truth: pDSC, pHD (mm) and flags per structure."""
+    """Score masks once, without ground truth: pDSC, pHD (mm), their 3D-refined values, flags and reason
+    codes per structure; each mask's MR image is used as evidence when it is found (sidecar ``image``,
+    ACDC frame beside its GT, nnU-Net ``imagesTs``) and its geometry matches."""
+    from monitor.cli.rows import rejected_row, scored_row
     from monitor.config import get_settings
     from monitor.errors import InvalidMask
+    from monitor.io.identity import SidecarError, sidecar_image
+    from monitor.io.images import pair_image
     from monitor.io.layouts import mask_stem
     from monitor.io.nifti import Limits, load_mask, save_labels
     from monitor.model.scorer import Scorer
     from monitor.qc.labels import get_label_map
     from monitor.qc.levels import FlagLevel
-    from monitor.qc.reasons import describe_all
 
     settings = get_settings().with_overrides(
         checkpoint=checkpoint,
         label_map=label_map,
         device=device.value if device else None,
         precision=precision.value if precision else None,
+        calibration=calibration,
     )
+    files = _mask_files(paths)  # before the model loads, so that a wrong path fails at once
     lmap = get_label_map(settings.label_map)
     limits = Limits.from_settings(settings)
     scorer = Scorer.from_settings(settings)
-    files = _mask_files(paths)
     rows: list[dict[str, object]] = []
+    progress = _Progress(len(files))
     for start in range(0, len(files), max(1, batch)):
         chunk = files[start : start + batch]
-        volumes, owners = [], []
+        volumes, owners, images = [], [], []
         for path, root in chunk:
             try:
-                volumes.append(load_mask(path, lmap, limits))
-                owners.append((path, root))
+                volume = load_mask(path, lmap, limits)
+                sidecar = sidecar_image(path)
             except InvalidMask as exc:
-                rows.append(
-                    {
-                        "file": str(path),
-                        "status": "rejected",
-                        "flag": "",
-                        "reason": exc.reason,
-                        "detail": exc.detail,
-                    }
+                rows.append(rejected_row(path, exc.reason, exc.detail))
+                continue
+            except SidecarError as exc:
+                rows.append(rejected_row(path, "bad_sidecar", exc.detail))
+                continue
+            volumes.append(volume)
+            owners.append((path, root))
+            images.append(
+                pair_image(
+                    volume,
+                    image_path=sidecar,
+                    limits=limits,
+                    enabled=settings.image_evidence and settings.evidence,
                 )
-        for (path, root), result in zip(owners, scorer.score_batch(volumes), strict=True):
-            row: dict[str, object] = {"file": str(path), "status": "scored", "flag": result.score.flag.value}
-            for s in result.score.structures:
-                row[f"pdsc_{s.structure.value}"] = round(s.pdsc, 4) if not math.isnan(s.pdsc) else None
-                row[f"phd_mm_{s.structure.value}"] = round(s.phd_mm, 2) if not math.isnan(s.phd_mm) else None
-                row[f"flag_{s.structure.value}"] = s.flag.value
-            row["reasons"] = "; ".join(describe_all(result.score.structures, scorer.policy))
+            )
+        scored = scorer.score_batch(volumes, images=[image.data for image in images])
+        for (path, root), image, result in zip(owners, images, scored, strict=True):
+            row = scored_row(path, result.score, image.pairing, scorer.policy)
             if out is not None:
                 relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
                 target = out / relative.parent
@@ -132,17 +232,24 @@ def score(
                     volume.affine,
                 )
                 row["pgt_file"], row["inconsistency_file"] = str(pgt_path), str(xor_path)
+            row.update(estimate_columns(result.score))
             rows.append(row)
-    _emit(rows, fmt, out)
+        progress.advance(len(chunk))
+    progress.close()
+    _emit(rows, fmt, out, _shown_paths(files))
     worst = max((FlagLevel(str(r["flag"])).severity for r in rows if r.get("flag")), default=0)
     if fail_on != FailOn.never and worst >= FlagLevel(fail_on.value).severity:
         raise typer.Exit(3)
 
 
-def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None) -> None:
+def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None, shown: dict[str, str]) -> None:
     import pandas as pd
+    from rich import box
+    from rich.markup import escape
 
-    frame = pd.DataFrame(rows)
+    from monitor.cli.rows import TABLE_HEADER, output_columns, table_cells
+
+    frame = pd.DataFrame(rows, columns=output_columns(rows))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out / "scores.csv", index=False)
@@ -153,21 +260,19 @@ def _emit(rows: list[dict[str, object]], fmt: OutputFormat, out: Path | None) ->
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
     else:
         colour = {"ok": "green", "suspicious": "yellow", "erroneous": "red", "": "magenta"}
-        table = Table(title=f"{len(rows)} masks", show_lines=False)
-        table.add_column("file", overflow="fold")
-        table.add_column("flag")
-        for s in ("LV", "RV", "MYO"):
-            table.add_column(f"{s} pDSC", justify="right")
-            table.add_column(f"{s} pHD mm", justify="right")
-        table.add_column("reasons", overflow="fold")
-        for r in rows:
+        names = [shown.get(str(r["file"]), str(r["file"])) for r in rows]
+        table = Table(title=f"{len(rows)} masks", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("file", overflow="fold", min_width=min(32, max(map(len, names), default=4)))
+        table.add_column("flag", no_wrap=True)
+        for name in TABLE_HEADER:
+            if name in ("image", "reasons"):
+                table.add_column(name, overflow="fold", min_width=24 if name == "reasons" else 8)
+            else:  # "LV pDSC" over two lines: narrow number columns leave the reasons room
+                table.add_column(name.replace(" ", "\n", 1), justify="right", no_wrap=True)
+        for name, r in zip(names, rows, strict=True):
             flag = str(r.get("flag") or "rejected")
-            cells = [str(r["file"]), f"[{colour.get(str(r.get('flag', '')), 'white')}]{flag}[/]"]
-            for s in ("LV", "RV", "MYO"):
-                d, h = r.get(f"pdsc_{s}"), r.get(f"phd_mm_{s}")
-                cells += ["-" if d is None else f"{d:.3f}", "-" if h is None else f"{h:.1f}"]
-            cells.append(str(r.get("reasons") or r.get("detail") or ""))
-            table.add_row(*cells)
+            cells = [escape(name), f"[{colour.get(str(r.get('flag', '')), 'white')}]{flag}[/]"]
+            table.add_row(*cells, *(escape(cell) for cell in table_cells(r)))
         console.print(table)
         counts: dict[str, int] = {}
         for r in rows:

@@ -114,6 +114,13 @@ def watch(
             help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."
         ),
     ] = None,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
+            "(env CMR_MONITOR_CALIBRATION; default: shipped)."
+        ),
+    ] = None,
 ) -> None:
     """Watch folders and score every mask that appears in them, into the results database."""
     configure_logging(log_format)
@@ -132,6 +139,7 @@ def watch(
             label_map=label_map,
             torch_threads=threads,
             precision=precision.value if precision else None,
+            calibration=calibration,
         )
         config = DaemonConfig(
             roots=tuple(folders),

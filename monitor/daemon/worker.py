@@ -34,6 +34,7 @@ from monitor.daemon.retry import (
 )
 from monitor.errors import InvalidMask
 from monitor.io.files import file_sha256
+from monitor.io.images import PairedImage, image_outcome, pair_image
 from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.labels import LabelMap
 from monitor.store import (
@@ -47,6 +48,7 @@ from monitor.store import (
 from monitor.telemetry import DaemonMetrics, LoopWatch
 
 if TYPE_CHECKING:
+    import numpy as np
     from sqlalchemy.orm import Session, sessionmaker
 
     from monitor.model.scorer import ScoredVolume
@@ -62,7 +64,9 @@ class ScorerLike(Protocol):
 
     checkpoint_sha256: str
 
-    def score_batch(self, volumes: Sequence[MaskVolume]) -> list[ScoredVolume]: ...
+    def score_batch(
+        self, volumes: Sequence[MaskVolume], images: Sequence[np.ndarray | None] | None = None
+    ) -> list[ScoredVolume]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,16 +192,16 @@ class Worker(threading.Thread):
     def _process(self, session: Session, claimed: list[ClaimedFile]) -> None:
         started = time.perf_counter()
         claimed_at = datetime.now(UTC)
-        loaded: list[tuple[ClaimedFile, MaskVolume]] = []
+        loaded: list[tuple[ClaimedFile, MaskVolume, PairedImage]] = []
         for item in claimed:
             self._c.metrics.record_claimed((claimed_at - item.received_at).total_seconds())
             volume = self._load(item)
             if isinstance(volume, MaskVolume):
-                loaded.append((item, volume))
+                loaded.append((item, volume, self._pair(item, volume)))
             else:
                 self._reject(session, item, *volume)
-        for item, volume, result in self._score(session, loaded):
-            self._finish(session, item, volume, result)
+        for item, volume, image, result in self._score(session, loaded):
+            self._finish(session, item, volume, image, result)
         self._c.metrics.batch_duration.observe(time.perf_counter() - started)
 
     def _load(self, item: ClaimedFile) -> MaskVolume | tuple[str, str]:
@@ -219,16 +223,40 @@ class Worker(threading.Thread):
             return REASON_CHANGED, "the file changed after it was received; its new content is queued anew"
         return volume
 
+    def _pair(self, item: ClaimedFile, volume: MaskVolume) -> PairedImage:
+        """The mask's MR image (sidecar, beside it, nnU-Net ``imagesTs``), checked against its geometry;
+        an image that cannot be used is logged with its reason and the file is scored without it."""
+        c = self._c
+        settings = c.config.settings
+        paired = pair_image(
+            volume,
+            image_path=item.image_path,
+            limits=c.limits,
+            enabled=settings.image_evidence and settings.evidence,
+        )
+        pairing = paired.pairing
+        if not pairing.used and pairing.reason not in ("not_found", "disabled"):
+            log.warning(
+                "file %d: MR image not used (%s): %s",
+                item.file_id,
+                pairing.reason,
+                pairing.detail,
+                extra={"action": "image_not_used", "file_id": item.file_id, "reason": pairing.reason},
+            )
+        return paired
+
     def _score(
-        self, session: Session, items: list[tuple[ClaimedFile, MaskVolume]]
-    ) -> Iterator[tuple[ClaimedFile, MaskVolume, ScoredVolume]]:
+        self, session: Session, items: list[tuple[ClaimedFile, MaskVolume, PairedImage]]
+    ) -> Iterator[tuple[ClaimedFile, MaskVolume, PairedImage, ScoredVolume]]:
         """Score ``items`` together; on out-of-memory split the batch, on an error isolate the culprit."""
         if not items:
             return
         delay = BACKOFF_INITIAL_S
         while True:
             try:
-                results = self._scorer.score_batch([volume for _, volume in items])
+                results = self._scorer.score_batch(
+                    [volume for _, volume, _ in items], images=[image.data for _, _, image in items]
+                )
             except out_of_memory_errors() as exc:
                 self._c.metrics.transient_errors.labels(kind="out_of_memory").inc()
                 free_device_memory()
@@ -263,11 +291,18 @@ class Worker(threading.Thread):
                     f"the scorer failed on this mask: {type(exc).__name__}: {exc}",
                 )
                 return
-            for (item, volume), result in zip(items, results, strict=True):
-                yield item, volume, result
+            for (item, volume, image), result in zip(items, results, strict=True):
+                yield item, volume, image, result
             return
 
-    def _finish(self, session: Session, item: ClaimedFile, volume: MaskVolume, result: ScoredVolume) -> None:
+    def _finish(
+        self,
+        session: Session,
+        item: ClaimedFile,
+        volume: MaskVolume,
+        image: PairedImage,
+        result: ScoredVolume,
+    ) -> None:
         """Write the artifacts (for this file only: a failure leaves them out), then record the scores in
         one transaction."""
         c = self._c
@@ -276,7 +311,14 @@ class Worker(threading.Thread):
 
         def record() -> None:
             with c.loops.step("worker"):
-                record_scores(session, item.file_id, score, model_id=self._model_id, artifacts=artifacts)
+                record_scores(
+                    session,
+                    item.file_id,
+                    score,
+                    model_id=self._model_id,
+                    artifacts=artifacts,
+                    image=image.pairing,
+                )
 
         try:
             c.retry("database", record, operation="record")
@@ -291,6 +333,7 @@ class Worker(threading.Thread):
         self._done_with(item.file_id)
         latency_s = max(0.0, (datetime.now(UTC) - item.received_at).total_seconds())
         c.metrics.record_scored(item.segmenter_name, item.segmenter_version, score, latency_s)
+        c.metrics.record_image(image_outcome(image.pairing, score.image_used))
         log.info(
             "scored file %d: %s in %.2f s",
             item.file_id,

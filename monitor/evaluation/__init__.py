@@ -3,6 +3,8 @@
 - ``pairing``: predictions paired with their ground truth by file name (``pair_cases``);
 - ``cases``: the cases table, real and pseudo metrics per volume and structure (``evaluate_cases``);
 - ``statistics``: pure summaries (correlations, rankings, flag quality, risk-coverage; ``summarise``);
+- ``refined``: the paper's plain pseudo metrics and flags beside the refined ones (``plain_vs_refined``);
+- ``families``: failure-set manifests and the per-family table (``read_manifest``, ``family_table``);
 - ``report``: ``cases.csv``, ``summary.json``, plots and ``report.md`` (``write_report``);
 - ``run``: all of it (``run_evaluation``, the ``cmr-monitor evaluate`` command).
 
@@ -16,9 +18,18 @@ Example::
     write_report(cases, summarise(cases), "report/")
 """
 
-from monitor.evaluation.cases import CASE_COLUMNS, evaluate_cases
+from monitor.evaluation.cases import CASE_COLUMNS, evaluate_cases, paired_image
+from monitor.evaluation.families import (
+    MANIFEST_NAME,
+    FamilySet,
+    family_table,
+    read_manifest,
+    volume_table,
+    write_manifest,
+)
 from monitor.evaluation.pairing import GROUND_TRUTH, CasePair, Pairing, SkippedCase, pair_cases
-from monitor.evaluation.report import write_report
+from monitor.evaluation.refined import plain_vs_refined, volume_failure_quality
+from monitor.evaluation.report import write_cases, write_report
 from monitor.evaluation.run import run_evaluation
 from monitor.evaluation.statistics import (
     FAILURE_DICE,
@@ -44,9 +55,11 @@ __all__ = [
     "FAILURE_DICE",
     "FAILURE_HD_MM",
     "GROUND_TRUTH",
+    "MANIFEST_NAME",
     "METRICS",
     "PHASES",
     "CasePair",
+    "FamilySet",
     "Pairing",
     "SkippedCase",
     "aurc",
@@ -55,14 +68,22 @@ __all__ = [
     "evaluate_cases",
     "failures",
     "false_alarms",
+    "family_table",
     "flag_quality",
     "pair_cases",
+    "paired_image",
+    "plain_vs_refined",
     "precision_recall",
     "rank_segmenters",
+    "read_manifest",
     "risk_coverage",
     "risk_coverage_table",
     "run_evaluation",
     "summarise",
+    "volume_failure_quality",
+    "volume_table",
+    "write_cases",
+    "write_manifest",
     "write_report",
     "zero_filled",
 ]

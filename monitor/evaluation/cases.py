@@ -2,12 +2,18 @@
 
 Real Dice and Hausdorff distance (mm) against the ground truth and the pseudo ones of the ``Scorer``
 both come from ``monitor.qc.scores`` (Dice 0 when exactly one mask is empty, nan when both are; HD nan
-when either is empty). Reads the masks; everything after this table is pure (``statistics``).
+when either is empty). Beside the paper's plain pDSC/pHD and its flag (``flag_plain``, thresholds on
+the plain values alone) stand the refined ones (``pdsc_3d``, ``phd_mm_3d``) and the flag with the
+evidence (``flag``, ``reason_codes``). The MR image of each ground truth (ACDC
+``patientNNN_frameFF.nii.gz`` beside ``patientNNN_frameFF_gt.nii.gz``, or nnU-Net's, found and checked by
+``monitor.io.images.pair_image`` as in the daemon) is passed to scoring when its geometry is the mask's.
+Reads the masks and images; everything after this table is pure (``statistics``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +23,12 @@ import pandas as pd
 
 from monitor.errors import InvalidMask
 from monitor.evaluation.pairing import GROUND_TRUTH, CasePair, SkippedCase
+from monitor.io.images import IMAGE_NOT_FOUND, pair_image
 from monitor.io.nifti import Limits, MaskVolume, load_mask
-from monitor.qc.flags import FlagPolicy
+from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.qc.reasons import describe_all
-from monitor.qc.records import VolumeScore
+from monitor.qc.records import StructureScore, VolumeScore
 from monitor.qc.scores import compare_structures
 
 if TYPE_CHECKING:
@@ -51,6 +58,18 @@ CASE_COLUMNS: tuple[str, ...] = (
     "pgt_voxels",
     "pred_file",
     "gt_file",
+    "pdsc_3d",
+    "phd_mm_3d",
+    "reason_codes",
+    "flag_plain",
+    "volume_flag_plain",
+    "image_used",
+    "edsc",
+    "edsc_lo",
+    "edsc_hi",
+    "ehd_mm",
+    "ehd_mm_lo",
+    "ehd_mm_hi",
 )
 
 
@@ -93,6 +112,21 @@ def _load_pair(
     return pred, gt
 
 
+def paired_image(gt: MaskVolume, limits: Limits | None) -> np.ndarray | None:
+    """The MR image of a ground truth (float32 [z, y, x]), or None when there is none or it is unusable.
+
+    Found and checked as the daemon does (``monitor.io.images.pair_image``): the ACDC frame beside the
+    ground truth, nnU-Net's ``_0000`` beside it or in a sibling ``imagesTs``; used only when its shape and
+    affine are the ground truth's. An image that exists but is not used is logged with the reason.
+    """
+    paired = pair_image(gt, limits=limits)
+    reason = paired.pairing.reason
+    if reason is not None and reason != IMAGE_NOT_FOUND:
+        name = Path(paired.pairing.path).name if paired.pairing.path else "?"
+        log.warning("image %s not used: %s (%s)", name, reason, paired.pairing.detail)
+    return paired.data
+
+
 def evaluate_cases(
     pairs: Sequence[CasePair],
     scorer: Scorer,
@@ -101,6 +135,7 @@ def evaluate_cases(
     batch_volumes: int = 8,
     include_ground_truth: bool = True,
     limits: Limits | None = None,
+    images: bool = True,
 ) -> tuple[pd.DataFrame, list[SkippedCase]]:
     """Real and pseudo metrics of every paired volume, one row per volume and structure.
 
@@ -115,6 +150,7 @@ def evaluate_cases(
         include_ground_truth: also score each ground truth as the pseudo-segmenter ``ground_truth``
             (its real Dice is 1 and HD 0; used for the false-alarm rate).
         limits: size limits for loading; ``Limits()`` when None.
+        images: pair each ground truth's MR image (``paired_image``) and pass it to scoring.
     Returns: (cases table with ``CASE_COLUMNS``, volumes skipped because a file was unreadable or the
         geometries differ).
     Raises: ValueError if ``batch_volumes`` < 1.
@@ -136,12 +172,39 @@ def evaluate_cases(
                     skipped.append(volumes)
                 else:
                     loaded.append((pair, *volumes))
-            scored = scorer.score_batch([pred for _, pred, _ in loaded]) if loaded else []
+            scored = _score(scorer, loaded, limits, images=images)
             for (pair, pred, gt), result in zip(loaded, scored, strict=True):
                 rows.extend(_case_rows(pair, pred, gt, result.score, scorer.policy))
             log.info("%s: %d/%d volumes evaluated", name, min(start + batch_volumes, len(mine)), len(mine))
     cases = pd.DataFrame(rows, columns=list(CASE_COLUMNS))
-    return cases.astype({"missing": bool}), skipped
+    return cases.astype({"missing": bool, "image_used": bool}), skipped
+
+
+def _score(
+    scorer: Scorer,
+    loaded: Sequence[tuple[CasePair, MaskVolume, MaskVolume]],
+    limits: Limits | None,
+    *,
+    images: bool,
+) -> list[Any]:
+    """Score a batch, each prediction with its ground truth's MR image when there is one."""
+    if not loaded:
+        return []
+    volumes = [pred for _, pred, _ in loaded]
+    found = [paired_image(gt, limits) for _, _, gt in loaded] if images else []
+    if any(image is not None for image in found):
+        return scorer.score_batch(volumes, images=found)
+    return scorer.score_batch(volumes)
+
+
+def _estimates(score: StructureScore) -> dict[str, float]:
+    """The calibrated estimates of a structure (nan without a calibration or for a missing structure)."""
+    out = {}
+    for name, estimate in (("edsc", score.edsc), ("ehd_mm", score.ehd_mm)):
+        out[name] = estimate.value if estimate is not None else math.nan
+        out[f"{name}_lo"] = estimate.lo if estimate is not None else math.nan
+        out[f"{name}_hi"] = estimate.hi if estimate is not None else math.nan
+    return out
 
 
 def _case_rows(
@@ -150,7 +213,14 @@ def _case_rows(
     """One row per structure: the real metrics against the ground truth beside the pseudo ones."""
     rows = []
     real_metrics = compare_structures(pred.labels, gt.labels, gt.spacing_mm)
-    for real, pseudo in zip(real_metrics, score.structures, strict=True):
+    plain = [
+        flag_structure(
+            pdsc=s.pdsc, phd_mm=s.phd_mm, mask_voxels=s.mask_voxels, pgt_voxels=s.pgt_voxels, policy=policy
+        )[0]
+        for s in score.structures
+    ]
+    volume_plain = worst_flag(plain).value
+    for real, pseudo, flag_plain in zip(real_metrics, score.structures, plain, strict=True):
         rows.append(
             {
                 "segmenter": pair.segmenter,
@@ -171,6 +241,13 @@ def _case_rows(
                 "pgt_voxels": pseudo.pgt_voxels,
                 "pred_file": str(pair.pred_path),
                 "gt_file": str(pair.gt_path),
+                "pdsc_3d": pseudo.pdsc_3d,
+                "phd_mm_3d": pseudo.phd_mm_3d,
+                "reason_codes": ";".join(str(code) for code in pseudo.reasons),
+                "flag_plain": flag_plain.value,
+                "volume_flag_plain": volume_plain,
+                "image_used": score.image_used,
+                **_estimates(pseudo),
             }
         )
     return rows

@@ -23,7 +23,7 @@ from monitor.io.layouts import (
     split_phase,
 )
 
-__all__ = ["GROUND_TRUTH", "CasePair", "Pairing", "SkippedCase", "pair_cases"]
+__all__ = ["GROUND_TRUTH", "CasePair", "Pairing", "SkippedCase", "ground_truth_files", "pair_cases"]
 
 #: Name of the pseudo-segmenter whose "predictions" are the ground-truth masks themselves.
 GROUND_TRUTH = "ground_truth"
@@ -100,6 +100,23 @@ def _index_ground_truth(gt_dir: Path) -> dict[str, _GtEntry]:
             entry = _GtEntry(case=base, patient=patient, phase=phase, path=path)
         add(base, entry)
     return index
+
+
+def ground_truth_files(gt_dir: Path | str) -> dict[str, Path]:
+    """Every ground-truth mask of a folder by its case key (``patient001_ED`` in ACDC layout, else the stem).
+
+    The same reading as ``pair_cases``: a prediction named after the key pairs with that file.
+
+    Raises: FileNotFoundError for a missing folder or one without NIfTI files; ValueError for two ground
+        truths claiming one case.
+    """
+    root = Path(gt_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ground-truth folder not found: {root}")
+    entries = {e.path: e for e in _index_ground_truth(root).values()}
+    if not entries:
+        raise FileNotFoundError(f"no ground-truth masks (*.nii, *.nii.gz) under {root}")
+    return {e.case: path for path, e in sorted(entries.items(), key=lambda item: item[1].case)}
 
 
 def pair_cases(gt_dir: Path | str, pred_dirs: Mapping[str, Path | str]) -> Pairing:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,14 @@ import numpy as np
 import pandas as pd
 
 import monitor.evaluation.statistics as statistics
+from monitor.evaluation.families import families_markdown
+from monitor.evaluation.markdown import fmt as _fmt
+from monitor.evaluation.markdown import md_table as _md_table
 from monitor.evaluation.pairing import GROUND_TRUTH
+from monitor.evaluation.refined import refined_markdown
 from monitor.qc.labels import STRUCTURES
 
-__all__ = ["write_report"]
+__all__ = ["write_cases", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +43,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
-    return str(value)
 
 
 def _plot_scatter(cases: pd.DataFrame, metric: str, path: Path) -> None:
@@ -120,12 +116,6 @@ def _plot_risk_coverage(cases: pd.DataFrame, path: Path, failure_dice: float, fa
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
-
-
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
 
 
 def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]) -> str:
@@ -267,6 +257,8 @@ def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]
         ([k, v["rate"], v["flagged"], v["erroneous"], v["n"]] for k, v in flags["false_alarm"].items()),
     )
 
+    lines += refined_markdown(summary)
+    lines += families_markdown(summary)
     lines += ["## Risk-coverage", ""]
     lines += [
         "Confidence = pDSC (volume: mean pDSC of its structures); lower AURC is better; `optimal` orders by "
@@ -288,6 +280,14 @@ def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]
     return "\n".join(lines)
 
 
+def write_cases(cases: pd.DataFrame, out_dir: Path | str) -> Path:
+    """Write ``cases.csv`` (one row per volume and structure) to ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cases.to_csv(out / "cases.csv", index=False)
+    return out / "cases.csv"
+
+
 def write_report(
     cases: pd.DataFrame,
     summary: Mapping[str, Any],
@@ -307,9 +307,7 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    cases.to_csv(out / "cases.csv", index=False)
-    written["cases"] = out / "cases.csv"
+    written: dict[str, Path] = {"cases": write_cases(cases, out)}
     (out / "summary.json").write_text(json.dumps(_jsonable(dict(summary)), indent=2, allow_nan=False) + "\n")
     written["summary"] = out / "summary.json"
     links: dict[str, str | None] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +13,11 @@ import pandas as pd
 
 from monitor import __version__
 from monitor.evaluation.cases import evaluate_cases
+from monitor.evaluation.estimates import estimate_summary
+from monitor.evaluation.families import FamilySet, family_table
 from monitor.evaluation.pairing import SkippedCase, pair_cases
-from monitor.evaluation.report import write_report
+from monitor.evaluation.refined import plain_vs_refined
+from monitor.evaluation.report import write_cases, write_report
 from monitor.evaluation.statistics import FAILURE_DICE, FAILURE_HD_MM, summarise
 from monitor.io.nifti import Limits
 from monitor.qc.labels import ACDC, LabelMap
@@ -68,17 +71,31 @@ def run_evaluation(
     failure_hd_mm: float = FAILURE_HD_MM,
     plots: bool = True,
     limits: Limits | None = None,
+    families: Sequence[FamilySet] = (),
+    images: bool = True,
 ) -> dict[str, Any]:
     """Pair, score, summarise and write the report: the whole ``cmr-monitor evaluate``.
 
-    Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``.
+    Arguments as in ``pair_cases``, ``evaluate_cases``, ``summarise`` and ``write_report``; each set of
+    ``families`` (``read_manifest``) is evaluated as one more segmenter, named after the set, and
+    summarised in the family table; when real segmenters are given too, the segmenter figures
+    (correlations, rankings, flags, risk-coverage) are theirs alone. ``cases.csv`` (every row) is written
+    as soon as the volumes are scored, before anything is summarised.
 
     Returns: the summary written to ``summary.json`` (nan as float nan), with ``inputs``, ``pairing``
         (``unpaired``, ``skipped``, ``missing_predictions`` per segmenter), ``checkpoint``,
-        ``checkpoint_sha256``, ``checkpoint_meta`` and ``versions`` added.
+        ``checkpoint_sha256``, ``checkpoint_meta``, ``versions``, ``images`` (volumes scored with
+        their MR image), the plain-vs-refined figures (``plain_vs_refined``: ``correlation_refined``,
+        ``flags_plain``, ``volume_failure``) and, with ``families``, ``families`` (``family_table``)
+        added.
     Raises: FileNotFoundError / ValueError from ``pair_cases``; ValueError when no prediction pairs
-        with a ground truth.
+        with a ground truth or a family set's name is also a segmenter's.
     """
+    pred_dirs = dict(pred_dirs)
+    for item in families:
+        if item.name in pred_dirs:
+            raise ValueError(f"failure set {item.name!r} has the name of a segmenter")
+        pred_dirs[item.name] = item.folder
     pairing = pair_cases(gt_dir, pred_dirs)
     if not pairing.pairs:
         raise ValueError(
@@ -94,8 +111,26 @@ def run_evaluation(
         batch_volumes=batch_volumes,
         include_ground_truth=include_ground_truth,
         limits=limits,
+        images=images,
     )
-    summary = summarise(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
+    write_cases(cases, out_dir)
+    limits_kw = {"failure_dice": failure_dice, "failure_hd_mm": failure_hd_mm}
+    # With real segmenters beside a failure set, the segmenter figures are theirs alone: the edits of
+    # the ground truth are summarised in the family table, not pooled into the correlations and flags.
+    set_names = {item.name for item in families}
+    real = set(pred_dirs) - set_names
+    segmenters = cases[~cases["segmenter"].isin(set_names)] if real else cases
+    summary = summarise(segmenters, **limits_kw)
+    summary.update(plain_vs_refined(segmenters, **limits_kw))
+    if families:
+        summary["families"] = family_table(cases, families, **limits_kw)
+    volumes = cases.groupby(["segmenter", "case"], sort=False)["image_used"].first()
+    summary["images"] = {
+        "paired": bool(images),
+        "volumes_with_image": int(volumes.sum()),
+        "volumes": len(volumes),
+    }
+    summary["estimates"] = estimate_summary(segmenters)
     missing_counts = {name: 0 for name in pred_dirs}
     for item in pairing.missing:
         missing_counts[item.segmenter] += 1
@@ -106,6 +141,7 @@ def run_evaluation(
                 "gt_dir": str(gt_dir),
                 "pred_dirs": {k: str(v) for k, v in pred_dirs.items()},
                 "label_map": label_map.name,
+                "families": [item.name for item in families],
             },
             "pairing": {
                 "n_pairs": len(pairing.pairs),
@@ -124,7 +160,10 @@ def run_evaluation(
             "policy": {
                 "suspicious_dice": scorer.policy.suspicious_dice,
                 "suspicious_hd_mm": scorer.policy.suspicious_hd_mm,
+                "basis": scorer.policy.basis if scorer.calibration is not None else "paper",
+                "fail_probability": scorer.policy.fail_probability,
             },
+            "calibration_version": scorer.calibration.version if scorer.calibration is not None else None,
             "versions": _versions(),
         }
     )

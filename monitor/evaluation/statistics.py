@@ -256,8 +256,12 @@ def false_alarms(cases: pd.DataFrame) -> dict[str, dict[str, float | int]]:
             "erroneous": int((rows["flag"] == "erroneous").sum()),
             "n": len(rows),
         }
-    volumes = gt.groupby("case", sort=False)["flag"].agg(lambda f: bool((f != "ok").any()))
-    erroneous = gt.groupby("case", sort=False)["flag"].agg(lambda f: bool((f == "erroneous").any()))
+    # astype(bool): without ground-truth rows (``--no-ground-truth``) the aggregate keeps the flag
+    # column's string dtype, whose sum is "" rather than 0
+    volumes = gt.groupby("case", sort=False)["flag"].agg(lambda f: bool((f != "ok").any())).astype(bool)
+    erroneous = (
+        gt.groupby("case", sort=False)["flag"].agg(lambda f: bool((f == "erroneous").any())).astype(bool)
+    )
     out["volume_any"] = {
         "rate": float(volumes.mean()) if len(volumes) else float("nan"),
         "flagged": int(volumes.sum()),

@@ -57,6 +57,7 @@ __all__ = [
     "find_root",
     "identify",
     "is_candidate",
+    "sidecar_image",
     "sidecar_paths",
 ]
 
@@ -218,6 +219,16 @@ def identify(path: Path, root: Path, config: IngestConfig, *, use_sidecar: bool 
     if image is not None:
         values["image_path"] = str((path.parent / image).resolve())
     return MaskIdentity(**values)  # type: ignore[arg-type]
+
+
+def sidecar_image(path: Path) -> str | None:
+    """The MR image the sidecar of the mask at ``path`` names (absolute, resolved against the mask's
+    folder); None when there is no sidecar or it names none.
+
+    Raises: SidecarError when a sidecar breaks the sidecar rules.
+    """
+    image = _read_sidecar(path).get("image_path")
+    return str((path.parent / image).resolve()) if image is not None else None
 
 
 def _read_sidecar(path: Path) -> dict[str, str | None]:

@@ -12,7 +12,8 @@ Every other module asks here what a file name means:
   ``patientNNN_frameFF``, ``{case}_{phase}``, nnU-Net ``{case}``);
 - ``normalise_case_key`` / ``normalise_phase``: the one spelling of a case key (``ACDC_0012`` and
   ``acdc_0012`` are one case) and of a phase (``systole``, ``end-systolic`` -> ``ES``);
-- ``image_names``: the names the MR image of a mask may have next to it.
+- ``image_names`` / ``image_candidates``: the names the MR image of a mask may have next to it, and
+  every place it may be (a sidecar's ``image``, beside the mask, nnU-Net's sibling ``imagesTs``).
 
 Example::
 
@@ -31,12 +32,14 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_NAME_PATTERNS",
+    "IMAGE_FOLDERS",
     "INFO_CFG",
     "NIFTI_SUFFIXES",
     "PHASE_SYNONYMS",
     "ParsedName",
     "compile_name_patterns",
     "ground_truth_base",
+    "image_candidates",
     "image_names",
     "is_nifti",
     "mask_stem",
@@ -52,6 +55,9 @@ __all__ = [
 
 #: File name endings of NIfTI files, longest first.
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
+#: nnU-Net's image folders; a mask in a sibling folder (``labelsTs``, a predictions folder) has its image
+#: ``{case}_0000`` in one of them.
+IMAGE_FOLDERS: tuple[str, ...] = ("imagesTs", "imagesTr")
 #: Name of the ACDC patient description next to the frames.
 INFO_CFG = "Info.cfg"
 #: Name patterns tried in order (regular expressions over the name without ``.nii``/``.nii.gz``, matched
@@ -203,6 +209,31 @@ def image_names(mask_name: str) -> list[str]:
     if base is not None:
         names.insert(0, f"{base}{suffix}")
     return names
+
+
+def image_candidates(mask_path: str | Path, image_path: str | Path | None = None) -> list[Path]:
+    """Every place the MR image of a mask may be, most likely first (not checked for existence).
+
+    1. ``image_path``: the image a sidecar names (``image``), already resolved;
+    2. beside the mask, the names of ``image_names`` (ACDC ``patient001_frame01`` beside
+       ``patient001_frame01_gt``, nnU-Net ``{case}_0000``, ``{stem}_image``, ``{stem}_img``);
+    3. nnU-Net: ``{case}_0000`` in an ``imagesTs`` (or ``imagesTr``) folder beside the mask's folder
+       (``<dataset>/labelsTs/case.nii.gz`` -> ``<dataset>/imagesTs/case_0000.nii.gz``).
+
+    Returns: candidate paths without repeats; [] beyond ``image_path`` for a name that is not NIfTI.
+    """
+    mask = Path(mask_path)
+    out = [Path(image_path)] if image_path else []
+    out += [mask.with_name(name) for name in image_names(mask.name)]
+    stem = mask_stem(mask.name)
+    if stem != mask.name:
+        suffix = mask.name[len(stem) :]
+        out += [
+            mask.parent.parent / folder / f"{stem}_0000{suffix}"
+            for folder in IMAGE_FOLDERS
+            if mask.parent.name != folder
+        ]
+    return list(dict.fromkeys(out))
 
 
 def compile_name_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:

@@ -26,10 +26,12 @@ from monitor.qc.labels import ACDC, LabelMap
 from monitor.typing import Shape3, Spacing3
 
 __all__ = [
+    "ImageVolume",
     "Limits",
     "MaskVolume",
     "load_image",
     "load_mask",
+    "read_image",
     "save_labels",
     "temporary_writer",
 ]
@@ -75,6 +77,21 @@ class MaskVolume:
     def shape(self) -> Shape3:
         """Array shape [z, y, x] in voxels."""
         return tuple(int(n) for n in self.labels.shape)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageVolume:
+    """An MR image (intensities as stored, any scale), in the same voxel order as ``MaskVolume``."""
+
+    data: np.ndarray  #: float32 [z, y, x]
+    spacing_mm: Spacing3  #: voxel size (dz, dy, dx) in mm
+    affine: np.ndarray  #: 4x4 voxel-to-world affine of the file (nibabel's (x, y, z) voxel order)
+    path: Path | None = None  #: source file
+
+    @property
+    def shape(self) -> Shape3:
+        """Array shape [z, y, x] in voxels."""
+        return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
 
 
 def _gzip_is_broken(path: Path) -> bool:
@@ -305,8 +322,8 @@ def load_mask(path: Path | str, label_map: LabelMap = ACDC, limits: Limits | Non
     )
 
 
-def load_image(path: Path | str, limits: Limits | None = None) -> tuple[np.ndarray, Spacing3]:
-    """Load an MR image as float32 [z, y, x] with spacing (dz, dy, dx) in mm (for display).
+def read_image(path: Path | str, limits: Limits | None = None) -> ImageVolume:
+    """Load an MR image as float32 [z, y, x] with its spacing (dz, dy, dx) in mm and its affine.
 
     Raises: InvalidMask when the file is not a readable 3D NIfTI within the limits.
     """
@@ -315,7 +332,21 @@ def load_image(path: Path | str, limits: Limits | None = None) -> tuple[np.ndarr
     img = _header_image(path, limits)
     shape_xyz, spacing = _check_header(img, path, limits)
     data = _read_voxels(img, path, shape_xyz).astype(np.float32, copy=False)
-    return np.ascontiguousarray(data.transpose(2, 1, 0)), spacing
+    return ImageVolume(
+        data=np.ascontiguousarray(data.transpose(2, 1, 0)),
+        spacing_mm=spacing,
+        affine=np.asarray(img.affine, dtype=float),
+        path=path,
+    )
+
+
+def load_image(path: Path | str, limits: Limits | None = None) -> tuple[np.ndarray, Spacing3]:
+    """Load an MR image as float32 [z, y, x] with spacing (dz, dy, dx) in mm (for display).
+
+    Raises: InvalidMask when the file is not a readable 3D NIfTI within the limits.
+    """
+    image = read_image(path, limits)
+    return image.data, image.spacing_mm
 
 
 def save_labels(

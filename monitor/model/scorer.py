@@ -1,7 +1,8 @@
 """``Scorer``: loads the autoencoder once and scores batches of mask volumes.
 
 For each volume: pseudo ground truth (pGT) in the mask's own geometry, then the post-model step of
-``monitor.qc.scores.score_volume`` (pDSC and pHD in mm per structure, flags with reason codes), and
+``monitor.qc.scores.score_volume`` (pDSC and pHD in mm per structure, the evidence stage with the MR
+image when one is given, flags with reason codes), and
 the XOR inconsistency map. Slices without any structure are not sent through the
 model (their pGT is background). Slices of several volumes share model batches. The model runs in its
 inference form (``monitor.model.inference``: BatchNorm folded, channels-last on CPU, optional mixed precision).
@@ -25,16 +26,20 @@ import torch
 
 from monitor.config import Settings
 from monitor.errors import CheckpointError
+from monitor.io.calibration import load_calibration
 from monitor.io.nifti import MaskVolume
 from monitor.model.autoencoder import CheckpointMeta, default_checkpoint_path, load_checkpoint
 from monitor.model.inference import InferenceNetwork, resolve_device
 from monitor.model.preprocess import PreprocessInfo, from_model_space, to_model_space
+from monitor.qc.calibration import Calibration, calibrate_scores, image_features, mask_features
+from monitor.qc.calibration.features import Features
+from monitor.qc.evidence import EvidenceSettings
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.metrics import inconsistency_map
 from monitor.qc.records import VolumeScore
 from monitor.qc.scores import score_volume
 
-__all__ = ["ScoredVolume", "Scorer", "pass_sizes"]
+__all__ = ["ScoredVolume", "Scorer", "calibration_from_setting", "pass_sizes"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,6 +68,33 @@ def pass_sizes(n: int, most: int) -> list[int]:
     return [base + 1] * extra + [base] * (passes - extra)
 
 
+def _calibrate(
+    calibration: Calibration, policy: FlagPolicy, finished: list[tuple[ScoredVolume, Features]]
+) -> list[ScoredVolume]:
+    """Estimates of the real Dice and HD for a whole batch in one model call; its time is shared out
+    over the volumes' ``calibration`` timing (which already holds their mask features' time)."""
+    t0 = time.perf_counter()
+    scores = calibrate_scores(
+        calibration, [r.score for r, _ in finished], [f for _, f in finished], policy=policy
+    )
+    share = (time.perf_counter() - t0) / len(finished)
+    out = []
+    for (result, _), score in zip(finished, scores, strict=True):
+        timings = {**score.timings_s, "calibration": score.timings_s.get("calibration", 0.0) + share}
+        out.append(replace(result, score=replace(score, timings_s=timings)))
+    return out
+
+
+def calibration_from_setting(value: str | Path | None) -> Calibration | None:
+    """The calibration a setting names: ``shipped`` (next to the checkpoint), ``none``, or a file path.
+
+    Raises: CalibrationError when the file is missing or unusable.
+    """
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return None
+    return load_calibration(None if str(value).strip().lower() == "shipped" else Path(value))
+
+
 class Scorer:
     """Scores mask volumes with one loaded autoencoder.
 
@@ -72,7 +104,9 @@ class Scorer:
         batch_slices: most slices per forward pass; None = 16 on the CPU (larger batches fall out of
             the caches and run slower per slice) and 64 on CUDA. The slices of a batch of volumes go
             in the fewest passes of at most this many, as equal as possible (``pass_sizes``).
-        policy: flag thresholds.
+        policy: flag thresholds and per-code severities.
+        evidence: the evidence stage's rules and tolerances (``monitor.qc.evidence``); None = the
+            paper's pDSC/pHD and flags alone.
         threads: CPU threads for torch (None = torch's default).
         precision: ``fp32`` (the default), ``bf16``, ``fp16``, or ``auto`` (fp16 on CUDA, fp32 on CPU);
             see docs/evaluation.md for how far reduced precision moves the scores.
@@ -80,6 +114,8 @@ class Scorer:
             overlapping it); None = 1 on the CPU (the model already uses every core) and min(8, cores)
             on CUDA. With several daemons on one host, lower it and ``threads`` so that they do not
             oversubscribe the cores.
+        calibration: estimates of the real Dice and HD with intervals (``monitor.qc.calibration``),
+            applied to each batch after the evidence stage; None = pseudo metrics only.
 
     Example:
         >>> scorer = Scorer()
@@ -94,9 +130,11 @@ class Scorer:
         device: str = "auto",
         batch_slices: int | None = None,
         policy: FlagPolicy | None = None,
+        evidence: EvidenceSettings | None = EvidenceSettings(),
         threads: int | None = None,
         precision: str = "fp32",
         cpu_workers: int | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         if batch_slices is not None and batch_slices < 1:
             raise ValueError(f"batch_slices must be >= 1, got {batch_slices}")
@@ -120,6 +158,8 @@ class Scorer:
         self.checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
         self.batch_slices = batch_slices or (64 if self.device.type == "cuda" else 16)
         self.policy = policy or FlagPolicy()
+        self.calibration = calibration
+        self.evidence = evidence
         if cpu_workers is None:
             cpu_workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1
         self.cpu_workers = cpu_workers
@@ -131,17 +171,17 @@ class Scorer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scorer:
-        """A scorer configured from ``Settings`` (checkpoint, device, batch, thresholds, threads)."""
+        """A scorer configured from ``Settings`` (checkpoint, device, batch, flags, evidence, threads)."""
         return cls(
             settings.checkpoint,
             device=settings.device,
             batch_slices=settings.batch_slices,
-            policy=FlagPolicy(
-                suspicious_hd_mm=settings.suspicious_hd_mm, suspicious_dice=settings.suspicious_dice
-            ),
+            policy=settings.flag_policy(),
+            evidence=settings.evidence_settings(),
             threads=settings.torch_threads,
             precision=settings.precision,
             cpu_workers=settings.cpu_workers,
+            calibration=calibration_from_setting(settings.calibration),
         )
 
     def close(self) -> None:
@@ -167,16 +207,32 @@ class Scorer:
             return torch.zeros((0, 4, *slices.shape[1:]))
         return torch.cat(outputs)
 
-    def score(self, volume: MaskVolume) -> ScoredVolume:
-        """Score one volume."""
-        return self.score_batch([volume])[0]
+    def score(self, volume: MaskVolume, image: np.ndarray | None = None) -> ScoredVolume:
+        """Score one volume (with its MR image as evidence, when given)."""
+        return self.score_batch([volume], [image])[0]
 
-    def score_batch(self, volumes: Sequence[MaskVolume]) -> list[ScoredVolume]:
+    def score_batch(
+        self, volumes: Sequence[MaskVolume], images: Sequence[np.ndarray | None] | None = None
+    ) -> list[ScoredVolume]:
         """Score several volumes, sharing model batches across them; results in input order.
 
-        With ``cpu_workers`` > 1 the per-volume CPU stages (preprocessing; inverse transform, metrics
-        and flags) run on that many threads, the heavy parts of which release the GIL.
+        With ``cpu_workers`` > 1 the per-volume CPU stages (preprocessing; inverse transform, metrics,
+        evidence and flags) run on that many threads, the heavy parts of which release the GIL.
+
+        Args:
+            volumes: the masks.
+            images: one MR image per volume or None (float or integer [z, y, x], the mask's shape),
+                used as evidence by ``score_volume``; None = no images.
+        Raises: ValueError if ``images`` has another length than ``volumes``, or an image's shape
+            differs from its mask's (checked before the model runs).
         """
+        if images is None:
+            images = [None] * len(volumes)
+        if len(images) != len(volumes):
+            raise ValueError(f"got {len(images)} images for {len(volumes)} volumes")
+        for volume, image in zip(volumes, images, strict=True):
+            if image is not None and image.shape != volume.labels.shape:
+                raise ValueError(f"image shape {image.shape} differs from the mask's {volume.labels.shape}")
         t0 = time.perf_counter()
         prepared = self._map(self._prepare, volumes)
         t1 = time.perf_counter()
@@ -190,10 +246,13 @@ class Scorer:
         }
         offsets = np.cumsum([0, *counts])
         jobs = [
-            (volume, info, probs[offsets[i] : offsets[i + 1]], shared)
-            for i, (volume, (_, info)) in enumerate(zip(volumes, prepared, strict=True))
+            (volume, image, info, probs[offsets[i] : offsets[i + 1]], shared)
+            for i, (volume, image, (_, info)) in enumerate(zip(volumes, images, prepared, strict=True))
         ]
-        return self._map(self._finish, jobs)
+        finished = self._map(self._finish, jobs)
+        if self.calibration is None or not finished:
+            return [result for result, _ in finished]
+        return _calibrate(self.calibration, self.policy, finished)
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self._pool is None or len(items) < 2:
@@ -208,9 +267,12 @@ class Scorer:
             size=self.meta.input_size,
         )
 
-    def _finish(self, job: tuple[MaskVolume, PreprocessInfo, torch.Tensor, dict[str, float]]) -> ScoredVolume:
-        """pGT in the mask's geometry, metrics, flags and the XOR map of one volume."""
-        volume, info, probs, shared = job
+    def _finish(
+        self, job: tuple[MaskVolume, np.ndarray | None, PreprocessInfo, torch.Tensor, dict[str, float]]
+    ) -> tuple[ScoredVolume, Features]:
+        """pGT in the mask's geometry, metrics, evidence, flags and the XOR map of one volume, and its
+        mask (and image) features for the calibration (none without one)."""
+        volume, image, info, probs, shared = job
         ta = time.perf_counter()
         pgt = from_model_space(probs, info)
         tb = time.perf_counter()
@@ -220,8 +282,19 @@ class Scorer:
             volume.spacing_mm,
             policy=self.policy,
             slices_scored=int(info.slice_index.size),
+            image=image,
+            evidence=self.evidence,
         )
         xor = inconsistency_map(volume.labels, pgt)
         tc = time.perf_counter()
-        score = replace(score, timings_s={**shared, "postprocess": tb - ta, "metrics": tc - tb})
-        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor)
+        evidence_s = score.timings_s.get("evidence", 0.0)
+        timings = {**shared, "postprocess": tb - ta, "metrics": tc - tb - evidence_s, "evidence": evidence_s}
+        features: Features = {}
+        if self.calibration is not None:
+            features = mask_features(volume.labels, pgt, volume.spacing_mm)
+            if image is not None:
+                for structure, values in image_features(image, volume.labels).items():
+                    features[structure].update(values)
+            timings["calibration"] = time.perf_counter() - tc
+        score = replace(score, timings_s=timings)
+        return ScoredVolume(score=score, pgt=pgt, inconsistency=xor), features

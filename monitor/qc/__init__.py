@@ -8,8 +8,10 @@ Pure functions on numpy arrays ``[z, y, x]`` (canonical labels 0 BG, 1 RV, 2 MYO
 - ``levels``, ``reasons``: flag levels and reason codes (with the text rendered from a code);
 - ``flags``: the threshold policy;
 - ``records``: ``StructureScore``, ``VolumeScore``;
+- ``evidence``: the evidence stage (3D-refined pGT, stack, topology and image checks),
+  ``evaluate_evidence`` and its ``EvidenceSettings``;
 - ``scores``: ``compare_structures`` (the one loop over LV, RV, MYO) and ``score_volume`` (the
-  post-model step: mask + pseudo ground truth -> scores and flags).
+  post-model step: mask + pseudo ground truth (+ MR image) -> scores, evidence and flags).
 
 Example:
     >>> from monitor.qc import FlagPolicy, score_volume
@@ -25,12 +27,16 @@ from typing import Any
 #: The modules whose public names the package offers, lightest first: a name is looked up (and its
 #: module imported) on first use, so that ``import monitor.qc.labels`` (the store, the settings) does
 #: not pay for scipy.
-_MODULES = ("labels", "levels", "reasons", "records", "flags", "scores")
+_MODULES = ("labels", "levels", "reasons", "records", "flags", "evidence", "scores")
 
 __all__ = [
     "ACDC",
     "MNMS",
     "STRUCTURES",
+    "Check",
+    "Estimate",
+    "Evidence",
+    "EvidenceSettings",
     "FlagLevel",
     "FlagPolicy",
     "LabelMap",
@@ -42,6 +48,7 @@ __all__ = [
     "compare_structures",
     "describe",
     "describe_all",
+    "evaluate_evidence",
     "flag_structure",
     "get_label_map",
     "reason_title",

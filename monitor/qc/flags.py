@@ -5,6 +5,13 @@
   ``erroneous``;
 - ``phd_high`` (pHD above ``suspicious_hd_mm``, 50 mm) and ``pdsc_low`` (pDSC below
   ``suspicious_dice``, 0.5): ``suspicious``;
+- a failed evidence check (``monitor.qc.evidence``: stack, topology, image) raises its own code at
+  that code's severity (e.g. ``rv_position``, swapped labels, and ``far_component`` are erroneous);
+  a check whose severity is ``ok`` is recorded in the structure's evidence but raises nothing;
+- with a calibration (``monitor.qc.calibration``) and ``basis="estimates"`` (the default), the two
+  pseudo-metric codes give way to ``edsc_low`` and ``ehd_high``: the estimate's interval says that the
+  real Dice is below ``suspicious_dice`` (the real HD above ``suspicious_hd_mm``) with probability at
+  least ``fail_probability``; ``basis="paper"`` keeps the paper's pDSC/pHD thresholds;
 - ``ok`` when there is no reason. A structure takes the worst level of its reasons (each code's level
   is its default severity unless ``FlagPolicy.severities`` overrides it); a volume takes the worst level
   of its structures.
@@ -18,17 +25,27 @@ from dataclasses import dataclass, field
 
 from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
+from monitor.qc.records import Check
 
-__all__ = ["FlagPolicy", "flag_structure", "worst_flag"]
+__all__ = ["FLAG_BASES", "FlagPolicy", "flag_structure", "worst_flag"]
+
+#: What ``suspicious`` is decided on: calibrated estimates (when a calibration ran) or the paper's pDSC/pHD.
+FLAG_BASES: tuple[str, ...] = ("estimates", "paper")
+
+#: codes that always raise the flag (the metrics' own): only evidence checks may be set to ``ok``
+_ALWAYS_RAISE = frozenset({ReasonCode.MISSING, ReasonCode.VANISHED, ReasonCode.PHD_HIGH, ReasonCode.PDSC_LOW})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlagPolicy:
     """Flag thresholds, and the level each reason code raises."""
 
-    suspicious_hd_mm: float = 50.0  #: pHD above this (mm) is suspicious
-    suspicious_dice: float = 0.5  #: pDSC below this is suspicious
-    #: reason code -> level it raises, where it differs from the code's ``default_severity``
+    suspicious_hd_mm: float = 50.0  #: (estimated real) HD above this (mm) is suspicious
+    suspicious_dice: float = 0.5  #: (estimated real) Dice below this is suspicious
+    basis: str = "estimates"  #: ``estimates`` (when a calibration ran) or ``paper`` (pDSC/pHD)
+    fail_probability: float = 0.25  #: flag when P(real beyond a threshold) is at least this (estimates)
+    #: reason code -> level it raises, where it differs from the code's ``default_severity``; ``ok``
+    #: records a failed evidence check (``StructureScore.evidence``) without raising the flag
     severities: Mapping[ReasonCode, FlagLevel] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -36,9 +53,14 @@ class FlagPolicy:
             raise ValueError(f"suspicious_hd_mm must be positive, got {self.suspicious_hd_mm}")
         if not 0.0 <= self.suspicious_dice <= 1.0:
             raise ValueError(f"suspicious_dice must lie in [0, 1], got {self.suspicious_dice}")
+        if self.basis not in FLAG_BASES:
+            raise ValueError(f"basis must be one of {FLAG_BASES}, got {self.basis!r}")
+        if not 0.0 < self.fail_probability < 1.0:
+            raise ValueError(f"fail_probability must lie in (0, 1), got {self.fail_probability}")
         checked = {ReasonCode(code): FlagLevel(level) for code, level in self.severities.items()}
-        if any(level == FlagLevel.OK for level in checked.values()):
-            raise ValueError(f"a reason must raise suspicious or erroneous, got {dict(self.severities)}")
+        quiet = [code for code, level in checked.items() if level == FlagLevel.OK and code in _ALWAYS_RAISE]
+        if quiet:
+            raise ValueError(f"{quiet} must raise suspicious or erroneous, got {dict(self.severities)}")
         object.__setattr__(self, "severities", checked)
 
     def severity(self, code: ReasonCode) -> FlagLevel:
@@ -53,14 +75,18 @@ def flag_structure(
     mask_voxels: int,
     pgt_voxels: int,
     policy: FlagPolicy = FlagPolicy(),
+    checks: Iterable[Check] = (),
 ) -> tuple[FlagLevel, tuple[ReasonCode, ...]]:
     """Verdict for one structure.
 
     Args:
-        pdsc: pseudo Dice (0-1; nan when mask and pGT are both empty).
-        phd_mm: pseudo Hausdorff distance in mm (nan when either is empty).
-        mask_voxels, pgt_voxels: voxel counts of the structure in the mask and in the pGT.
+        pdsc: pseudo Dice (0-1; nan when mask and pGT are both empty); the refined pDSC when the
+            evidence stage ran.
+        phd_mm: pseudo Hausdorff distance in mm (nan when either is empty); the refined one likewise.
+        mask_voxels, pgt_voxels: voxel counts of the structure in the mask and in the (plain) pGT.
         policy: thresholds and severities.
+        checks: the structure's evidence; each failed check adds its code (once), unless its severity
+            is ``ok`` (then the failure is only recorded in the evidence).
     Returns: (level, reason codes); the codes are empty for ``ok``. A structure missing from the mask
         or vanished from the pGT has that one code (its metrics are undefined or 0).
     """
@@ -74,6 +100,10 @@ def flag_structure(
             found.append(ReasonCode.PHD_HIGH)
         if not math.isnan(pdsc) and pdsc < policy.suspicious_dice:
             found.append(ReasonCode.PDSC_LOW)
+        for check in checks:
+            quiet = policy.severity(check.code) == FlagLevel.OK
+            if not check.passed and check.code not in found and not quiet:
+                found.append(check.code)
         reasons = tuple(found)
     return worst_flag(policy.severity(code) for code in reasons), reasons
 

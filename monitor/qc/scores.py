@@ -4,7 +4,8 @@
 its pseudo ground truth), the evaluation and the simulated dataset (prediction vs ground truth), the
 training validation (reconstruction vs ground truth). ``score_volume`` is the whole pure step after the
 model: it turns a mask and its pGT into a ``VolumeScore`` (pDSC, pHD in mm, volumes, flags with reason
-codes); later stages of the pipeline (3D evidence, calibration) are inserted there, in one place.
+codes). The evidence stage (``monitor.qc.evidence``: 3D-refined pGT, stack, topology and image checks)
+runs there, between the pseudo metrics and the flags; later stages (calibration) go there too.
 
 Arrays are uint8 ``[z, y, x]`` in canonical labels (0 BG, 1 RV, 2 MYO, 3 LV); spacing is
 ``(dz, dy, dx)`` in mm. No torch.
@@ -13,11 +14,13 @@ Arrays are uint8 ``[z, y, x]`` in canonical labels (0 BG, 1 RV, 2 MYO, 3 LV); sp
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.qc.evidence import Evidence, EvidenceSettings, evaluate_evidence
 from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
 from monitor.qc.metrics import bounding_box, dice, hausdorff_mm, voxels_ml
@@ -46,7 +49,12 @@ class StructureComparison:
 
 
 def compare_structures(
-    mask: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3, *, hausdorff: bool = True
+    mask: np.ndarray,
+    ref: np.ndarray,
+    spacing_mm: Spacing3,
+    *,
+    hausdorff: bool = True,
+    only: Iterable[Structure] | None = None,
 ) -> tuple[StructureComparison, ...]:
     """Dice, Hausdorff distance (mm) and voxel counts of LV, RV and MYO, in that order.
 
@@ -57,12 +65,14 @@ def compare_structures(
         mask, ref: uint8 [z, y, x] canonical labels, same shape.
         spacing_mm: (dz, dy, dx) in mm.
         hausdorff: False leaves ``hd_mm`` nan (Dice and counts only, much faster).
+        only: structures whose Hausdorff distance is computed (None: all); the others get nan.
     Raises: ValueError if the shapes differ.
     """
     if mask.shape != ref.shape:
         raise ValueError(f"mask and ref must have the same shape, got {mask.shape} and {ref.shape}")
     box = bounding_box((mask > 0) | (ref > 0))
     mask, ref = mask[box], ref[box]
+    wanted = set(STRUCTURES if only is None else only)
     out = []
     for structure in STRUCTURES:
         channel = CANONICAL_CHANNEL[structure]
@@ -71,7 +81,7 @@ def compare_structures(
             StructureComparison(
                 structure=structure,
                 dice=dice(m, r),
-                hd_mm=hausdorff_mm(m, r, spacing_mm) if hausdorff else math.nan,
+                hd_mm=hausdorff_mm(m, r, spacing_mm) if hausdorff and structure in wanted else math.nan,
                 mask_voxels=int(np.count_nonzero(m)),
                 ref_voxels=int(np.count_nonzero(r)),
             )
@@ -157,21 +167,111 @@ def score_volume(
     policy: FlagPolicy,
     slices_scored: int,
     timings_s: Mapping[str, float] | None = None,
+    image: np.ndarray | None = None,
+    evidence: EvidenceSettings | None = EvidenceSettings(),
 ) -> VolumeScore:
-    """The post-model step of one volume: mask and pseudo ground truth -> scores and flags.
+    """The post-model step of one volume: mask and pseudo ground truth -> scores, evidence and flags.
+
+    With ``evidence`` (the default), the pGT is refined in 3D (``monitor.qc.evidence``) and the flags
+    use the refined pDSC/pHD (``pdsc_3d``, ``phd_mm_3d``) and the failed checks; ``pdsc`` and
+    ``phd_mm`` keep the paper's plain meaning. ``evidence=None`` skips the stage (the paper's scores
+    and flags alone; the refined fields stay nan).
 
     Args:
         mask, pgt: uint8 [z, y, x] canonical labels, in the mask's own geometry.
         spacing_mm: (dz, dy, dx) in mm.
         policy: flag thresholds and severities.
         slices_scored: slices that went through the autoencoder.
-        timings_s: seconds per stage, kept for profiling.
+        timings_s: seconds per stage, kept for profiling (``evidence`` is added when it runs: the
+            checks, the refinement and the refined metrics).
+        image: the MR image [z, y, x] (any real dtype) in the mask's geometry, or None; recorded as
+            ``VolumeScore.image_used``.
+        evidence: the evidence stage's rules and tolerances; None = no evidence stage.
     Returns: the volume's scores; its flag is the worst of its structures.
+    Raises: ValueError if the shapes of mask, pGT and image differ.
     """
-    return volume_score(
-        score_structures(mask, pgt, spacing_mm, policy),
+    if evidence is None:
+        return volume_score(
+            score_structures(mask, pgt, spacing_mm, policy),
+            shape=mask.shape,
+            spacing_mm=spacing_mm,
+            slices_scored=slices_scored,
+            timings_s=timings_s,
+        )
+    plain = compare_structures(mask, pgt, spacing_mm)
+    began = time.perf_counter()
+    found = evaluate_evidence(mask, pgt, spacing_mm, image, evidence)
+    refined = _compare_refined(mask, pgt, found.refined_pgt, plain, spacing_mm)
+    structures = tuple(
+        _evidence_score(c, r, found, spacing_mm, policy) for c, r in zip(plain, refined, strict=True)
+    )
+    score = volume_score(
+        structures,
         shape=mask.shape,
         spacing_mm=spacing_mm,
         slices_scored=slices_scored,
-        timings_s=timings_s,
+        timings_s={**(timings_s or {}), "evidence": time.perf_counter() - began},
+    )
+    return VolumeScore(
+        structures=score.structures,
+        flag=score.flag,
+        shape=score.shape,
+        spacing_mm=score.spacing_mm,
+        slices_scored=score.slices_scored,
+        timings_s=score.timings_s,
+        image_used=found.image_used,
+    )
+
+
+def _compare_refined(
+    mask: np.ndarray,
+    pgt: np.ndarray,
+    refined_pgt: np.ndarray,
+    plain: tuple[StructureComparison, ...],
+    spacing_mm: Spacing3,
+) -> tuple[StructureComparison, ...]:
+    """``compare_structures(mask, refined_pgt)``, reusing the plain result of each structure the
+    refinement left unchanged (most structures of most volumes)."""
+    box = bounding_box((pgt > 0) | (refined_pgt > 0))
+    changed = {
+        s
+        for s in STRUCTURES
+        if not np.array_equal(pgt[box] == CANONICAL_CHANNEL[s], refined_pgt[box] == CANONICAL_CHANNEL[s])
+    }
+    if not changed:
+        return plain
+    fresh = compare_structures(mask, refined_pgt, spacing_mm, only=changed)
+    return tuple(f if p.structure in changed else p for p, f in zip(plain, fresh, strict=True))
+
+
+def _evidence_score(
+    plain: StructureComparison,
+    refined: StructureComparison,
+    found: Evidence,
+    spacing_mm: Spacing3,
+    policy: FlagPolicy,
+) -> StructureScore:
+    """One structure's plain and refined metrics, its checks, flagged on the refined values and the checks."""
+    checks = tuple(found.checks.get(plain.structure, ()))
+    level, reasons = flag_structure(
+        pdsc=refined.dice,
+        phd_mm=refined.hd_mm,
+        mask_voxels=plain.mask_voxels,
+        pgt_voxels=plain.ref_voxels,
+        policy=policy,
+        checks=checks,
+    )
+    return StructureScore(
+        structure=plain.structure,
+        pdsc=plain.dice,
+        phd_mm=plain.hd_mm,
+        flag=level,
+        reasons=reasons,
+        mask_voxels=plain.mask_voxels,
+        pgt_voxels=plain.ref_voxels,
+        mask_volume_ml=voxels_ml(plain.mask_voxels, spacing_mm),
+        pdsc_3d=refined.dice,
+        phd_mm_3d=refined.hd_mm,
+        pgt_volume_ml=voxels_ml(refined.ref_voxels, spacing_mm),
+        evidence=checks,
     )

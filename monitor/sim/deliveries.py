@@ -2,11 +2,14 @@
 
 ``plan_deliveries`` schedules the masks (ED then ES of each patient, version 1.1 taking over half way,
 one in 17 broken); ``DeliveryWriter`` makes each mask from a phantom (``monitor.sim``) and writes it the
-way pipelines do (renamed into place, slowly in chunks, or at once), remembering its real Dice.
+way pipelines do (renamed into place, slowly in chunks, or at once), remembering its real Dice. Given
+an images folder, it also writes each mask's MR-like image there and a sidecar naming it (written before
+the mask, as a segmenter should), so that the daemon uses the image as evidence.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -19,11 +22,19 @@ import numpy as np
 from monitor.io.nifti import save_labels
 from monitor.qc.labels import ACDC
 from monitor.qc.scores import compare_structures
-from monitor.sim.phantoms import Phantom, make_patient
+from monitor.sim.phantoms import Phantom, make_image, make_patient
 from monitor.sim.segmenters import SEGMENTERS
 from monitor.typing import Spacing3
 
-__all__ = ["DEMO_SEGMENTER", "DEMO_VERSIONS", "Delivery", "DeliveryWriter", "deliver", "plan_deliveries"]
+__all__ = [
+    "DEMO_SEGMENTER",
+    "DEMO_VERSIONS",
+    "SMALL_PHANTOM",
+    "Delivery",
+    "DeliveryWriter",
+    "deliver",
+    "plan_deliveries",
+]
 
 #: Name of the simulated segmentation model.
 DEMO_SEGMENTER = "cardioseg"
@@ -38,7 +49,8 @@ _MIX: dict[str, dict[str, float]] = {
 _INVALID_EVERY, _INVALID_FIRST = 17, 11
 #: How files are written: renamed into place, written slowly in chunks, or written at once.
 _WRITE_MODES: dict[str, float] = {"rename": 0.7, "chunks": 0.2, "direct": 0.1}
-_SMALL_PHANTOM = {"n_slices": 5, "shape_yx": (128, 128)}
+#: Phantom geometry of quick runs (``demo --fast``): 5 slices of 128 x 128.
+SMALL_PHANTOM = {"n_slices": 5, "shape_yx": (128, 128)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,13 +96,25 @@ def plan_deliveries(*, duration_s: float, rate_per_s: float, seed: int = 0) -> l
 
 
 class DeliveryWriter:
-    """Makes and writes the planned masks, remembering their real Dice."""
+    """Makes and writes the planned masks, remembering their real Dice.
 
-    def __init__(self, incoming: Path, staging: Path, seed: int, small: bool) -> None:
+    Args:
+        incoming: the watched folder.
+        staging: a scratch folder outside it.
+        seed: the simulation's seed.
+        small: 5 slices of 128 x 128 instead of ACDC-like sizes.
+        images: where each mask's MR-like image goes (outside the watched folder), named by a sidecar
+            ``<stem>.json`` beside the mask; None = masks only.
+    """
+
+    def __init__(
+        self, incoming: Path, staging: Path, seed: int, small: bool, images: Path | None = None
+    ) -> None:
         self.incoming = incoming
         self.staging = staging
         self.seed = seed
         self.small = small
+        self.images = images
         self.real_dice: dict[str, float] = {}
         self._patients: dict[int, tuple[Phantom, Phantom]] = {}
 
@@ -98,7 +122,7 @@ class DeliveryWriter:
         rng = np.random.default_rng([self.seed, 2, delivery.patient, delivery.phase == "ES"])
         if delivery.patient not in self._patients:
             self._patients.pop(delivery.patient - 2, None)
-            overrides = _SMALL_PHANTOM if self.small else {}
+            overrides = SMALL_PHANTOM if self.small else {}
             self._patients[delivery.patient] = make_patient(
                 np.random.default_rng([self.seed, 3, delivery.patient]), **overrides
             )
@@ -112,10 +136,24 @@ class DeliveryWriter:
             labels, _ = SEGMENTERS[delivery.quality](phantom.labels, rng, phantom.spacing_mm)
             save_labels(staged, labels, phantom.affine, label_map=ACDC)
             self.real_dice[str(target)] = _mean_dice(labels, phantom.labels, phantom.spacing_mm)
+            if self.images is not None:
+                self._write_image(self.images, delivery, phantom, target)
         data = staged.read_bytes()
         staged.unlink()
         deliver(data, target, delivery.write_mode)
         return target
+
+    def _write_image(self, images: Path, delivery: Delivery, phantom: Phantom, target: Path) -> None:
+        """The phantom's MR-like image in ``images``, and the sidecar beside ``target`` that names it."""
+        rng = np.random.default_rng([self.seed, 4, delivery.patient, delivery.phase == "ES"])
+        image = make_image(phantom.labels, rng, phantom.spacing_mm)
+        name = f"{DEMO_SEGMENTER}_{delivery.version}_{target.name}"
+        path = save_labels(images / name, image, phantom.affine)  # uint8 intensities
+        sidecar = target.with_name(target.name.removesuffix(".nii.gz") + ".json")
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        temporary = sidecar.with_name(f".{sidecar.name}.tmp")
+        temporary.write_text(json.dumps({"image": str(path)}))
+        os.replace(temporary, sidecar)
 
     @staticmethod
     def _write_invalid(staged: Path, phantom: Phantom, rng: np.random.Generator) -> None:

@@ -13,6 +13,7 @@ the monitor estimated without it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -30,10 +31,26 @@ from dashboard.launch import start_dashboard, stop_dashboard
 from monitor.config import get_settings
 from monitor.daemon import Daemon, DaemonConfig
 from monitor.qc.levels import FlagLevel
-from monitor.sim.deliveries import DEMO_SEGMENTER, DEMO_VERSIONS, Delivery, DeliveryWriter, plan_deliveries
+from monitor.sim.deliveries import (
+    DEMO_SEGMENTER,
+    DEMO_VERSIONS,
+    SMALL_PHANTOM,
+    Delivery,
+    DeliveryWriter,
+    plan_deliveries,
+)
 from monitor.telemetry import free_port, port_free
 
-__all__ = ["DemoConfig", "DemoProgress", "DemoResult", "VersionSummary", "prepare_workdir", "run_demo"]
+__all__ = [
+    "DEMO_SETTINGS",
+    "DemoConfig",
+    "DemoProgress",
+    "DemoResult",
+    "VersionSummary",
+    "prepare_workdir",
+    "run_demo",
+    "write_demo_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +73,7 @@ class DemoConfig:
     checkpoint: Path | None = None  #: autoencoder checkpoint; None = the shipped one
     drain_timeout_s: float = 120.0  #: after the last write, wait at most this long for the scores
     history_weeks: float = 4.0  #: weeks of simulated past scores seeded first (0 = none)
+    history_artifact_days: float = 3.0  #: the past alerts of these last days get maps and images
     dashboard_port: int | None = 8501  #: port of the Streamlit dashboard (busy = any free port); None = none
 
     def __post_init__(self) -> None:
@@ -103,6 +121,7 @@ class DemoResult:
     interrupted: bool  #: stopped early (Ctrl-C)
     drained: bool  #: every written file reached scored or rejected
     history_files: int = 0  #: simulated past files seeded before the live part
+    settings_file: Path | None = None  #: ``cmr-monitor.toml`` naming the demo's database and folders
 
 
 def prepare_workdir(workdir: Path) -> None:
@@ -158,6 +177,7 @@ def run_demo(
     for folder in (incoming, artifacts, staging):
         folder.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{workdir / 'cmr-monitor.db'}"
+    settings_file = write_demo_settings(workdir, url, artifacts=artifacts, incoming=incoming)
     metrics_port = config.metrics_port
     if metrics_port is not None and not port_free(metrics_port):
         metrics_port = 0  # busy: any free port (the URL is reported through on_start)
@@ -200,7 +220,9 @@ def run_demo(
             on_dashboard(dashboard[1])
 
     plan = plan_deliveries(duration_s=config.duration_s, rate_per_s=config.rate_per_s, seed=config.seed)
-    writer = DeliveryWriter(incoming, staging, config.seed, config.small)
+    writer = DeliveryWriter(
+        incoming, staging, config.seed, config.small, images=artifacts / "inputs" / "live"
+    )
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     written: list[tuple[Delivery, Path]] = []
@@ -286,7 +308,33 @@ def run_demo(
         interrupted=interrupted,
         drained=drained,
         history_files=history_files,
+        settings_file=settings_file,
     )
+
+
+#: Name of the settings file the demo writes into its work folder.
+DEMO_SETTINGS = "cmr-monitor.toml"
+
+
+def write_demo_settings(workdir: Path, url: str, *, artifacts: Path, incoming: Path) -> Path:
+    """Write ``<workdir>/cmr-monitor.toml`` naming the demo's database and folders (absolute paths), so
+    that ``CMR_MONITOR_CONFIG=<it> cmr-monitor status`` (or ``dashboard``, ``export``) look at the demo.
+
+    Returns: the file's path.
+    """
+
+    def text(value: object) -> str:
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+    path = workdir / DEMO_SETTINGS
+    path.write_text(
+        "# Written by `cmr-monitor demo`: its database and folders. Use it with\n"
+        f"#   export CMR_MONITOR_CONFIG={path}\n"
+        f"database_url = {text(url)}\n"
+        f"artifacts_dir = {text(artifacts)}\n"
+        f"dashboard_data_dirs = [{text(incoming)}]\n"
+    )
+    return path
 
 
 #: Versions of the simulated past: 0.9 for most of it, then 1.0, which is worse; the live part goes on
@@ -309,6 +357,8 @@ def _seed_history(url: str, artifacts: Path, config: DemoConfig) -> int:
         seed=config.seed,
         artifacts_dir=artifacts / "history",
         artifact_files=4 if config.small else 12,
+        artifact_days=config.history_artifact_days,
+        phantom=SMALL_PHANTOM if config.small else None,
         segmenter_name=DEMO_SEGMENTER,
         versions=HISTORY_VERSIONS_DEMO,
     )

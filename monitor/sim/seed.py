@@ -18,8 +18,9 @@ Example::
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ from monitor.store import (
     register_model,
 )
 
-__all__ = ["HistorySummary", "seed_history", "write_history"]
+__all__ = ["HistorySummary", "seed_history", "with_recent_alert_artifacts", "write_history"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +87,8 @@ def seed_history(
     seed: int = 0,
     artifacts_dir: Path | None = None,
     artifact_files: int = 12,
+    artifact_days: float = 0.0,
+    phantom: Mapping[str, object] | None = None,
     end: datetime | None = None,
     label_map: LabelMap = ACDC,
     **plan_options: object,
@@ -101,11 +104,18 @@ def seed_history(
             writes no files and stores no artifact paths.
         artifact_files: how many files get rendered phantoms and NIfTI artifacts (ignored without
             ``artifacts_dir``).
+        artifact_days: besides, every flagged file (an alert) of the last ``artifact_days`` days gets
+            them, so that the recent alerts' case pages show their maps (ignored without
+            ``artifacts_dir``; about 1 s per file on a 2-core CPU at full size).
+        phantom: ``monitor.sim.phantoms.sample_geometry`` overrides of the rendered phantoms, e.g.
+            ``{"n_slices": 5, "shape_yx": (128, 128)}`` for quick runs; None = full size.
         label_map: label map of the written masks and pGTs (the dashboard must read them with it).
         plan_options: further ``plan_history`` arguments (``switch_fraction``, ``sites``, ...).
     Returns: counts and ids of what was written.
     Raises: ValueError for bad arguments; DatabaseUnavailable; StoreError-derived errors of the store.
     """
+    if artifact_days < 0:
+        raise ValueError(f"artifact_days must be >= 0, got {artifact_days}")
     plan = plan_history(
         weeks=weeks,
         volumes_per_day=volumes_per_day,
@@ -114,12 +124,25 @@ def seed_history(
         artifact_files=artifact_files if artifacts_dir is not None else 0,
         **plan_options,  # type: ignore[arg-type]
     )
+    if artifacts_dir is not None and artifact_days > 0:
+        plan = with_recent_alert_artifacts(plan, artifact_days)
+    options = {"artifacts_dir": artifacts_dir, "seed": seed, "label_map": label_map, "phantom": phantom}
     if isinstance(session_or_url, Session):
-        return write_history(
-            session_or_url, plan, artifacts_dir=artifacts_dir, seed=seed, label_map=label_map
-        )
+        return write_history(session_or_url, plan, **options)  # type: ignore[arg-type]
     with open_session(session_or_url) as session:
-        return write_history(session, plan, artifacts_dir=artifacts_dir, seed=seed, label_map=label_map)
+        return write_history(session, plan, **options)  # type: ignore[arg-type]
+
+
+def with_recent_alert_artifacts(plan: HistoryPlan, days: float) -> HistoryPlan:
+    """``plan`` with every flagged file received in its last ``days`` days marked for artifacts."""
+    since = plan.end - timedelta(days=days)
+    files = tuple(
+        replace(item, with_artifacts=True)
+        if item.score is not None and item.score.flag != FlagLevel.OK and item.received_at >= since
+        else item
+        for item in plan.files
+    )
+    return replace(plan, files=files)
 
 
 def write_history(
@@ -129,6 +152,7 @@ def write_history(
     artifacts_dir: Path | None = None,
     seed: int = 0,
     label_map: LabelMap = ACDC,
+    phantom: Mapping[str, object] | None = None,
 ) -> HistorySummary:
     """Write a plan through the store API: enqueue, score or reject, review; render artifact files.
 
@@ -152,7 +176,7 @@ def write_history(
         version_counts = by_version.setdefault(item.segmenter_version, Counter())
         rendered = None
         if item.with_artifacts and root is not None and item.score is not None:
-            rendered = _render_case(item, root, seed=seed, label_map=label_map)
+            rendered = _render_case(item, root, seed=seed, label_map=label_map, phantom=phantom or {})
             written.extend(rendered.paths)
         mask_path = (
             str(rendered.mask_path)
@@ -243,14 +267,16 @@ class _Rendered:
         return (self.mask_path, self.image_path, self.pgt_path, self.xor_path)
 
 
-def _render_case(item: HistoryFile, root: Path, *, seed: int, label_map: LabelMap) -> _Rendered:
+def _render_case(
+    item: HistoryFile, root: Path, *, seed: int, label_map: LabelMap, phantom: Mapping[str, object]
+) -> _Rendered:
     """Phantom -> simulated mask (the file's quality class), pGT, XOR map and image, written as NIfTI.
 
     The pGT stands in for the autoencoder's output: the ground-truth phantom with the mild boundary noise
     of a good segmenter (the autoencoder reproduces plausible shapes, not the exact ground truth).
     """
     rng = np.random.default_rng([seed, item.index, 7])
-    ed, es = make_patient(rng)
+    ed, es = make_patient(rng, **phantom)
     phantom = ed if item.phase == "ED" else es
     mask, _ = SEGMENTERS[item.quality](phantom.labels, rng, phantom.spacing_mm)
     pgt, _ = SEGMENTERS["good"](phantom.labels, rng, phantom.spacing_mm)

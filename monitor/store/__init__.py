@@ -51,6 +51,13 @@ from monitor.store.queue import (
     requeue_worker,
     scoring_workers,
 )
+from monitor.store.realized import (
+    REALIZED_COLUMNS,
+    REALIZED_SOURCES,
+    estimated_vs_realized,
+    file_ids_by_hash,
+    record_realized,
+)
 from monitor.store.records import (
     ARTIFACT_INCONSISTENCY,
     ARTIFACT_PGT,
@@ -65,6 +72,7 @@ from monitor.store.records import (
     ReviewVerdict,
     SegmenterCounts,
     StatusCounts,
+    StoredCheck,
     StoredStructureScore,
 )
 from monitor.store.repository import (
@@ -83,6 +91,8 @@ __all__ = [
     "ARTIFACT_PGT",
     "EXPORT_COLUMNS",
     "EXPORT_FORMATS",
+    "REALIZED_COLUMNS",
+    "REALIZED_SOURCES",
     "REJECTION_CONTENT_CHANGED",
     "REJECTION_MISSING",
     "REJECTION_TOO_MANY_ATTEMPTS",
@@ -105,6 +115,7 @@ __all__ = [
     "SegmenterCounts",
     "SessionTimeouts",
     "StatusCounts",
+    "StoredCheck",
     "StoredStructureScore",
     "add_review",
     "bulk_insert_scored",
@@ -114,8 +125,10 @@ __all__ = [
     "current",
     "downgrade",
     "enqueue_file",
+    "estimated_vs_realized",
     "expired_claims",
     "export_frame",
+    "file_ids_by_hash",
     "get_case",
     "head_revision",
     "iter_export_rows",
@@ -130,6 +143,7 @@ __all__ = [
     "queue_state",
     "reclaim_expired",
     "record_finished",
+    "record_realized",
     "record_rejection",
     "record_scores",
     "register_model",

@@ -3,6 +3,8 @@ segmenter rows, rejections and structure rows. Private to ``monitor.store``."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.errors import StoreError
-from monitor.qc.records import VolumeScore
+from monitor.io.images import IMAGE_NOT_EVALUATED, ImagePairing, image_outcome
+from monitor.qc.records import Check, StructureScore, VolumeScore
 from monitor.store._tx import dialect_insert, nan_to_none
 from monitor.store.errors import FileStateError
 from monitor.store.models import MaskFile, Segmenter
@@ -19,6 +22,8 @@ from monitor.store.records import FileStatus
 __all__ = [
     "MAX_REASON_LENGTH",
     "OPEN",
+    "evidence_json",
+    "image_columns",
     "reject_rows",
     "require_text",
     "segmenter_id",
@@ -34,7 +39,12 @@ MAX_REASON_LENGTH = 64
 
 
 def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
-    """``structure_scores`` rows of one scored file (nan metrics as NULL)."""
+    """``structure_scores`` rows of one scored file (nan metrics as NULL).
+
+    The estimate columns are only written when a calibration ran (else they stay NULL by default), so
+    a score without estimates can be written by the same statement as before they existed.
+    """
+    estimated = any(s.edsc is not None or s.ehd_mm is not None for s in score.structures)
     return [
         {
             "file_id": file_id,
@@ -46,9 +56,55 @@ def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
             "mask_voxels": int(s.mask_voxels),
             "pgt_voxels": int(s.pgt_voxels),
             "mask_volume_ml": float(s.mask_volume_ml),
+            "pdsc_3d": nan_to_none(s.pdsc_3d),
+            "phd_mm_3d": nan_to_none(s.phd_mm_3d),
+            "pgt_volume_ml": nan_to_none(s.pgt_volume_ml),
+            "evidence": evidence_json(s.evidence),
+            **(_estimate_columns(s) if estimated else {}),
         }
         for s in score.structures
     ]
+
+
+def _estimate_columns(s: StructureScore) -> dict[str, float | None]:
+    """The six estimate columns of a structure row (NULL without an estimate)."""
+    out: dict[str, float | None] = {}
+    for name, estimate in (("edsc", s.edsc), ("ehd_mm", s.ehd_mm)):
+        out[name] = nan_to_none(estimate.value) if estimate is not None else None
+        out[f"{name}_lo"] = nan_to_none(estimate.lo) if estimate is not None else None
+        out[f"{name}_hi"] = nan_to_none(estimate.hi) if estimate is not None else None
+    return out
+
+
+def evidence_json(checks: Iterable[Check]) -> list[dict[str, Any]]:
+    """The ``evidence`` column of a structure: one object per check; a value that is not finite (an
+    infinite distance, say) is stored as null, which JSON and PostgreSQL accept and nan reads back."""
+    return [
+        {
+            "code": str(check.code),
+            "value": float(check.value) if math.isfinite(check.value) else None,
+            "passed": bool(check.passed),
+            "slices": [int(z) for z in check.slices],
+        }
+        for check in checks
+    ]
+
+
+def image_columns(score: VolumeScore, image: ImagePairing | None) -> dict[str, Any]:
+    """The ``mask_files`` image columns of a scored file: whether the score used an MR image, which
+    (``image_path``, only when one was found: a sidecar's path otherwise stays as enqueued) and why not."""
+    columns: dict[str, Any] = {"image_used": bool(score.image_used)}
+    if image is not None and image.path is not None:
+        columns["image_path"] = image.path
+    outcome = image_outcome(image, score.image_used)
+    if outcome == IMAGE_NOT_EVALUATED:  # paired, yet the evidence stage ran no image check
+        detail = "the evidence stage did not use the image (an empty mask, or a constant image)"
+        columns.update(image_reason=outcome, image_detail=detail)
+    elif image is not None and not score.image_used:
+        columns.update(image_reason=image.reason, image_detail=image.detail)
+    elif score.image_used:
+        columns.update(image_reason=None, image_detail=None)
+    return columns
 
 
 def reject_rows(

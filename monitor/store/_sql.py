@@ -46,6 +46,10 @@ STRUCTURE_SCORE: tuple[sa.ColumnElement[Any], ...] = _named(
     StructureScoreRow.mask_voxels,
     StructureScoreRow.pgt_voxels,
     StructureScoreRow.mask_volume_ml,
+    StructureScoreRow.pdsc_3d,
+    StructureScoreRow.phd_mm_3d,
+    StructureScoreRow.pgt_volume_ml,
+    StructureScoreRow.evidence,
 )
 
 

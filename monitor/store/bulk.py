@@ -180,6 +180,10 @@ def _file_row(item: FinishedFile, segmenters: Mapping[tuple[str, str], int], mod
         "spacing_x_mm": float(score.spacing_mm[2]) if score is not None else None,
         "slices_scored": int(score.slices_scored) if score is not None else None,
         "timings_s": {k: float(v) for k, v in score.timings_s.items()} if score is not None else None,
+        "image_used": bool(score.image_used) if score is not None else None,
+        "image_reason": item.image_reason if score is not None and not score.image_used else None,
+        "image_detail": item.image_detail if score is not None and not score.image_used else None,
+        "calibration_version": score.calibration_version if score is not None else None,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -23,10 +24,11 @@ from monitor.store.records import (
     ReviewVerdict,
     SegmenterCounts,
     StatusCounts,
+    StoredCheck,
     StoredStructureScore,
 )
 
-__all__ = ["get_case", "status_counts", "structure_scores"]
+__all__ = ["get_case", "read_evidence", "status_counts", "structure_scores"]
 
 
 def get_case(session: Session, file_id: int) -> CaseRecord | None:
@@ -105,6 +107,9 @@ def get_case(session: Session, file_id: int) -> CaseRecord | None:
             artifacts=artifacts,
             reviews=reviews,
             superseded_at=f.superseded_at,
+            image_used=f.image_used,
+            image_reason=f.image_reason,
+            image_detail=f.image_detail,
         )
     return record
 
@@ -175,9 +180,36 @@ def structure_scores(
                 mask_voxels=int(r.mask_voxels),
                 pgt_voxels=int(r.pgt_voxels),
                 mask_volume_ml=float(r.mask_volume_ml),
+                pdsc_3d=none_to_nan(r.pdsc_3d),
+                phd_mm_3d=none_to_nan(r.phd_mm_3d),
+                pgt_volume_ml=none_to_nan(r.pgt_volume_ml),
+                evidence=read_evidence(r.evidence),
             )
         )
     return {
         file_id: tuple(sorted(scores, key=lambda s: STRUCTURE_RANK[s.structure]))
         for file_id, scores in found.items()
     }
+
+
+def read_evidence(stored: Any) -> tuple[StoredCheck, ...]:
+    """The checks of a stored ``evidence`` column (NULL, from before the evidence stage: none).
+
+    Tolerant of what another version may have written: entries that are not objects with a ``code``
+    are skipped, a null or non-numeric value reads as nan, a missing verdict as passed.
+    """
+    checks = []
+    for entry in stored or ():
+        if not isinstance(entry, dict) or not entry.get("code"):
+            continue
+        value = entry.get("value")
+        slices = entry.get("slices") or ()
+        checks.append(
+            StoredCheck(
+                code=str(entry["code"]),
+                value=float(value) if isinstance(value, int | float) else float("nan"),
+                passed=bool(entry.get("passed", True)),
+                slices=tuple(int(z) for z in slices if isinstance(z, int)),
+            )
+        )
+    return tuple(checks)

@@ -2,11 +2,14 @@
 
 Files without structure scores (pending, scoring, rejected) give one row whose structure columns are
 empty, so every file appears. Undefined metrics (nan) are empty cells in CSV and nulls in Parquet.
+``pdsc``/``phd_mm`` are the paper's plain pseudo metrics, ``pdsc_3d``/``phd_mm_3d`` the refined ones;
+``evidence`` is the structure's checks as JSON text (``[{"code", "value", "passed", "slices"}]``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -56,6 +59,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "spacing_y_mm",
     "spacing_x_mm",
     "slices_scored",
+    "image_used",
+    "image_reason",
     "model_checkpoint_hash",
     "pgt_path",
     "inconsistency_path",
@@ -68,11 +73,25 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "mask_voxels",
     "pgt_voxels",
     "mask_volume_ml",
+    "pdsc_3d",
+    "phd_mm_3d",
+    "pgt_volume_ml",
+    "evidence",
 )
 #: File suffixes ``write_export`` understands.
 EXPORT_FORMATS: tuple[str, ...] = (".csv", ".parquet")
 _INT = ("file_id", "attempts", "shape_z", "shape_y", "shape_x", "slices_scored", "mask_voxels", "pgt_voxels")
-_FLOAT = ("spacing_z_mm", "spacing_y_mm", "spacing_x_mm", "pdsc", "phd_mm", "mask_volume_ml")
+_FLOAT = (
+    "spacing_z_mm",
+    "spacing_y_mm",
+    "spacing_x_mm",
+    "pdsc",
+    "phd_mm",
+    "mask_volume_ml",
+    "pdsc_3d",
+    "phd_mm_3d",
+    "pgt_volume_ml",
+)
 _TIME = ("received_at", "started_at", "scored_at", "rejected_at")
 _ENUMS = ("status", "flag", "review_verdict", "structure", "structure_flag")
 
@@ -116,6 +135,8 @@ def iter_export_rows(
             MaskFile.spacing_y_mm,
             MaskFile.spacing_x_mm,
             MaskFile.slices_scored,
+            MaskFile.image_used,
+            MaskFile.image_reason,
             MonitorModel.checkpoint_hash,
             pgt.path,
             inconsistency.path,
@@ -143,6 +164,8 @@ def iter_export_rows(
                     record[name] = str(record[name])
             reasons = record["reasons"]
             record["reasons"] = "; ".join(reasons) if reasons is not None else None
+            evidence = record["evidence"]
+            record["evidence"] = json.dumps(evidence, separators=(",", ":")) if evidence is not None else None
             yield record
 
 
@@ -230,6 +253,8 @@ def _arrow_schema() -> pa.Schema:
             return pa.float64()
         if name in _TIME:
             return pa.timestamp("us", tz="UTC")
+        if name == "image_used":
+            return pa.bool_()
         return pa.string()
 
     return pa.schema([pa.field(name, arrow_type(name)) for name in EXPORT_COLUMNS])

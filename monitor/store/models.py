@@ -27,6 +27,7 @@ __all__ = [
     "Base",
     "MaskFile",
     "MonitorModel",
+    "RealizedMetric",
     "Review",
     "Segmenter",
     "StructureScoreRow",
@@ -171,6 +172,12 @@ class MaskFile(Base):
     spacing_x_mm: Mapped[float | None] = mapped_column(sa.Float)
     slices_scored: Mapped[int | None]
     timings_s: Mapped[dict[str, Any] | None]
+    #: whether an MR image was used as evidence; NULL until scored (and for files scored before e13a0evidence)
+    image_used: Mapped[bool | None] = mapped_column(sa.Boolean)
+    #: why no image was used (``monitor.io.images``: not_found, geometry_mismatch, disabled, ...); NULL if used
+    image_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    image_detail: Mapped[str | None] = mapped_column(sa.Text)  #: that reason as a sentence
+    calibration_version: Mapped[str | None] = mapped_column(sa.String(64))  #: calibration of the estimates
 
     segmenter: Mapped[Segmenter] = relationship(lazy="joined", innerjoin=True)
     model: Mapped[MonitorModel | None] = relationship()
@@ -200,8 +207,40 @@ class StructureScoreRow(Base):
     mask_voxels: Mapped[int] = mapped_column(sa.BigInteger)
     pgt_voxels: Mapped[int] = mapped_column(sa.BigInteger)
     mask_volume_ml: Mapped[float] = mapped_column(sa.Float)
+    #: refined pseudo Dice / Hausdorff (mm) against the 3D-refined pGT and the structure's volume in it
+    #: (ml); NULL when undefined or scored before e13a0evidence
+    pdsc_3d: Mapped[float | None] = mapped_column(sa.Float)
+    phd_mm_3d: Mapped[float | None] = mapped_column(sa.Float)
+    pgt_volume_ml: Mapped[float | None] = mapped_column(sa.Float)
+    #: the checks run on the structure: [{"code", "value" (null when not finite), "passed", "slices"}];
+    #: NULL for rows scored before e13a0evidence
+    evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    #: calibrated estimates (``monitor.qc.calibration``): Dice 0-1 and HD in mm, with 90 % intervals
+    edsc: Mapped[float | None] = mapped_column(sa.Float)
+    edsc_lo: Mapped[float | None] = mapped_column(sa.Float)
+    edsc_hi: Mapped[float | None] = mapped_column(sa.Float)
+    ehd_mm: Mapped[float | None] = mapped_column(sa.Float)
+    ehd_mm_lo: Mapped[float | None] = mapped_column(sa.Float)
+    ehd_mm_hi: Mapped[float | None] = mapped_column(sa.Float)
 
     file: Mapped[MaskFile] = relationship(back_populates="scores")
+
+
+class RealizedMetric(Base):
+    """The real Dice and HD (mm) of one structure of a scored file, against its ground truth."""
+
+    __tablename__ = "realized_metrics"
+    __table_args__ = (sa.UniqueConstraint("file_id", "structure"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("mask_files.id", ondelete="CASCADE"))
+    structure: Mapped[Structure] = mapped_column(_enum(Structure, "structure", 8))
+    dsc: Mapped[float | None] = mapped_column(sa.Float)  #: real Dice (0-1); NULL when undefined
+    hd_mm: Mapped[float | None] = mapped_column(
+        sa.Float
+    )  #: real Hausdorff distance (mm); NULL when undefined
+    source: Mapped[str] = mapped_column(sa.String(32))  #: ``calibrate``, ``evaluate`` or ``demo``
+    recorded_at: Mapped[datetime]
 
 
 class Artifact(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +27,7 @@ __all__ = [
     "ReviewVerdict",
     "SegmenterCounts",
     "StatusCounts",
+    "StoredCheck",
     "StoredStructureScore",
 ]
 
@@ -72,6 +74,17 @@ class ClaimedFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCheck:
+    """One check of the evidence stage as stored (``monitor.qc.records.Check``, the code as text so that
+    a code of a newer version reads back too)."""
+
+    code: str  #: reason code of the check (``monitor.qc.reasons.ReasonCode`` value)
+    value: float  #: measured value in the unit of the code; nan when it was not finite
+    passed: bool  #: verdict against the check's tolerance
+    slices: tuple[int, ...] = ()  #: z indices (of the mask, 0-based) the check implicates
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredStructureScore:
     """Scores of one structure as stored; undefined metrics are ``nan``."""
 
@@ -83,6 +96,14 @@ class StoredStructureScore:
     mask_voxels: int  #: voxels of the structure in the mask
     pgt_voxels: int  #: voxels of the structure in the pseudo ground truth
     mask_volume_ml: float  #: volume of the structure in the mask, millilitres
+    pdsc_3d: float = math.nan  #: refined pseudo Dice (3D-refined pGT); nan when undefined or not computed
+    phd_mm_3d: float = math.nan  #: refined pseudo Hausdorff distance in mm; nan when undefined
+    pgt_volume_ml: float = math.nan  #: volume of the structure in the refined pGT, millilitres
+    evidence: tuple[StoredCheck, ...] = ()  #: the checks run on the structure (empty before evidence)
+
+    def failed_checks(self) -> tuple[StoredCheck, ...]:
+        """The checks that did not pass, in stored order."""
+        return tuple(check for check in self.evidence if not check.passed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +170,9 @@ class CaseRecord:
     artifacts: dict[str, str] = field(default_factory=dict)  #: kind -> path
     reviews: tuple[ReviewRecord, ...] = ()  #: oldest first
     superseded_at: datetime | None = None  #: None while this is its path's current content (UTC)
+    image_used: bool | None = None  #: MR image used as evidence; None until scored or before evidence
+    image_reason: str | None = None  #: why no image was used (a code such as ``not_found``)
+    image_detail: str | None = None  #: that reason as a sentence
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +252,8 @@ class FinishedFile:
     site: str | None = None  #: acquisition site, when known
     scanner: str | None = None  #: scanner model, when known
     image_path: str | None = None  #: the MR image, when known
+    image_reason: str | None = None  #: why no image was used for the score (a code); None when used
+    image_detail: str | None = None  #: that reason as a sentence
     artifacts: dict[str, str] = field(default_factory=dict)  #: kind -> path
     reviews: tuple[NewReview, ...] = ()  #: reviews of a scored file
 

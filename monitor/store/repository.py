@@ -18,10 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from monitor.io.images import ImagePairing
 from monitor.qc.records import VolumeScore
 from monitor.store._rows import (
     MAX_REASON_LENGTH,
     OPEN,
+    image_columns,
     reject_rows,
     require_text,
     state_error,
@@ -43,9 +45,11 @@ def record_scores(
     model_id: int,
     artifacts: Mapping[str, str],
     scored_at: datetime | None = None,
+    image: ImagePairing | None = None,
 ) -> None:
     """Store a file's scores in one transaction: status ``scored``, volume flag, shape and spacing,
-    one row per structure, and the artifact paths.
+    whether an MR image was used (and which, or why not), one row per structure with its evidence, and
+    the artifact paths.
 
     Args:
         file_id: a ``pending`` or ``scoring`` file.
@@ -53,6 +57,8 @@ def record_scores(
         model_id: from ``register_model``.
         artifacts: kind -> path, e.g. ``{"pgt": ".../x_pgt.nii.gz", "inconsistency": ...}``.
         scored_at: when (timezone-aware); now when None.
+        image: the MR image pairing of ``monitor.io.images`` (its path replaces ``image_path`` when one
+            was found); ``image_used`` itself is ``score.image_used``.
     Raises: FileStateError when the file does not exist or is already scored or rejected (nothing is
         written); ValueError for duplicate structures; DatabaseUnavailable.
     """
@@ -77,8 +83,11 @@ def record_scores(
                 spacing_x_mm=float(score.spacing_mm[2]),
                 slices_scored=int(score.slices_scored),
                 timings_s={k: float(v) for k, v in score.timings_s.items()},
+                **image_columns(score, image),
                 worker_id=None,
                 lease_expires_at=None,
+                # only when a calibration ran: the same statement as before the column existed
+                **({"calibration_version": score.calibration_version} if score.calibration_version else {}),
             ),
             execution_options={"synchronize_session": False},
         ).rowcount

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from monitor import __version__
+from monitor.io.images import IMAGE_OUTCOMES
 from monitor.qc.labels import STRUCTURES
 from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
@@ -174,6 +175,7 @@ class DaemonMetrics:
     transient_errors: Counter  #: retried failures, by kind (database, out_of_memory, artifacts)
     database: Histogram  #: seconds of each successful database call, by operation
     artifact_errors: Counter  #: artifact writes that failed, by errno name (``ARTIFACT_ERRNOS`` or other)
+    images: Counter  #: scored files by what became of their MR image (``IMAGE_OUTCOMES``)
     artifacts_writable: Gauge  #: 1 while the artifacts folder takes writes; 0 after a failed write or probe
     reclaim_blocked: Gauge  #: expired claims the last reclaim left: another session holds them locked
     files_waiting: Gauge  #: files seen but not yet complete or not yet handed to the queue
@@ -217,6 +219,11 @@ class DaemonMetrics:
         """An artifact write failed with ``errno_name`` (``"ENOSPC"``, ...; unknown names count as other)."""
         self.artifact_errors.labels(errno=errno_name if errno_name in ARTIFACT_ERRNOS else OTHER).inc()
         self.artifacts_writable.set(0)
+
+    def record_image(self, outcome: str | None) -> None:
+        """A scored file's MR image was ``used`` or not, and why (``monitor.io.images.image_outcome``)."""
+        if outcome is not None:
+            self.images.labels(outcome=outcome if outcome in IMAGE_OUTCOMES else OTHER).inc()
 
     def record_claimed(self, wait_s: float) -> None:
         """A worker claimed a file ``wait_s`` seconds after it was received."""
@@ -339,6 +346,15 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
         registry=registry,
     )
     artifacts_writable.set(1)
+    images = Counter(
+        "cmr_monitor_images",
+        "Scored files by what became of their MR image: used as evidence, or why not (not_found, "
+        "geometry_mismatch, unreadable, disabled, not_evaluated)",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in IMAGE_OUTCOMES:
+        images.labels(outcome=outcome)
     return DaemonMetrics(
         files_received=Counter(
             "cmr_monitor_files_received",
@@ -413,6 +429,7 @@ def build_metrics(registry: CollectorRegistry, budget: LabelBudget | None = None
         database=database,
         artifact_errors=artifact_errors,
         artifacts_writable=artifacts_writable,
+        images=images,
         reclaim_blocked=Gauge(
             "cmr_monitor_reclaim_blocked_files",
             "Expired claims that the last reclaim could not take back because another session holds them "

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.evaluation import GROUND_TRUTH
 from monitor.sim import write_dataset
+from tests.cli.console import run_cli
 
 
 def test_cli_evaluate_reports_a_prediction_without_ground_truth(tmp_path: Path) -> None:
@@ -40,3 +41,41 @@ def test_cli_refuses_bad_pred_specs(tmp_path: Path, spec: str) -> None:
     )
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_no_ground_truth_writes_the_report_through_the_console_script(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "data", patients=1, seed=1, segmenters=("good",), images=False)
+    pred = tmp_path / "data" / "predictions" / "good"
+    ran = run_cli(
+        "evaluate",
+        *("--gt", "data/gt", "--pred", f"good={pred}", "--out", "report"),
+        *("--no-ground-truth", "--no-plots", "--device", "cpu"),
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran
+    assert "2 volumes of 1 segmenters evaluated" in ran.stdout
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["flags"]["false_alarm"]["volume_any"] == {
+        "rate": None,
+        "flagged": 0,
+        "erroneous": 0,
+        "n": 0,
+    }  # nan is written as null
+    assert len((tmp_path / "report" / "cases.csv").read_text().splitlines()) == 1 + 2 * 3
+
+
+def test_cases_csv_is_kept_when_the_summary_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.evaluation.run as run
+
+    write_dataset(tmp_path / "data", patients=1, seed=1, segmenters=("good",), images=False)
+    pred = tmp_path / "data" / "predictions" / "good"
+
+    def broken(*args: object, **kwargs: object) -> dict:
+        raise RuntimeError("summary failed")
+
+    monkeypatch.setattr(run, "summarise", broken)
+    args = ["evaluate", "--gt", str(tmp_path / "data" / "gt"), "--pred", f"good={pred}"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r"), "--device", "cpu", "--no-plots"])
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert len((tmp_path / "r" / "cases.csv").read_text().splitlines()) == 1 + 4 * 3  # with ground truth

@@ -56,7 +56,7 @@ class FakeScorer:
         self.delay_s = delay_s
         self.batches: list[int] = []
 
-    def score_batch(self, volumes: list[MaskVolume]) -> list[_Scored]:
+    def score_batch(self, volumes: list[MaskVolume], images: list | None = None) -> list[_Scored]:
         self.batches.append(len(volumes))
         time.sleep(self.delay_s)
         structures = tuple(
@@ -323,7 +323,7 @@ def test_sidecar_overrides_and_broken_sidecar_rejects(tmp_path: Path) -> None:
 class _FlakyScorer(FakeScorer):
     """Out of memory on any batch of more than one file, and always fails on 5-slice masks."""
 
-    def score_batch(self, volumes: list[MaskVolume]) -> list[_Scored]:
+    def score_batch(self, volumes: list[MaskVolume], images: list | None = None) -> list[_Scored]:
         self.batches.append(len(volumes))
         if len(volumes) > 1:
             raise MemoryError("batch too large")
@@ -358,7 +358,7 @@ def test_out_of_memory_splits_batches_and_a_failing_mask_is_rejected(tmp_path: P
 class _BrokenScorer(FakeScorer):
     """Returns results the worker cannot use (a bug): the batch fails after scoring."""
 
-    def score_batch(self, volumes: list[MaskVolume]) -> list[_Scored]:
+    def score_batch(self, volumes: list[MaskVolume], images: list | None = None) -> list[_Scored]:
         return [object() for _ in volumes]  # type: ignore[misc]
 
 

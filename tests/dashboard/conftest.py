@@ -161,11 +161,16 @@ def _dispose_streamlit_engines() -> None:
 class FakePopen:
     """Stands for ``subprocess.Popen``: records the command and its keyword arguments."""
 
+    returncode = 0
+
     def __init__(self, command: list[str], **kwargs: Any) -> None:
         self.command = command
         self.kwargs = kwargs
 
     def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def poll(self) -> int:
         return 0
 
 

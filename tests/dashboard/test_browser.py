@@ -220,3 +220,67 @@ def test_every_page_in_a_real_browser(server: tuple[str, Seeded], tmp_path: Path
     keep = os.environ.get("CMR_MONITOR_TEST_SCREENSHOTS")
     if keep:
         shutil.copytree(shots, keep, dirs_exist_ok=True)
+
+
+_CLIPPED_CHARTS = """() => Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"]')).flatMap(chart => {
+    // the chart's own element grows with its drawing; the column it sits in does not
+    const box = chart.closest('[data-testid="stVerticalBlock"]').getBoundingClientRect();
+    const drawn = chart.querySelector('svg, canvas');
+    if (!drawn) return ['a chart without a drawing'];
+    const inner = drawn.getBoundingClientRect();
+    return inner.right > box.right + 1 || inner.width > window.innerWidth
+        ? [`${chart.innerText.slice(0, 40)}: drawn to ${inner.right}px, shown to ${box.right}px`] : [];
+})"""
+
+
+def _login(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Password", exact=True).wait_for(timeout=_TIMEOUT_MS)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_page_urls_and_layout_at_1400_px(server: tuple[str, Seeded]) -> None:
+    """Each page opens at its own URL (the overview too), also through the login; no chart is drawn
+    wider than its frame (a legend on the right of three panels was cut off); the alerts' reasons are
+    in view."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, db = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            _login(page, base + "/overview")
+            _heading(page, "Overview")
+            page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=_TIMEOUT_MS)
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            assert page.url == base + "/overview"
+            for path, heading in (("versions", "Segmenter versions"), ("alerts", "Alerts"), ("case", "Case")):
+                _login(page, f"{base}/{path}")  # a new browser session: the link survives the login
+                _heading(page, heading)
+                assert page.url == f"{base}/{path}"
+                expect(page.get_by_text("Page not found")).to_have_count(0)
+                if path == "versions":
+                    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(4, timeout=_TIMEOUT_MS)
+                    page.wait_for_timeout(1000)
+                    assert page.evaluate(_CLIPPED_CHARTS) == []
+                if path == "alerts":
+                    grid = page.get_by_test_id("stDataFrame").first
+                    grid.locator("canvas").first.wait_for(timeout=_TIMEOUT_MS)
+                    # the grid renders only the columns in view, also in its accessible table
+                    grid.get_by_role("columnheader", include_hidden=True).first.wait_for(
+                        state="attached", timeout=_TIMEOUT_MS
+                    )
+                    headers = grid.get_by_role("columnheader", include_hidden=True).all_text_contents()
+                    assert "reasons" in [h.strip() for h in headers], headers
+            _login(page, base + "/overview")
+            _heading(page, "Overview")
+            expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(4, timeout=_TIMEOUT_MS)
+            page.wait_for_timeout(1000)
+            assert page.evaluate(_CLIPPED_CHARTS) == []
+            page.goto(base + "/no-such-page")  # the check above can see the message
+            expect(page.get_by_text("Page not found")).to_be_visible(timeout=_TIMEOUT_MS)
+        finally:
+            browser.close()
+    assert db.summary.flagged > 0

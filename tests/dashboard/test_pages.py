@@ -203,13 +203,38 @@ def test_review_form_stores_review(writable: Seeded, app_test) -> None:
     assert shown.iloc[0]["verdict"] == "false_alarm"
 
 
-def test_review_needs_a_name(writable: Seeded, app_test) -> None:
+def test_review_needs_a_verdict_and_a_name(writable: Seeded, app_test) -> None:
     file_id = writable.summary.artifact_file_ids[0]
+    with open_session(writable.url) as session:
+        before = get_case(session, file_id)
+    assert before is not None
     at = app_test(writable).run()
     at.query_params["file_id"] = str(file_id)
     at.switch_page("views/case.py").run()
+    assert at.radio(key=f"verdict_{file_id}").value is None  # nothing preselected
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert _texts(at.error) == ["Choose a verdict and enter your name to save the review."]
+    at.radio(key=f"verdict_{file_id}").set_value("confirmed")
     next(b for b in at.button if b.label == "Save review").click().run()
     assert _texts(at.error) == ["Enter your name to save the review."]
+    with open_session(writable.url) as session:
+        after = get_case(session, file_id)
+    assert after is not None and len(after.reviews) == len(before.reviews)
+
+
+def test_a_rejected_file_says_when_it_was_rejected(seeded_sqlite: Seeded, app_test) -> None:
+    with open_session(seeded_sqlite.url) as session:
+        records = [get_case(session, i) for i in seeded_sqlite.summary.file_ids[:400]]
+    rejected = next(r for r in records if r is not None and r.status == "rejected")
+    at = app_test(seeded_sqlite).run()
+    at.query_params["file_id"] = str(rejected.file_id)
+    at.switch_page("views/case.py").run()
+    assert not at.exception
+    captions = _texts(at.caption)
+    when = rejected.rejected_at.strftime("%Y-%m-%d %H:%M")
+    assert f"File {rejected.file_id}, rejected {when} UTC." in captions
+    assert not any(", scored" in c for c in captions)  # was "scored – UTC"
+    assert any(t.startswith("This file is rejected") for t in _texts(at.info))  # with its reason
 
 
 def test_versions_side_by_side_and_precision(seeded: Seeded, app_test) -> None:
@@ -327,3 +352,33 @@ def test_case_of_a_rejected_file(seeded_sqlite: Seeded, app_test) -> None:
     assert not at.exception
     assert any(t.startswith("This file is rejected") for t in _texts(at.info))
     assert "Only scored files can be reviewed." in _texts(at.caption)
+
+
+def test_estimated_vs_realized_per_version(writable: Seeded, app_test) -> None:
+    import sqlalchemy as sa
+
+    from monitor.qc.labels import Structure
+    from monitor.store import record_realized
+
+    with open_session(writable.url) as session:
+        ids = session.execute(
+            sa.text("SELECT id FROM mask_files WHERE status = 'scored' ORDER BY id LIMIT 6")
+        ).all()
+        for i, (file_id,) in enumerate(ids):
+            session.execute(
+                sa.text(
+                    "UPDATE structure_scores SET edsc = :e, edsc_lo = :e - 0.1, edsc_hi = :e + 0.1, "
+                    "ehd_mm = :h, ehd_mm_lo = :h - 3, ehd_mm_hi = :h + 3 WHERE file_id = :f AND structure = 'LV'"
+                ),
+                {"e": 0.8 + 0.02 * i, "h": 10.0 + i, "f": file_id},
+            )
+            session.commit()
+            record_realized(session, file_id, {Structure.LV: (0.81 + 0.02 * i, 11.0 + i)}, source="demo")
+    at = app_test(writable).run()
+    at.switch_page("views/realized.py").run()
+    _ok(at)
+    summary = at.dataframe[0].value
+    lv = summary[(summary["structure"] == "LV") & (summary["metric"] == "Dice")]
+    assert int(lv["n"].sum()) == len(ids) == 6
+    assert (lv["coverage"] == 1.0).all() and (lv["mae_estimate"].round(6) == 0.01).all()
+    assert len(at.get("vega_lite_chart")) == 2

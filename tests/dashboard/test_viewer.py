@@ -75,7 +75,11 @@ def test_resolve_inside_needs_a_root(tree: tuple[Path, Path]) -> None:
 def test_image_candidates(mask: str, sidecar: str | None, first: str) -> None:
     candidates = image_candidates(mask, sidecar)
     assert candidates[0] == Path(first)
-    assert all(c.parent == Path(mask).parent for c in candidates[1 if sidecar else 0 :])
+    beside = Path(mask).parent
+    assert all(
+        c.parent in (beside, beside.parent / "imagesTs", beside.parent / "imagesTr")
+        for c in candidates[1 if sidecar else 0 :]
+    )
 
 
 def test_image_candidates_of_a_non_nifti_name() -> None:

@@ -26,7 +26,9 @@ from tests.reference_scoring import reference_flag, reference_hausdorff_mm, refe
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    return Scorer(device="cpu", precision="fp32")
+    # The reference is the paper's pipeline: compare flags without the evidence stage (its own tests
+    # are in tests/qc/evidence); pDSC and pHD keep the paper's meaning either way.
+    return Scorer(device="cpu", precision="fp32", evidence=None)
 
 
 def _cases() -> dict[str, MaskVolume]:

@@ -57,3 +57,27 @@ def test_severity_of_a_code_can_be_configured():
         FlagPolicy(severities={ReasonCode.MISSING: FlagLevel.OK})
     with pytest.raises(ValueError):
         FlagPolicy(severities={"no_such_code": FlagLevel.ERRONEOUS})
+
+
+def test_failed_checks_raise_their_code_unless_set_to_ok():
+    from monitor.qc.records import Check
+
+    checks = (
+        Check(code=ReasonCode.STACK_MARGIN, value=2.0, passed=False, slices=(0,)),
+        Check(code=ReasonCode.HOLES, value=0.0, passed=True),
+        Check(code=ReasonCode.RV_POSITION, value=170.0, passed=False, slices=(5,)),
+    )
+    policy = FlagPolicy(severities={ReasonCode.RV_POSITION: FlagLevel.SUSPICIOUS})
+    level, reasons = flag_structure(
+        pdsc=0.9, phd_mm=5.0, mask_voxels=9, pgt_voxels=9, policy=policy, checks=checks
+    )
+    assert (level, reasons) == (FlagLevel.SUSPICIOUS, (ReasonCode.STACK_MARGIN, ReasonCode.RV_POSITION))
+    quiet = FlagPolicy(
+        severities={ReasonCode.STACK_MARGIN: FlagLevel.OK, ReasonCode.RV_POSITION: FlagLevel.OK}
+    )
+    level, reasons = flag_structure(
+        pdsc=0.9, phd_mm=5.0, mask_voxels=9, pgt_voxels=9, policy=quiet, checks=checks
+    )
+    assert (level, reasons) == (FlagLevel.OK, ())  # recorded in the evidence only
+    with pytest.raises(ValueError, match="suspicious or erroneous"):
+        FlagPolicy(severities={ReasonCode.PHD_HIGH: FlagLevel.OK})

@@ -14,10 +14,27 @@ from monitor.qc.records import StructureScore
 
 
 def test_codes_are_the_stored_values():
-    assert [str(c) for c in ReasonCode] == ["missing", "vanished", "phd_high", "pdsc_low"]
+    assert [str(c) for c in ReasonCode][:4] == ["missing", "vanished", "phd_high", "pdsc_low"]
+    assert {"edsc_low", "ehd_high"} <= {str(c) for c in ReasonCode}
+    assert len(set(ReasonCode)) == len(ReasonCode) == 22
+    assert all(c.title for c in ReasonCode)
+    quiet = {c for c in ReasonCode if c.default_severity == FlagLevel.OK}
+    assert quiet == {ReasonCode.AREA_JUMP, ReasonCode.LV_BACKGROUND, ReasonCode.RV_SEPTUM, ReasonCode.HOLES}
     assert all(len(c) <= 64 for c in ReasonCode)
     assert ReasonCode.MISSING.default_severity == FlagLevel.ERRONEOUS
     assert ReasonCode.PDSC_LOW.default_severity == FlagLevel.SUSPICIOUS
+    assert ReasonCode.RV_POSITION.default_severity == FlagLevel.ERRONEOUS  # swapped labels
+    assert ReasonCode.FAR_COMPONENT.default_severity == FlagLevel.ERRONEOUS
+
+
+def test_evidence_codes_quote_the_check_value():
+    assert describe("centroid_jump", "LV", value=23.4) == "LV centre jumps 23.4 mm between slices"
+    assert describe(ReasonCode.EDGE_OFFSET, "LV", value=2.14) == (
+        "LV contour +2.1 px from the image's edge (+: mask too small, -: too large)"
+    )
+    assert describe("stack_margin", "MYO", value=2) == (
+        "MYO: the heart ends 2 slice(s) before the end of the stack (base or apex missing)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,12 @@ def test_demo_fast_runs_on_cpu(tmp_path: Path, checkpoint: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'demo' / 'cmr-monitor.db'}")
     with make_session_factory(engine)() as session:
         counts = status_counts(session)
+    with engine.connect() as connection:  # the live masks came with their MR image, used as evidence
+        images = connection.exec_driver_sql(
+            "SELECT image_used, image_reason, count(*) FROM mask_files"
+            " WHERE status = 'scored' AND path LIKE '%/incoming/%' GROUP BY image_used, image_reason"
+        ).all()
     engine.dispose()
+    assert images and all(used == 1 and reason is None for used, reason, _ in images), images
     assert counts.by_status.get("scored", 0) > 300
     assert {"0.9", "1.0", "1.1"} <= {s.segmenter_version for s in counts.segmenters}

@@ -205,35 +205,40 @@ def _old_file_row(
         )
 
 
+def _old_structure_rows(
+    engine: sa.Engine, file_id: int, rows: list[tuple[Structure, float, float, FlagLevel]]
+) -> None:
+    """Structure rows with the columns every revision since the first has (``record_scores`` writes
+    today's columns, which an older schema lacks); the file is marked scored."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE mask_files SET status = 'scored', flag = 'erroneous' WHERE id = :id"),
+            {"id": file_id},
+        )
+        for structure, pdsc, phd, flag in rows:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO structure_scores (file_id, structure, pdsc, phd_mm, flag, reasons,"
+                    " mask_voxels, pgt_voxels, mask_volume_ml)"
+                    " VALUES (:file_id, :structure, :pdsc, :phd, :flag, '[]', 10, 10, 1.0)"
+                ),
+                {
+                    "file_id": file_id,
+                    "structure": str(structure),
+                    "pdsc": None if math.isnan(pdsc) else pdsc,
+                    "phd": None if math.isnan(phd) else phd,
+                    "flag": str(flag),
+                },
+            )
+
+
 def test_reason_codes_migration_converts_prose_and_back(empty_url: str) -> None:
     """Rows written with prose reasons become codes on upgrade, and prose again on downgrade."""
     upgrade(empty_url, _BEFORE_CODES)
     engine = make_engine(empty_url)
     try:
         file_id = _old_file_row(engine)  # enqueue_file writes today's columns
-        with make_session_factory(engine)() as session:
-            structures = tuple(
-                StructureScore(
-                    structure=s,
-                    pdsc=pdsc,
-                    phd_mm=phd,
-                    flag=flag,
-                    reasons=(),
-                    mask_voxels=10,
-                    pgt_voxels=10,
-                    mask_volume_ml=1.0,
-                )
-                for s, pdsc, phd, flag, _ in _PROSE_ROWS
-            )
-            score = VolumeScore(
-                structures=structures,
-                flag=FlagLevel.ERRONEOUS,
-                shape=(4, 8, 8),
-                spacing_mm=(8.0, 1.5, 1.5),
-                slices_scored=3,
-            )
-            model_id = register_model(session, "c" * 64, {})
-            record_scores(session, file_id, score, model_id=model_id, artifacts={})
+        _old_structure_rows(engine, file_id, [(s, pdsc, phd, flag) for s, pdsc, phd, flag, _ in _PROSE_ROWS])
         with engine.begin() as connection:  # the prose the revision before wrote
             for structure, *_, prose in _PROSE_ROWS:
                 connection.execute(
@@ -297,3 +302,105 @@ def test_current_row_migration_supersedes_all_but_the_latest_row_of_each_path(em
         }
         assert not _schema_diff(empty_url)
         downgrade(empty_url, _BEFORE_CURRENT)
+
+
+_BEFORE_EVIDENCE = "24fccc99a2e1"
+
+
+def _evidence_columns(url: str) -> tuple[set[str], set[str]]:
+    engine = make_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        return (
+            {c["name"] for c in inspector.get_columns("structure_scores")},
+            {c["name"] for c in inspector.get_columns("mask_files")},
+        )
+    finally:
+        engine.dispose()
+
+
+def test_evidence_migration_keeps_old_rows_and_round_trips_new_ones(empty_url: str) -> None:
+    """Upgrade: rows scored before read back with no evidence (nan, (), None); new rows keep their
+    evidence and image columns; downgrade drops exactly those columns, keeping the plain scores."""
+    from monitor.io.images import ImagePairing
+    from monitor.qc.reasons import ReasonCode
+    from monitor.qc.records import Check
+    from monitor.store import get_case
+
+    upgrade(empty_url, _BEFORE_EVIDENCE)
+    engine = make_engine(empty_url)
+    try:
+        old_id = _old_file_row(engine, "/w/old.nii.gz", "1" * 64)
+        _old_structure_rows(engine, old_id, [(Structure.LV, 0.8, 6.0, FlagLevel.OK)])
+    finally:
+        engine.dispose()
+
+    upgrade(empty_url)
+    assert not _schema_diff(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        new_id = _old_file_row(engine, "/w/new.nii.gz", "2" * 64)
+        with make_session_factory(engine)() as session:
+            old = get_case(session, old_id)
+            assert old is not None and old.image_used is None
+            (lv,) = old.structures
+            assert lv.pdsc == 0.8 and math.isnan(lv.pdsc_3d) and math.isnan(lv.pgt_volume_ml)
+            assert lv.evidence == ()
+            check = Check(code=ReasonCode.PHD_HIGH, value=12.5, passed=False, slices=(0, 3))
+            score = VolumeScore(
+                structures=(
+                    StructureScore(
+                        structure=Structure.LV,
+                        pdsc=0.9,
+                        phd_mm=4.0,
+                        flag=FlagLevel.SUSPICIOUS,
+                        reasons=(ReasonCode.PHD_HIGH,),
+                        mask_voxels=10,
+                        pgt_voxels=11,
+                        mask_volume_ml=1.0,
+                        pdsc_3d=0.7,
+                        phd_mm_3d=12.5,
+                        pgt_volume_ml=1.1,
+                        evidence=(check,),
+                    ),
+                ),
+                flag=FlagLevel.SUSPICIOUS,
+                shape=(4, 8, 8),
+                spacing_mm=(8.0, 1.5, 1.5),
+                slices_scored=3,
+            )
+            model_id = register_model(session, "c" * 64, {})
+            pairing = ImagePairing(
+                path="/img/new_0000.nii.gz", used=False, reason="geometry_mismatch", detail="d"
+            )
+            record_scores(session, new_id, score, model_id=model_id, artifacts={}, image=pairing)
+            new = get_case(session, new_id)
+        assert new is not None
+        assert (new.image_used, new.image_reason, new.image_path) == (
+            False,
+            "geometry_mismatch",
+            pairing.path,
+        )
+        (lv,) = new.structures
+        assert (lv.pdsc_3d, lv.phd_mm_3d, lv.pgt_volume_ml) == (0.7, 12.5, 1.1)
+        assert [(c.code, c.value, c.passed, c.slices) for c in lv.evidence] == [
+            ("phd_high", 12.5, False, (0, 3))
+        ]
+    finally:
+        engine.dispose()
+
+    downgrade(empty_url, _BEFORE_EVIDENCE)
+    structure_columns, file_columns = _evidence_columns(empty_url)
+    assert not {"pdsc_3d", "phd_mm_3d", "pgt_volume_ml", "evidence"} & structure_columns
+    assert not {"image_used", "image_reason", "image_detail"} & file_columns
+    engine = make_engine(empty_url)
+    try:
+        with engine.connect() as connection:
+            kept = connection.execute(
+                sa.select(StructureScoreRow.file_id, StructureScoreRow.pdsc, StructureScoreRow.reasons)
+            ).all()
+    finally:
+        engine.dispose()
+    assert sorted(kept) == [(old_id, 0.8, []), (new_id, 0.9, ["phd_high"])]  # the plain scores are kept
+    upgrade(empty_url)
+    assert not _schema_diff(empty_url)

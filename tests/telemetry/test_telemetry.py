@@ -56,6 +56,7 @@ ALLOWED_LABELS = frozenset(
         "operation",
         "errno",  # bounded: monitor.telemetry.ARTIFACT_ERRNOS and "other"
         "loop",  # bounded: monitor.telemetry.LOOPS
+        "outcome",  # bounded: monitor.io.images.IMAGE_OUTCOMES and "other"
         "le",
     }
 )

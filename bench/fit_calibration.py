@@ -1,0 +1,363 @@
+"""Fit the shipped calibration on dev data, cross-validate it, and write its model card.
+
+Reads the pGT cache of ``bench/calibration_cache.py`` (the autoencoder's part), recomputes every score
+from mask and pGT with ``monitor.qc.scores.score_volume`` (so the evidence stage, when present, is
+included), adds mask and image features and the real metrics against the ground truth, then:
+
+1. out-of-fold estimates by patient (5 folds) and leaving one segmenter out (the ground truths stay
+   in training), with r and MAE against the real Dice/HD beside pDSC/pHD, interval coverage, flag
+   precision/recall against real failures (Dice < 0.5 or HD > 50 mm), the flag rate on ground truth
+   and the segmenter ranking r_s by mean eHD per structure and phase;
+2. the final calibration fitted on everything, written to ``monitor/checkpoints/calibration_acdc.skops``;
+3. ``monitor/checkpoints/CALIBRATION_CARD.md`` and a JSON of the figures.
+
+Usage: python bench/fit_calibration.py --cache /work/cache14 [--out monitor/checkpoints]
+Dev data only (``../shared/data/acdc-dev``); nothing of it is committed but the fitted file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import pickle
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from monitor.io.calibration import dump_calibration, load_calibration
+from monitor.io.nifti import load_image, load_mask
+from monitor.qc.calibration.features import feature_rows, image_features, mask_features
+from monitor.qc.calibration.figures import estimate_figures, flag_figures, ranking_rho
+from monitor.qc.calibration.fit import (
+    BoostingParams,
+    LabelledRows,
+    cross_predict,
+    fit_calibration,
+    group_folds,
+)
+from monitor.qc.calibration.targets import Target
+from monitor.qc.flags import FlagPolicy
+from monitor.qc.labels import STRUCTURES, Structure
+from monitor.qc.scores import compare_structures, score_volume
+
+POLICY = FlagPolicy()
+GROUND_TRUTH = "ground_truth"
+
+
+def _volume_rows(entry: dict[str, str], with_image: bool) -> list[dict]:
+    mask = load_mask(entry["pred"])
+    gt = mask if entry["pred"] == entry["gt"] else load_mask(entry["gt"])
+    pgt = np.load(entry["pgt"])["pgt"]
+    image = load_image(entry["image"])[0] if with_image and entry["image"] else None
+    score = score_volume(mask.labels, pgt, mask.spacing_mm, policy=POLICY, slices_scored=0, image=image)
+    extra = mask_features(mask.labels, pgt, mask.spacing_mm)
+    if image is not None:
+        for s, values in image_features(image, mask.labels).items():
+            extra[s].update(values)
+    features = feature_rows(score, extra)
+    real = {c.structure: c for c in compare_structures(mask.labels, gt.labels, gt.spacing_mm)}
+    out = []
+    for item in score.structures:
+        s = item.structure
+        out.append(
+            {
+                "segmenter": entry["segmenter"],
+                "patient": entry["patient"],
+                "phase": entry["phase"],
+                "structure": s.value,
+                "present": item.mask_voxels > 0,
+                "gt_present": real[s].ref_voxels > 0,
+                "dsc": 1.0 if entry["segmenter"] == GROUND_TRUTH else real[s].dice,
+                "hd_mm": 0.0 if entry["segmenter"] == GROUND_TRUTH else real[s].hd_mm,
+                "features": features[s],
+                "score": item,
+                "volume": score,
+            }
+        )
+    return out
+
+
+def load_rows(cache: Path, with_image: bool = True) -> list[dict]:
+    """Every volume and structure of the cache with features and real metrics (cached in a pickle
+    outside the repository: derived dev data, never shipped)."""
+    store = cache / f"rows_{'img' if with_image else 'noimg'}.pkl"
+    index = list(csv.DictReader((cache / "index.csv").open()))
+    if store.is_file() and store.stat().st_mtime > (cache / "index.csv").stat().st_mtime:
+        return pickle.loads(store.read_bytes())
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    for i, entry in enumerate(index):
+        rows.extend(_volume_rows(entry, with_image))
+        if i % 100 == 0:
+            print(f"features {i}/{len(index)} {time.perf_counter() - t0:.0f} s", flush=True)
+    store.write_bytes(pickle.dumps(rows))
+    return rows
+
+
+#: Features that need the MR image (``image_features`` and the evidence stage's image checks).
+IMAGE_FEATURES = ("img_", "chk_image_contrast", "chk_edge_offset", "chk_class_overlap")
+
+
+def _without_image(features: dict) -> dict:
+    return {k: v for k, v in features.items() if not k.startswith(IMAGE_FEATURES)}
+
+
+def labelled(rows: list[dict], *, image_dropout: bool = False) -> LabelledRows:
+    """Training rows: structures present in the mask (a missing one is flagged erroneous anyway).
+
+    With ``image_dropout`` every row also appears without its image features (``has_image`` False), so
+    that one calibration serves volumes with and without a paired MR image.
+    """
+    kept = [r for r in rows if r["present"]]
+    features = [r["features"] for r in kept]
+    has_image = [any(k.startswith("img_") for k in f) for f in features]
+    if image_dropout:
+        kept = kept + kept
+        features = features + [_without_image(f) for f in features]
+        has_image = has_image + [False] * len(has_image)
+    return LabelledRows(
+        rows=features,
+        structures=[Structure(r["structure"]) for r in kept],
+        dsc=np.array([r["dsc"] for r in kept], dtype=float),
+        hd_mm=np.array([r["hd_mm"] for r in kept], dtype=float),
+        groups=np.array([r["patient"] for r in kept]),
+        segmenters=np.array([r["segmenter"] for r in kept]),
+        extra={
+            "phase": np.array([r["phase"] for r in kept]),
+            "pdsc": np.array([r["score"].pdsc for r in kept], dtype=float),
+            "phd_mm": np.array([r["score"].phd_mm for r in kept], dtype=float),
+            "has_image": np.array(has_image, dtype=bool),
+        },
+    )
+
+
+def loso_folds(data: LabelledRows):
+    """Leave one segmenter out; the ground truths are always in training and never tested here."""
+    for name in sorted(set(data.segmenters.tolist()) - {GROUND_TRUTH}):
+        test = np.flatnonzero(data.segmenters == name)
+        train = np.flatnonzero(data.segmenters != name)
+        yield train, test
+
+
+def _p_flags(data: LabelledRows, pred: dict, policy: FlagPolicy) -> np.ndarray:
+    from monitor.qc.calibration.apply import probability_below
+    from monitor.qc.records import Estimate
+
+    out = np.zeros(len(data), dtype=bool)
+    for i in range(len(data)):
+        d = Estimate(value=pred[Target.DSC][0][i], lo=pred[Target.DSC][1][i], hi=pred[Target.DSC][2][i])
+        h = Estimate(value=pred[Target.HD][0][i], lo=pred[Target.HD][1][i], hi=pred[Target.HD][2][i])
+        if not math.isfinite(d.value) or not math.isfinite(h.value):
+            continue
+        low = probability_below(d, policy.suspicious_dice, Target.DSC) >= policy.fail_probability
+        high = 1 - probability_below(h, policy.suspicious_hd_mm, Target.HD) >= policy.fail_probability
+        out[i] = low or high
+    return out
+
+
+def summarize(data: LabelledRows, pred: dict, policy: FlagPolicy = POLICY) -> dict:
+    """Figures of out-of-fold predictions (rows nan where untested are left out)."""
+    out: dict = {"structures": {}}
+    tested = np.isfinite(pred[Target.DSC][0])
+    for s in STRUCTURES:
+        sel = tested & (np.array([x == s for x in data.structures]))
+        out["structures"][s.value] = {
+            "edsc": estimate_figures(data.dsc[sel], *(v[sel] for v in pred[Target.DSC])).as_dict(),
+            "ehd_mm": estimate_figures(data.hd_mm[sel], *(v[sel] for v in pred[Target.HD])).as_dict(),
+            "pdsc": estimate_figures(data.dsc[sel], data.extra["pdsc"][sel]).as_dict(),
+            "phd_mm": estimate_figures(data.hd_mm[sel], data.extra["phd_mm"][sel]).as_dict(),
+        }
+    failed = (data.dsc < policy.suspicious_dice) | (
+        np.nan_to_num(data.hd_mm, nan=0.0) > policy.suspicious_hd_mm
+    )
+    flagged = _p_flags(data, pred, policy)
+    paper = (data.extra["pdsc"] < policy.suspicious_dice) | (
+        np.nan_to_num(data.extra["phd_mm"]) > policy.suspicious_hd_mm
+    )
+    pred_rows = tested & (data.segmenters != GROUND_TRUTH)
+    out["flags"] = flag_figures(failed[pred_rows], flagged[pred_rows]).as_dict()
+    out["flags_paper"] = flag_figures(failed[pred_rows], paper[pred_rows]).as_dict()
+    gt_rows = tested & (data.segmenters == GROUND_TRUTH)
+    out["gt_flag_rate"] = float(flagged[gt_rows].mean()) if gt_rows.any() else math.nan
+    out["gt_flag_rate_paper"] = float(paper[gt_rows].mean()) if gt_rows.any() else math.nan
+    ranking = {}
+    for s in STRUCTURES:
+        for phase in ("ED", "ES"):
+            sel = pred_rows & np.array([x == s for x in data.structures]) & (data.extra["phase"] == phase)
+            ranking[f"{s.value}_{phase}"] = {
+                "ehd_mm": ranking_rho(data.segmenters[sel], data.hd_mm[sel], pred[Target.HD][0][sel]),
+                "phd_mm": ranking_rho(data.segmenters[sel], data.hd_mm[sel], data.extra["phd_mm"][sel]),
+                "edsc": ranking_rho(data.segmenters[sel], data.dsc[sel], pred[Target.DSC][0][sel]),
+            }
+    out["ranking_rs"] = ranking
+    return out
+
+
+def print_summary(name: str, figures: dict) -> None:
+    print(f"== {name}")
+    for s, f in figures["structures"].items():
+        print(
+            f"  {s:3s} eDSC r {f['edsc']['r']:.3f} mae {f['edsc']['mae']:.3f} cov {f['edsc']['coverage']:.3f} "
+            f"w {f['edsc']['width']:.3f} | pDSC r {f['pdsc']['r']:.3f} || eHD r {f['ehd_mm']['r']:.3f} "
+            f"mae {f['ehd_mm']['mae']:.1f} cov {f['ehd_mm']['coverage']:.3f} w {f['ehd_mm']['width']:.1f} "
+            f"| pHD r {f['phd_mm']['r']:.3f}"
+        )
+    fl = figures["flags"]
+    print(
+        f"  flags P {fl['precision']:.3f} R {fl['recall']:.3f} (n {fl['n']}, failures {fl['failures']}); "
+        f"paper P {figures['flags_paper']['precision']:.3f} R {figures['flags_paper']['recall']:.3f}; "
+        f"GT flag rate {figures['gt_flag_rate']:.4f}"
+    )
+    rs = figures["ranking_rs"]
+    print("  r_s eHD " + " ".join(f"{k} {v['ehd_mm']:.2f}" for k, v in rs.items()))
+
+
+def _table(figures: dict) -> list[str]:
+    lines = [
+        "| structure | eDSC r | pDSC r | eDSC MAE | pDSC MAE | eDSC coverage (width) "
+        "| eHD r | pHD r | eHD MAE (mm) | pHD MAE (mm) | eHD coverage (width, mm) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s, f in figures["structures"].items():
+        e, p, h, q = f["edsc"], f["pdsc"], f["ehd_mm"], f["phd_mm"]
+        lines.append(
+            f"| {s} | {e['r']:.3f} | {p['r']:.3f} | {e['mae']:.3f} | {p['mae']:.3f} | "
+            f"{e['coverage']:.3f} ({e['width']:.2f}) | {h['r']:.3f} | {q['r']:.3f} | {h['mae']:.1f} | "
+            f"{q['mae']:.1f} | {h['coverage']:.3f} ({h['width']:.1f}) |"
+        )
+    fl, pa = figures["flags"], figures["flags_paper"]
+    lines += [
+        "",
+        f"Flags against real failures (Dice < 0.5 or HD > 50 mm, {fl['failures']} of {fl['n']} predicted "
+        f"structures): precision {fl['precision']:.3f}, recall {fl['recall']:.3f} (the paper's pDSC/pHD "
+        f"thresholds: {pa['precision']:.3f}, {pa['recall']:.3f}); ground-truth structures flagged: "
+        f"{figures['gt_flag_rate']:.2%} (paper: {figures['gt_flag_rate_paper']:.2%}).",
+        "",
+        "Segmenter ranking, Spearman r_s of the six segmenters by mean eHD (pHD) against mean real HD: "
+        + ", ".join(f"{k} {v['ehd_mm']:.2f} ({v['phd_mm']:.2f})" for k, v in figures["ranking_rs"].items())
+        + ".",
+    ]
+    return lines
+
+
+def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
+    """The model card of the shipped calibration."""
+    lines = [
+        "# Calibration card: `calibration_acdc.skops`",
+        "",
+        f"- **Version** `{calibration.version}`; SHA-256 `{digest}`; {path.stat().st_size:,} bytes (skops, no pickle).",
+        f"- **What it estimates**: the real Dice (eDSC) and Hausdorff distance (eHD, mm) of LV, RV and MYO, "
+        f"each with a {calibration.confidence:.0%} conformal interval, from pDSC/pHD (plain and 3D-refined), "
+        "the evidence checks' values, simple mask features and, when the MR image is paired, image features.",
+        f"- **Fitted on** {calibration.description}; {rows:,} training rows (structures present in the mask). "
+        "Fitted by `bench/fit_calibration.py` from the pGT cache of `bench/calibration_cache.py`.",
+        "- **Model**: per target one `HistGradientBoostingRegressor` (depth 3, 60 iterations, learning rate "
+        "0.2, at least 20 samples per leaf; the structure an ordinal feature 0-2) in the learning space "
+        "(Dice as log(1.01 - y), HD as log1p(y)); intervals by MAPIE `ConformalizedQuantileRegressor` on "
+        "quantile models (0.05, 0.5, 0.95) fitted on 75 % of the patients and conformalized on the other 25 %.",
+        "- **Features**: " + ", ".join(f"`{n}`" for n in calibration.feature_names) + ".",
+        "",
+        "## Cross-validated figures (dev set, out of fold)",
+        "",
+        "Rows are structures present in the mask, over the six segmenters (the ground truth scored as a "
+        "seventh, pseudo, segmenter is in training and in the by-patient figures' flag rate only). "
+        "Leave-one-segmenter-out never sees the tested network: those are the honest figures.",
+    ]
+    for key, title in (
+        ("by_patient", "By patient (5 folds)"),
+        ("by_patient_image", "By patient (5 folds), volumes with their MR image"),
+        ("by_patient_no_image", "By patient (5 folds), volumes without an image"),
+        ("loso", "Leave one segmenter out"),
+        ("loso_image", "Leave one segmenter out, volumes with their MR image"),
+        ("loso_no_image", "Leave one segmenter out, volumes without an image"),
+    ):
+        if key in figures:
+            lines += ["", f"### {title}", "", *_table(figures[key])]
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- ACDC dev data only (80 patients, one centre, nominal spacing); `tiramisu` is in-sample for its "
+        "network; the autoencoder was trained on 64 of these patients. Re-calibrate on a site's own "
+        "labelled cases with `cmr-monitor calibrate` (a few dozen volumes suffice for the stacked correction).",
+        "- Intervals are marginal (90 % over cases like these), not per case; coverage on another site's "
+        "data holds only as far as its cases resemble these.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _subsets(data: LabelledRows):
+    """("", all rows) without image dropout; ("_image", rows with image features) and ("_no_image",
+    rows without) with it."""
+    has = data.extra["has_image"]
+    if has.all() or not has.any():
+        yield "", np.arange(len(data))
+        return
+    yield "_image", np.flatnonzero(has)
+    yield "_no_image", np.flatnonzero(~has)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent.parent / "monitor" / "checkpoints"
+    )
+    parser.add_argument("--no-image", action="store_true", help="leave the MR image features out")
+    parser.add_argument("--version", default=f"acdc-dev-{datetime.now(UTC):%Y%m%d}")
+    parser.add_argument("--params", default="", help="BoostingParams overrides, e.g. max_depth=2,max_iter=80")
+    parser.add_argument("--cv-only", action="store_true", help="print the figures, write nothing")
+    parser.add_argument(
+        "--image-dropout", action="store_true", help="train on every row with and without its image features"
+    )
+    args = parser.parse_args()
+    rows = load_rows(args.cache, with_image=not args.no_image)
+    data = labelled(rows, image_dropout=args.image_dropout)
+    overrides = dict(kv.split("=") for kv in args.params.split(",") if kv)
+    params = BoostingParams(**{k: type(getattr(BoostingParams(), k))(v) for k, v in overrides.items()})
+    print(f"{len(data)} rows, {len(set(data.groups.tolist()))} patients")
+
+    def fit(d: LabelledRows):
+        return fit_calibration(d, version="cv", params=params)
+
+    figures = {}
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        for name, folds in (("by_patient", group_folds(data.groups, 5)), ("loso", loso_folds(data))):
+            predicted = cross_predict(data, fit, folds)
+            (args.cache / f"oof_{name}.pkl").write_bytes(pickle.dumps((data, predicted)))
+            for subset, keep in _subsets(data):
+                key = name if subset == "" else f"{name}{subset}"
+                figures[key] = summarize(
+                    data.take(keep), {t: tuple(v[keep] for v in p) for t, p in predicted.items()}
+                )
+                print_summary(key, figures[key])
+        print(f"cross-validation {time.perf_counter() - t0:.0f} s")
+        if args.cv_only:
+            return
+        final = fit_calibration(
+            data,
+            version=args.version,
+            params=params,
+            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients, "
+            + (
+                "every row with and without its image features"
+                if args.image_dropout
+                else f"{'with' if not args.no_image else 'without'} image features"
+            ),
+        )
+    path = args.out / "calibration_acdc.skops"
+    digest = dump_calibration(final, path)
+    loaded = load_calibration(path)
+    (args.cache / "figures.json").write_text(json.dumps(figures, indent=1))
+    (args.out / "CALIBRATION_CARD.md").write_text(card(loaded, path, digest, figures, len(data)))
+    print(f"wrote {path} ({path.stat().st_size} bytes, sha256 {digest[:16]}), version {loaded.version}")
+
+
+if __name__ == "__main__":
+    main()

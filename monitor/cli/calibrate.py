@@ -1,0 +1,116 @@
+"""``cmr-monitor calibrate``: re-calibrate eDSC/eHD on a site's own labelled cases.
+
+Heavy imports (torch, scikit-learn) happen inside the command so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli.evaluate import parse_pred_specs
+from monitor.cli.options import Device
+
+__all__ = ["calibrate"]
+
+
+def calibrate(
+    gt: Annotated[
+        Path,
+        typer.Option(
+            help="Ground truth: ACDC layout (patientNNN/*_frameFF_gt.nii.gz + Info.cfg) or a folder of "
+            "X.nii.gz / X_gt.nii.gz.",
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+        ),
+    ],
+    pred: Annotated[
+        list[str],
+        typer.Option(help="NAME=DIR of a segmenter's predictions; repeat for several segmenters."),
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder: calibration.skops (+ .sha256), report.json, report.md.")
+    ],
+    base: Annotated[
+        Path | None,
+        typer.Option(
+            help="Calibration to stack on and compare with (env CMR_MONITOR_CALIBRATION; default: shipped)."
+        ),
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="stack: a robust linear correction of the base estimates (few dozen volumes); refit: a "
+            "new model from the site's cases alone; auto: refit from 300 volumes, else stack."
+        ),
+    ] = "auto",
+    version: Annotated[
+        str | None, typer.Option(help="Version of the new calibration (default: <base>+site-<UTC time>).")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds by patient.")] = 5,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Autoencoder checkpoint [env CMR_MONITOR_CHECKPOINT; default: shipped]."),
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' [env CMR_MONITOR_LABEL_MAP]."
+        ),
+    ] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda [env CMR_MONITOR_DEVICE].")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Also record the real Dice/HD of the labelled predictions already scored in this database "
+            "(found by content hash) for the dashboard's 'Estimated vs realized' page."
+        ),
+    ] = None,
+) -> None:
+    """Fit a new calibration version on labelled cases; report it against the base, cross-validated."""
+    from monitor.config import get_settings
+    from monitor.evaluation.recalibrate import MODES, run_calibration
+    from monitor.io.calibration import load_calibration
+    from monitor.io.nifti import Limits
+    from monitor.model.scorer import Scorer, calibration_from_setting
+    from monitor.qc.labels import get_label_map
+
+    if mode not in MODES:
+        raise typer.BadParameter(f"expected one of {', '.join(MODES)}, got {mode!r}", param_hint="--mode")
+    pred_dirs = parse_pred_specs(pred)
+    settings = get_settings().with_overrides(
+        checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
+    )
+    base_calibration = (
+        load_calibration(base) if base is not None else calibration_from_setting(settings.calibration)
+    )
+    if base_calibration is None:
+        base_calibration = load_calibration(None)
+    scorer = Scorer.from_settings(settings.with_overrides(calibration="none"))
+    result = run_calibration(
+        gt,
+        pred_dirs,
+        scorer,
+        out,
+        base=base_calibration,
+        mode=mode,
+        version=version,
+        folds=folds,
+        label_map=get_label_map(settings.label_map),
+        limits=Limits.from_settings(settings),
+        database_url=db,
+    )
+    report = result.report
+    typer.echo(
+        f"calibration {report['version']} ({report['mode']}, {report['volumes']} volumes, "
+        f"{report['patients']} patients) -> {result.path}"
+    )
+    for name in ("base", "site_cv"):
+        mae = report["mae_mean"][name]
+        typer.echo(f"{name}: mean MAE eDSC {mae['edsc']:.3f}, eHD {mae['ehd_mm']:.1f} mm")
+    if "realized_recorded" in report:
+        typer.echo(f"realized metrics recorded for {report['realized_recorded']} scored files")
+    typer.echo(f"report: {Path(out) / 'report.md'}")

@@ -1,0 +1,176 @@
+"""``Calibration``: pseudo metrics and evidence -> estimates of the real Dice and HD (mm) with intervals.
+
+Per target (``Target.DSC``, ``Target.HD``) one gradient-boosted point model and a conformalized
+quantile regression (MAPIE) give the estimate and its interval in the target's learning space
+(``monitor.qc.calibration.targets``); the structure is a feature (0 LV, 1 RV, 2 MYO), so one call predicts
+every structure of a batch of volumes. A site re-calibration (``cmr-monitor calibrate``) may stack a
+``SiteCorrection`` on top: a robust linear map of the base estimate with cross-conformal intervals.
+
+Prediction runs on one thread (``threadpoolctl``): OpenMP start-up costs more than the trees at these
+batch sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from mapie.regression import ConformalizedQuantileRegressor, CrossConformalRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import ThreadpoolController
+
+from monitor.qc.calibration.features import feature_matrix
+from monitor.qc.calibration.targets import Target, from_space
+from monitor.qc.labels import STRUCTURES, Structure
+from monitor.qc.records import Estimate
+
+
+class _QuietQuantileCrossing(logging.Filter):
+    """Drops MAPIE's "The predictions are ill-sorted." (logged on the root logger at INFO for every
+    batch where a quantile model crosses another; the intervals are ordered below anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "The predictions are ill-sorted."
+
+
+logging.getLogger().addFilter(_QuietQuantileCrossing())
+
+__all__ = [
+    "STRUCTURE_FEATURE",
+    "BoostedModel",
+    "Calibration",
+    "SiteCorrection",
+    "structure_codes",
+]
+
+#: Name of the feature that says which structure a row is (0 LV, 1 RV, 2 MYO).
+STRUCTURE_FEATURE = "structure"
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """The process's thread pools, found once (``threadpool_limits`` scans the loaded libraries on
+    every call, which cost more than the prediction)."""
+    return ThreadpoolController()
+
+
+def _one_thread() -> object:
+    """A context in which OpenMP/BLAS pools run one thread."""
+    return _controller().limit(limits=1)
+
+
+def structure_codes(structures: Sequence[Structure]) -> np.ndarray:
+    """The ``structure`` feature of each row: its index in ``STRUCTURES`` (0 LV, 1 RV, 2 MYO)."""
+    index = {s: i for i, s in enumerate(STRUCTURES)}
+    return np.array([index[Structure(s)] for s in structures], dtype=float)
+
+
+def _ordered(point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Intervals that hold their point estimate (a quantile model may cross the mean model)."""
+    return point, np.minimum(np.minimum(lo, hi), point), np.maximum(np.maximum(lo, hi), point)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoostedModel:
+    """Point model and conformalized quantile models of one target, in its learning space."""
+
+    point: HistGradientBoostingRegressor  #: squared-error point model
+    interval: ConformalizedQuantileRegressor  #: quantile models conformalized on held-out patients
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(point, lower, upper) in the learning space for a feature matrix [n, features]."""
+        point = self.point.predict(x)
+        _, bounds = self.interval.predict_interval(x)
+        return _ordered(point, bounds[:, 0, 0], bounds[:, 1, 0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteCorrection:
+    """A site's robust linear correction of the base estimate, with cross-conformal (CV+) intervals.
+
+    Its features are the base point estimate in the learning space and the structure (one-hot RV,
+    MYO), so each structure gets its own offset and all share one slope.
+    """
+
+    regressor: CrossConformalRegressor  #: fitted and conformalized on the site's labelled cases
+
+    @staticmethod
+    def design(base_point: np.ndarray, structure: np.ndarray) -> np.ndarray:
+        """The correction's features [n, 3] from the base estimate and the structure codes."""
+        return np.column_stack([base_point, structure == 1, structure == 2]).astype(float)
+
+    def predict(self, base_point: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(point, lower, upper) in the learning space."""
+        point, bounds = self.regressor.predict_interval(self.design(base_point, structure))
+        return _ordered(point, bounds[:, 0, 0], bounds[:, 1, 0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """A versioned calibration: feature rows of structures -> ``Estimate`` of real Dice and HD (mm).
+
+    Example:
+        >>> estimates = calibration.estimate([row_lv, row_rv], [Structure.LV, Structure.RV])
+        >>> estimates[0][Target.DSC].value
+    """
+
+    version: str  #: recorded with every score it produced
+    feature_names: tuple[str, ...]  #: matrix columns, ``structure`` first
+    models: Mapping[Target, BoostedModel]  #: one per target
+    corrections: Mapping[Target, SiteCorrection] = field(default_factory=dict)  #: a site's stack
+    confidence: float = 0.9  #: nominal coverage of the intervals
+    description: str = ""  #: what it was fitted on (one line)
+
+    def __post_init__(self) -> None:
+        if not self.version or len(self.version) > 64:
+            raise ValueError(f"version must have 1-64 characters, got {self.version!r}")
+        if set(self.models) != set(Target):
+            raise ValueError(f"models needed for {sorted(Target)}, got {sorted(self.models)}")
+        if not self.feature_names or self.feature_names[0] != STRUCTURE_FEATURE:
+            raise ValueError(f"the first feature must be {STRUCTURE_FEATURE!r}, got {self.feature_names[:1]}")
+
+    def matrix(self, rows: Sequence[Mapping[str, float]], structures: Sequence[Structure]) -> np.ndarray:
+        """The feature matrix [n, features] of ``rows``, with their structure codes."""
+        x = feature_matrix(rows, self.feature_names)
+        x[:, 0] = structure_codes(structures)
+        return x
+
+    def predict_space(self, x: np.ndarray) -> dict[Target, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per target (point, lower, upper) in the learning space, site corrections applied."""
+        out = {}
+        with _one_thread():
+            for target in Target:
+                point, lo, hi = self.models[target].predict(x)
+                correction = self.corrections.get(target)
+                if correction is not None:
+                    point, lo, hi = correction.predict(point, x[:, 0])
+                out[target] = (point, lo, hi)
+        return out
+
+    def predict(self, x: np.ndarray) -> dict[Target, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per target (point, lower, upper) in real units (Dice 0-1, HD mm); lower <= upper."""
+        out = {}
+        for target, (point, lo, hi) in self.predict_space(x).items():
+            a, b = from_space(target, lo), from_space(target, hi)
+            out[target] = (from_space(target, point), np.minimum(a, b), np.maximum(a, b))
+        return out
+
+    def estimate(
+        self, rows: Sequence[Mapping[str, float]], structures: Sequence[Structure]
+    ) -> list[dict[Target, Estimate]]:
+        """An ``Estimate`` per target for each row (rows of several volumes go in one call)."""
+        if len(rows) != len(structures):
+            raise ValueError(f"got {len(rows)} rows and {len(structures)} structures")
+        if not rows:
+            return []
+        predicted = self.predict(self.matrix(rows, structures))
+        return [
+            {
+                target: Estimate(value=float(v[i]), lo=float(lo[i]), hi=float(hi[i]))
+                for target, (v, lo, hi) in predicted.items()
+            }
+            for i in range(len(rows))
+        ]

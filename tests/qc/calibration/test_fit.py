@@ -1,0 +1,71 @@
+"""Fitting and intervals: conformal coverage on a synthetic regression with a known noise level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.qc.calibration.figures import estimate_figures
+from monitor.qc.calibration.fit import cross_predict, fit_correction, group_folds
+from monitor.qc.calibration.targets import Target, to_space
+from tests.calibration_data import NOISE_SIGMA, synthetic_rows, tiny_calibration
+
+Z90 = 1.6449
+
+
+@pytest.fixture(scope="module")
+def test_rows():
+    return synthetic_rows(400, seed=7)
+
+
+@pytest.mark.parametrize("target", list(Target), ids=str)
+def test_intervals_reach_nominal_coverage(test_rows, target):
+    calibration = tiny_calibration()
+    point, lo, hi = calibration.predict(calibration.matrix(test_rows.rows, test_rows.structures))[target]
+    real = test_rows.target(target)
+    covered = np.mean((real >= lo) & (real <= hi))
+    # 2,400 fresh rows: the binomial standard error at 0.9 is 0.006
+    assert 0.86 <= covered <= 0.95
+    # the width in the learning space is near the oracle's 2 x 1.645 x sigma (noise is all there is)
+    width = np.median(np.abs(to_space(target, hi) - to_space(target, lo)))
+    assert 0.8 * 2 * Z90 * NOISE_SIGMA <= width <= 1.5 * 2 * Z90 * NOISE_SIGMA
+    # the point estimate is within the noise of the truth
+    errors = to_space(target, point) - to_space(target, real)
+    assert abs(np.median(errors)) < 0.1 and np.std(errors) < 1.3 * NOISE_SIGMA
+
+
+def test_site_correction_removes_a_known_bias_with_covering_intervals():
+    base = tiny_calibration()
+    site = synthetic_rows(30, seed=3, shift=0.6)  # the site's real values sit 0.6 higher in space
+    fresh = synthetic_rows(200, seed=4, shift=0.6)
+    stacked = fit_correction(base, site, version="test-site-1")
+    x = base.matrix(fresh.rows, fresh.structures)
+    for target in Target:
+        before = base.predict(x)[target]
+        after = stacked.predict(x)[target]
+        real = fresh.target(target)
+        mae_before = estimate_figures(to_space(target, real), to_space(target, before[0])).mae
+        mae_after = estimate_figures(to_space(target, real), to_space(target, after[0])).mae
+        assert mae_after < 0.5 * mae_before
+        covered = np.mean((real >= after[1]) & (real <= after[2]))
+        assert 0.84 <= covered <= 0.97
+
+
+def test_cross_predict_by_patient_tests_every_row_once():
+    data = synthetic_rows(20, seed=5)
+    seen = []
+
+    def fit(rows):
+        seen.append(len(rows))
+        return tiny_calibration()
+
+    out = cross_predict(data, fit, group_folds(data.groups, 4))
+    assert len(seen) == 4 and all(n == 90 for n in seen)
+    assert all(np.isfinite(out[t][0]).all() for t in Target)
+
+
+def test_fit_refuses_too_few_patients():
+    from monitor.qc.calibration.fit import fit_calibration
+
+    with pytest.raises(ValueError, match="at least 4 patients"):
+        fit_calibration(synthetic_rows(3, seed=0), version="x")
