@@ -29,7 +29,7 @@ fi
 python -m pip install --quiet --upgrade pip
 # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[dev]"
+python -m pip install --quiet -e ".[dev,ray]"
 
 # PostgreSQL: start the local cluster if it is installed but not running (CI machines start it already).
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -1,6 +1,6 @@
 """The ``cmr-monitor`` application: the root options, every command, and the console entry point.
 
-Each command lives in the module of its group (``score``, ``train``, ``synth``, ``watch``, ``demo``,
+Each command lives in the module of its group (``score``, ``train``, ``synth``, ``watch``, ``backfill``, ``demo``,
 ``db``, ``evaluate``, ``dashboard``) and is added here by a plain import: a command module that fails to
 import fails the CLI loudly. The modules import their heavy dependencies (torch, pandas, watchdog)
 inside the command functions, so ``--help`` stays fast.
@@ -26,7 +26,7 @@ from typing import Annotated
 import typer
 
 from monitor import __version__
-from monitor.cli import calibrate, dashboard, db, demo, evaluate, score, synth, train, watch
+from monitor.cli import backfill, calibrate, dashboard, db, demo, evaluate, score, synth, train, watch
 from monitor.cli.options import report_error
 
 __all__ = ["EXIT_ERROR", "EXIT_FLAGGED", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
@@ -76,6 +76,7 @@ app.command("score")(score.score)
 app.command("train")(train.train)
 app.command("synth")(synth.synth)
 app.command("watch")(watch.watch)
+app.command("backfill")(backfill.backfill)
 app.command("demo")(demo.demo)
 app.add_typer(db.db_app, name="db")
 app.command("status")(db.status)

@@ -2,8 +2,8 @@
 
 The intake loop (the thread that runs the daemon) hands every sighting of the watcher to ``Intake``.
 A file is tracked until it is complete (``monitor.daemon.completion.CompletionTracker``: closed after writing, moved in, or its
-size and mtime unchanged for ``stable_s`` seconds), then hashed, named (``monitor.io.identity``),
-validated (``monitor.io.nifti.load_mask``) and enqueued in the database; an invalid file is enqueued and
+size and mtime unchanged for ``stable_s`` seconds), then hashed, named and validated
+(``monitor.io.examine``, shared with the batch backfill) and enqueued in the database; an invalid file is enqueued and
 rejected at once. A file leaves the intake only once its row is committed: while the database is down
 the intake holds its files and tries again with backoff. Files that were already enqueued (same size,
 mtime and inode) are remembered so that repeated events and rescans cost nothing; a rescan forgets the
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,14 +25,12 @@ from typing import TYPE_CHECKING
 
 from monitor.daemon.completion import CompletionTracker
 from monitor.daemon.config import DaemonConfig
-from monitor.daemon.rejection import REASON_BAD_NAME, Rejections
+from monitor.daemon.rejection import Rejections
 from monitor.daemon.retry import BACKOFF_INITIAL_S, BACKOFF_MAX_S, DatabaseHealth
 from monitor.daemon.watch import Sighting
-from monitor.errors import InvalidMask
-from monitor.io.files import file_sha256
-from monitor.io.identity import MaskIdentity, SidecarError, find_root, identify, is_candidate
-from monitor.io.layouts import mask_stem, normalise_case_key
-from monitor.io.nifti import Limits, load_mask
+from monitor.io.examine import TRANSIENT_REASONS, examine
+from monitor.io.identity import MaskIdentity, find_root, is_candidate
+from monitor.io.nifti import Limits
 from monitor.qc.labels import LabelMap
 from monitor.store import DatabaseUnavailable, LockTimeout, enqueue_file
 from monitor.telemetry import DaemonMetrics, LoopWatch
@@ -47,12 +44,6 @@ __all__ = ["TRANSIENT_REASONS", "Intake"]
 _StatKey = tuple[int, int, int]
 
 log = logging.getLogger(__name__)
-
-#: Rejection reasons of ``load_mask`` that a file still being written can give: such a file is
-#: retried until ``incomplete_timeout_s`` after its last change before it is rejected.
-TRANSIENT_REASONS: frozenset[str] = frozenset(
-    {"empty_file", "corrupt", "truncated", "not_nifti", "unreadable"}
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,74 +260,35 @@ class Intake:
             self._done[path] = (prepared.size, prepared.mtime_ns, prepared.inode)
 
     def _prepare(self, path: Path, st: os.stat_result, now: float) -> _Prepared | None:
-        """Hash, name and validate a complete file; None when it is deferred (it may still be being
-        written: it does not parse, its sidecar does not, or it cannot be read) or has vanished."""
+        """Hash, name and validate a complete file (``monitor.io.examine``); None when it is deferred
+        (it may still be being written: it does not parse, its sidecar does not, or it cannot be read;
+        or it changed while it was examined) or has vanished."""
         root = find_root(path, self._roots)
         assert root is not None  # tracked paths are under a root
-        problem: tuple[str, str, bool] | None = None  # (reason, detail, may still be being written)
-        refusal = _refuse_special(path, root, st)
-        try:
-            if refusal is not None:  # never open a FIFO, a device or a file outside the folder
-                content_hash = f"{refusal[0]}:{st.st_size}:{st.st_mtime_ns}"
-                problem = (*refusal, False)
-            else:
-                content_hash = file_sha256(path)
-        except FileNotFoundError:
+        found = examine(
+            path, root, st, ingest=self._config.ingest, label_map=self._label_map, limits=self._limits
+        )
+        if found is None:
             self._forget(path)
             return None
-        except OSError as exc:
-            content_hash = f"unreadable:{st.st_size}:{st.st_mtime_ns}"
-            problem = ("unreadable", f"the file cannot be read: {exc.strerror or type(exc).__name__}", True)
-        try:
-            identity = identify(path, root, self._config.ingest)
-        except SidecarError as exc:
-            identity = self._fallback_identity(path, root)
-            problem = problem or (exc.reason, exc.detail, True)
-        except ValueError as exc:
-            identity = self._fallback_identity(path, root)
-            problem = problem or (REASON_BAD_NAME, str(exc), False)
-        if problem is None:
-            try:
-                load_mask(path, self._label_map, self._limits)
-            except InvalidMask as exc:
-                if exc.reason == "missing":
-                    self._forget(path)
-                    return None
-                problem = (exc.reason, exc.detail, exc.reason in TRANSIENT_REASONS)
-        try:  # the hash and the validation must describe one content: a write in between defers it
-            after = path.stat()
-        except OSError:
-            self._forget(path)
-            return None
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        if found.changed is not None:  # the hash and the validation may describe two contents
             log.debug("changed while being checked: %s", path)
-            self._tracker.observe(path, after.st_size, after.st_mtime_ns, now=time.monotonic())
+            self._tracker.observe(path, *found.changed, now=time.monotonic())
             return None
-        if problem is not None and problem[2] and not self._tracker.expired(path, now):
-            log.debug("not complete yet: %s (%s)", path, problem[0])
+        problem = found.problem
+        if problem is not None and problem.transient and not self._tracker.expired(path, now):
+            log.debug("not complete yet: %s (%s)", path, problem.reason)
             self._tracker.defer(path, now, max(self._config.stable_s, 1.0))
             return None
         return _Prepared(
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            inode=st.st_ino,
-            content_hash=content_hash,
-            identity=identity,
-            rejection=problem[:2] if problem is not None else None,
+            size=found.size,
+            mtime_ns=found.mtime_ns,
+            inode=found.inode,
+            content_hash=found.content_hash,
+            identity=found.identity,
+            rejection=(problem.reason, problem.detail) if problem is not None else None,
             received_at=datetime.now(UTC),
         )
-
-    def _fallback_identity(self, path: Path, root: Path) -> MaskIdentity:
-        """A name for a file whose own naming failed, so that its rejection can be recorded."""
-        try:
-            return identify(path, root, self._config.ingest, use_sidecar=False)
-        except ValueError:
-            return MaskIdentity(
-                case_key=normalise_case_key(mask_stem(path.name))[:200] or "unnamed",
-                phase=None,
-                segmenter_name=self._config.ingest.default_segmenter,
-                segmenter_version=self._config.ingest.default_version,
-            )
 
     def _enqueue(self, path: Path, prepared: _Prepared) -> bool:
         """Write the file's row (and its rejection); False when the database is down (retried later)."""
@@ -416,19 +368,3 @@ class Intake:
 def _stat_key(st: os.stat_result) -> _StatKey:
     """What tells one version of a file from another without reading it: size, mtime, inode."""
     return st.st_size, st.st_mtime_ns, st.st_ino
-
-
-def _refuse_special(path: Path, root: Path, st: os.stat_result) -> tuple[str, str] | None:
-    """Why a candidate must not be opened, or None: it is not a regular file (a FIFO would block the
-    intake, a device never ends), or it is a symbolic link that leads outside its watched folder."""
-    if not stat.S_ISREG(st.st_mode):
-        return "not_a_file", "path is not a regular file (a FIFO, socket or device)"
-    try:  # the file itself or a folder on its way may be a link
-        target = path.resolve(strict=True)
-    except FileNotFoundError:
-        return None  # gone: hashing finds that out and forgets the file
-    except (OSError, RuntimeError):
-        return "outside_folder", "symbolic link that cannot be resolved"
-    if not target.is_relative_to(root):
-        return "outside_folder", "symbolic link to a file outside the watched folder"
-    return None

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from monitor.daemon.retry import Retry
+from monitor.io.examine import REASON_BAD_NAME
 from monitor.io.identity import find_root, sidecar_paths
 from monitor.io.layouts import mask_stem
 from monitor.store import REJECTION_CONTENT_CHANGED, REJECTION_MISSING, FileStateError, record_rejection
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 REASON_CHANGED = REJECTION_CONTENT_CHANGED
 #: The scorer failed on the file.
 REASON_SCORING_FAILED = "scoring_failed"
-#: The file name matches none of the name patterns.
-REASON_BAD_NAME = "bad_name"
 #: Rejections that say nothing bad about the file at the path now: it is not moved to quarantine.
 _NOT_QUARANTINED = frozenset({REJECTION_MISSING, REASON_CHANGED, REASON_SCORING_FAILED})
 

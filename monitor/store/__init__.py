@@ -3,7 +3,7 @@
 Modules: ``engine`` (URLs, engines, sessions), ``models`` (ORM, private), ``records`` (the plain records
 returned, and ``FileFilter``), ``queue`` (every work-queue operation), ``repository`` (scores,
 rejections, models, reviews), ``bulk`` (imports), ``series`` (time series and histograms), ``alerts``,
-``cases`` (one file, status counts), ``export``, ``migrate`` (Alembic as an API).
+``backfill`` (the batch backfill's known files and bulk writes), ``cases`` (one file, status counts), ``export``, ``migrate`` (Alembic as an API).
 
 SQLite by default (one file, WAL mode), PostgreSQL in production (several daemons may share it). The
 functions here are the only SQL in cmr-monitor; they take a ``Session`` and plain values or records and
@@ -21,6 +21,7 @@ Example::
 """
 
 from monitor.store.alerts import ALERT_LEVELS, ALERTS, count_alerts, list_alerts, reviewed_alert_scores
+from monitor.store.backfill import KnownFile, RecordedBatch, known_files, record_finished
 from monitor.store.bulk import bulk_insert_scored
 from monitor.store.cases import get_case, status_counts
 from monitor.store.clinical import (
@@ -113,9 +114,11 @@ __all__ = [
     "FileStateError",
     "FileStatus",
     "FinishedFile",
+    "KnownFile",
     "LockTimeout",
     "NewReview",
     "QueueState",
+    "RecordedBatch",
     "ReviewRecord",
     "ReviewVerdict",
     "SegmenterCounts",
@@ -139,6 +142,7 @@ __all__ = [
     "get_case",
     "head_revision",
     "iter_export_rows",
+    "known_files",
     "known_paths",
     "last_scoring_model",
     "list_alerts",
@@ -150,6 +154,7 @@ __all__ = [
     "patient_frame",
     "queue_state",
     "reclaim_expired",
+    "record_finished",
     "record_realized",
     "record_rejection",
     "record_scores",

@@ -197,12 +197,12 @@ def test_a_write_between_hash_and_validation_defers_the_file(
     (before the fix it was queued with the partial hash, then rejected as changed and queued again)."""
     import hashlib
 
-    import monitor.daemon.intake as daemon_module
+    import monitor.io.examine as examine_module  # the intake's examination (shared with the backfill)
 
     config = _config(tmp_path)
     path = config.roots[0] / "p1_ED.nii.gz"
     full = mask_bytes(7)
-    real_load = daemon_module.load_mask
+    real_load = examine_module.load_mask
     finished = threading.Event()
 
     def load_after_the_writer_finished(target, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -211,7 +211,7 @@ def test_a_write_between_hash_and_validation_defers_the_file(
             finished.set()
         return real_load(target, *args, **kwargs)
 
-    monkeypatch.setattr(daemon_module, "load_mask", load_after_the_writer_finished)
+    monkeypatch.setattr(examine_module, "load_mask", load_after_the_writer_finished)
     daemon = Daemon(config, scorer_factory=lambda _: FakeScorer())
     thread = _start(daemon)
     try:

@@ -1,0 +1,211 @@
+"""The decode stage: each file of a batch of entries hashed, skipped when stored, else named and validated.
+
+Runs in Ray tasks on CPUs (``decode_batch`` is the function handed to ``map_batches``), with the daemon's
+per-file examination (``monitor.io.examine``): the same content hash, identity and rejection reasons.
+A content the database already holds (its (path, content hash) in ``known``) is skipped before it is
+validated; when another checkpoint scored it, the skipped row's ``reason`` says so
+(``SKIPPED_OTHER_CHECKPOINT``: the database keeps one row per path and content, so it is not rescored). A file of an archive is complete, so a reason a watcher would wait on (``Problem.transient``)
+is final here; a file that changes while it is examined is rejected ``content_changed`` (a returning
+reason: the daemon takes its new content when it sees it).
+
+One output row per input row (columns ``OUTPUT_COLUMNS``): ``outcome`` is ``score`` (``payload`` holds
+the validated ``MaskVolume``), ``rejected`` (``reason``, ``detail``) or ``skipped``.
+
+Payloads (the validated volume here, the scores and arrays after scoring) travel between the stages as
+bytes (``pack``/``unpack``: pickle, between this package's own Ray workers only, never from a file):
+Ray Data's Arrow blocks take no mixed Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monitor.io.examine import REASON_MISSING, Examination, examine, fallback_identity, fingerprint
+from monitor.io.identity import IngestConfig, MaskIdentity
+from monitor.io.nifti import Limits
+from monitor.qc.labels import LabelMap
+from monitor.store import REJECTION_CONTENT_CHANGED
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "OUTCOME_REJECTED",
+    "OUTCOME_SCORE",
+    "OUTCOME_SKIPPED",
+    "OUTPUT_COLUMNS",
+    "SKIPPED_OTHER_CHECKPOINT",
+    "DecodeOptions",
+    "decode_batch",
+    "decode_entry",
+    "pack",
+    "unpack",
+]
+
+OUTCOME_SCORE = "score"
+OUTCOME_REJECTED = "rejected"
+OUTCOME_SKIPPED = "skipped"
+#: ``reason`` of a skipped row whose content was scored by another checkpoint than this run's.
+SKIPPED_OTHER_CHECKPOINT = "other_checkpoint"
+#: Identity columns of every output row (``MaskIdentity`` fields).
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "case_key",
+    "phase",
+    "segmenter_name",
+    "segmenter_version",
+    "site",
+    "scanner",
+    "image_path",
+)
+#: Columns of the decode stage's output.
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "path",
+    "content_hash",
+    *IDENTITY_COLUMNS,
+    "received_at",
+    "outcome",
+    "reason",
+    "detail",
+    "payload",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodeOptions:
+    """How files are named and validated (the daemon's settings)."""
+
+    ingest: IngestConfig  #: name patterns, folder meanings, default segmenter
+    label_map: LabelMap  #: label values of the masks
+    limits: Limits  #: size limits applied before voxels are read
+
+
+def decode_entry(
+    path: str,
+    root: str,
+    overrides: Mapping[str, str],
+    options: DecodeOptions,
+    known: Mapping[str, bool],
+    *,
+    confined: bool = True,
+) -> dict[str, Any]:
+    """One output row for the mask at ``path`` (module docstring).
+
+    Args:
+        root: the folder it was found under (resolved).
+        overrides: identity fields from the manifest (they win over name, folders and sidecar).
+        known: the content hashes the database holds for this path -> True when another checkpoint
+            than this run's scored it.
+        confined: a symbolic link must resolve inside ``root`` (``monitor.io.examine.fingerprint``).
+    """
+    received_at = time.time()
+    file = Path(path)
+    base = Path(root)
+    try:
+        st = file.stat()
+        found = fingerprint(file, base, st, confined=confined)
+    except FileNotFoundError:
+        return _rejected(
+            path, f"{REASON_MISSING}:0:0", file, base, options, overrides, received_at,
+            REASON_MISSING, "the file does not exist (it was listed but is not there)",
+        )  # fmt: skip
+    except OSError as exc:
+        return _rejected(
+            path, "unreadable:0:0", file, base, options, overrides, received_at,
+            "unreadable", f"the file cannot be read: {exc.strerror or type(exc).__name__}",
+        )  # fmt: skip
+    if found.content_hash in known:
+        row = _row(path, found.content_hash, fallback_identity(file, base, options.ingest), received_at)
+        other = SKIPPED_OTHER_CHECKPOINT if known[found.content_hash] else None
+        return {**row, "outcome": OUTCOME_SKIPPED, "reason": other}
+    examined = examine(
+        file, base, st, ingest=options.ingest, label_map=options.label_map, limits=options.limits, known=found
+    )
+    if examined is None:
+        return _rejected(
+            path, f"{REASON_MISSING}:{st.st_size}:{st.st_mtime_ns}", file, base, options, overrides,
+            received_at, REASON_MISSING, "the file vanished while it was read",
+        )  # fmt: skip
+    return _outcome(examined, overrides, received_at)
+
+
+def decode_batch(
+    batch: pd.DataFrame, *, options: DecodeOptions, known: Mapping[str, Mapping[str, bool]]
+) -> pd.DataFrame:
+    """``decode_entry`` for each row of a batch of entries (columns ``path``, ``root``, ``overrides``:
+    a JSON object; ``confined``; ``seq``, the entry's number in the run, is kept); ``known`` maps a
+    path to its stored content hashes (``decode_entry``)."""
+    confined = batch["confined"] if "confined" in batch else [True] * len(batch)
+    rows = [
+        decode_entry(path, root, json.loads(overrides), options, known.get(path, {}), confined=bool(c))
+        for path, root, overrides, c in zip(
+            batch["path"], batch["root"], batch["overrides"], confined, strict=True
+        )
+    ]
+    out = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
+    if "seq" in batch:
+        out["seq"] = batch["seq"].to_numpy()
+    return out
+
+
+def _outcome(examined: Examination, overrides: Mapping[str, str], received_at: float) -> dict[str, Any]:
+    identity = _apply(examined.identity, overrides)
+    row = _row(str(examined.path), examined.content_hash, identity, received_at)
+    if examined.changed is not None:
+        detail = "the file changed while it was read; its new content is taken by a later run"
+        return {**row, "outcome": OUTCOME_REJECTED, "reason": REJECTION_CONTENT_CHANGED, "detail": detail}
+    if examined.problem is not None:
+        problem = examined.problem
+        return {**row, "outcome": OUTCOME_REJECTED, "reason": problem.reason[:64], "detail": problem.detail}
+    return {**row, "outcome": OUTCOME_SCORE, "payload": pack(examined.volume)}
+
+
+def _rejected(
+    path: str,
+    content_hash: str,
+    file: Path,
+    root: Path,
+    options: DecodeOptions,
+    overrides: Mapping[str, str],
+    received_at: float,
+    reason: str,
+    detail: str,
+) -> dict[str, Any]:
+    identity = _apply(fallback_identity(file, root, options.ingest), overrides)
+    row = _row(path, content_hash, identity, received_at)
+    return {**row, "outcome": OUTCOME_REJECTED, "reason": reason, "detail": detail}
+
+
+def _apply(identity: MaskIdentity, overrides: Mapping[str, str]) -> MaskIdentity:
+    """The identity with the manifest's fields."""
+    values = {name: getattr(identity, name) for name in IDENTITY_COLUMNS}
+    values.update(overrides)
+    return MaskIdentity(**values)
+
+
+def _row(path: str, content_hash: str, identity: MaskIdentity, received_at: float) -> dict[str, Any]:
+    return {
+        "path": path,
+        "content_hash": content_hash,
+        **{name: getattr(identity, name) for name in IDENTITY_COLUMNS},
+        "received_at": received_at,
+        "outcome": "",
+        "reason": None,
+        "detail": None,
+        "payload": None,
+    }
+
+
+def pack(value: Any) -> bytes:
+    """``value`` as bytes for the next stage (see the module docstring)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(payload: bytes) -> Any:
+    """The value ``pack`` gave bytes of (only ever bytes made by this package's own stages)."""
+    return pickle.loads(payload)

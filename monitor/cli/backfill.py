@@ -1,0 +1,127 @@
+"""``cmr-monitor backfill``: score an archive of masks on Ray (``monitor.backfill``), resumable.
+
+Options that ``Settings`` knows fall back to it (environment ``CMR_MONITOR_*``, see ``monitor.config``).
+Ray, torch and the stages are imported inside the command, so ``cmr-monitor --help`` stays light.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli.options import DbOption, Precision, fail
+
+__all__ = ["backfill"]
+
+
+def backfill(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Folders (walked for *.nii, *.nii.gz) and manifests (CSV or Parquet with a 'path' column "
+            "and optional segmenter, version, site, scanner, image columns).",
+            exists=True,
+            resolve_path=True,
+        ),
+    ],
+    db: DbOption = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join: auto, or ray://host:10001. Default: start a local Ray."),
+    ] = None,
+    local_cpus: Annotated[
+        int | None, typer.Option(min=1, help="CPUs of the local Ray (without --address); default: all.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Scoring actors (each loads the model once).")] = 1,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0, help="GPUs per scoring actor (0: score on CPUs).")
+    ] = 0.0,
+    cpus_per_worker: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="CPUs per scoring actor; default: 1 with GPUs, else shared fairly."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Files per scoring batch.")] = 64,
+    write_batch: Annotated[int, typer.Option(min=1, help="Files per database transaction.")] = 512,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(help="Where pGT and inconsistency maps go (env CMR_MONITOR_ARTIFACTS_DIR)."),
+    ] = None,
+    no_artifacts: Annotated[bool, typer.Option("--no-artifacts", help="Write no artifacts.")] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
+    ] = None,
+    precision: Annotated[
+        Precision | None, typer.Option(help="Model arithmetic (env CMR_MONITOR_PRECISION; default fp32).")
+    ] = None,
+    label_map: Annotated[
+        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP).")
+    ] = None,
+    folders_mean: Annotated[
+        str,
+        typer.Option(help="What the folders under a source folder mean, e.g. segmenter/version."),
+    ] = "segmenter/version",
+    migrate: Annotated[
+        bool,
+        typer.Option("--migrate", help="Upgrade the database schema to head instead of refusing an old one."),
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Ray Data's progress bars.")] = True,
+) -> None:
+    """Score every mask of the sources that the database does not hold yet, on Ray; print a summary.
+
+    Each file ends scored, rejected (with its reason) or skipped (its content is stored already), so a
+    second run adds nothing and a killed run resumes where it stopped.
+    """
+    from monitor.backfill import BackfillConfig, run_backfill
+    from monitor.config import get_settings
+    from monitor.errors import MonitorError
+    from monitor.io.identity import IngestConfig
+    from monitor.io.nifti import Limits
+    from monitor.qc.labels import get_label_map
+
+    try:
+        settings = get_settings().with_overrides(
+            database_url=db,
+            checkpoint=checkpoint,
+            artifacts_dir=artifacts,
+            label_map=label_map,
+            precision=precision.value if precision else None,
+        )
+        config = BackfillConfig(
+            sources=tuple(sources),
+            database_url=settings.database_url,
+            address=address,
+            local_cpus=local_cpus,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            batch=batch,
+            write_batch=write_batch,
+            artifacts_dir=None if no_artifacts else settings.artifacts_dir.resolve(),
+            ingest=IngestConfig(folder_fields=tuple(p for p in folders_mean.split("/") if p)),
+            label_map=get_label_map(settings.label_map),
+            limits=Limits.from_settings(settings),
+            checkpoint=settings.checkpoint,
+            precision=settings.precision,
+            migrate=migrate,
+            progress=progress,
+            settings=settings,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        summary = run_backfill(config)
+    except (MonitorError, OSError, RuntimeError) as exc:
+        fail(exc)
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.reasons.items()))
+    other = summary.skipped_other_checkpoint
+    typer.echo(
+        f"{summary.input} files: {summary.scored} scored, {summary.rejected} rejected"
+        f"{f' ({reasons})' if reasons else ''}, {summary.skipped} skipped (already stored"
+        f"{f'; {other} of them scored by another checkpoint, not rescored' if other else ''})\n"
+        f"{summary.elapsed_s:.1f} s, {summary.files_per_s:.1f} files/s; database {summary.database_s:.1f} s, "
+        f"artifacts {summary.artifacts_s:.1f} s; {summary.workers} worker(s) x "
+        f"{summary.cpus_per_worker:g} CPU, {summary.gpus_per_worker:g} GPU"
+    )
