@@ -29,7 +29,14 @@ from monitor.qc.metrics import bounding_box
 from monitor.qc.reasons import ReasonCode
 from monitor.qc.records import Check
 
-__all__ = ["check_image", "confirmed_by_image", "edge_offset_px", "intensity_range", "slice_contrast"]
+__all__ = [
+    "check_image",
+    "confirmed_by_image",
+    "edge_offset_px",
+    "intensity_range",
+    "realigned_contrast",
+    "slice_contrast",
+]
 
 _RING_PX = 2
 _PROFILE_PX = 5.0  #: the edge profile spans this many px on each side of the boundary
@@ -102,6 +109,31 @@ def slice_contrast(image: np.ndarray, binary: np.ndarray, scale: float) -> np.nd
     for z in np.flatnonzero(inner.any(axis=(1, 2)) & outer.any(axis=(1, 2))):
         out[z] = (np.median(image[z][inner[z]]) - np.median(image[z][outer[z]])) / scale
     return out
+
+
+def _moved(binary: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """A 2D boolean array moved by whole pixels (what leaves the array is lost)."""
+    out = np.zeros_like(binary)
+    ny, nx = binary.shape
+    if abs(dy) >= ny or abs(dx) >= nx:
+        return out
+    out[max(dy, 0) : ny + min(dy, 0), max(dx, 0) : nx + min(dx, 0)] = binary[
+        max(-dy, 0) : ny + min(-dy, 0), max(-dx, 0) : nx + min(-dx, 0)
+    ]
+    return out
+
+
+def realigned_contrast(
+    image: np.ndarray, binary: np.ndarray, z: int, shift_px: tuple[float, float], scale: float
+) -> float:
+    """Boundary contrast of slice ``z`` of ``binary`` moved in-plane by ``shift_px`` (dy, dx; rounded).
+
+    Where a slice's mask strayed from the image, moving it to where its neighbours put the heart
+    raises its contrast; where the image moved with the mask (breath-hold motion), it lowers it.
+    Returns: (inside - outside ring median) / ``scale``; nan if a ring is empty.
+    """
+    moved = _moved(binary[z], round(shift_px[0]), round(shift_px[1]))
+    return float(slice_contrast(image[z : z + 1], moved[None], scale)[0])
 
 
 def confirmed_by_image(contrast: np.ndarray, slices: tuple[int, ...], fraction: float) -> bool:
