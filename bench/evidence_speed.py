@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits
@@ -99,7 +100,7 @@ def main() -> None:
                 score_volume(mask, pgt, spacing, policy=policy, slices_scored=0, image=image)
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+            pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(40)
             print(out.getvalue())
 
 

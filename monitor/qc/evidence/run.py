@@ -61,11 +61,14 @@ def _displaced_slices(
     deviation = centroid_deviation_mm(view.heart, spacing_mm, settings)
     known = ~np.isnan(deviation)
     worst = float(deviation[known].max()) if known.any() else 0.0
+    candidates = np.flatnonzero(known & (np.nan_to_num(deviation) > settings.displaced_min_mm))
+    if candidates.size == 0:  # most volumes: nothing for the image to judge
+        return Check(code=ReasonCode.CENTROID_JUMP, value=worst, passed=True)
     lv = view.binary[Structure.LV]
     contrast = slice_contrast(image, lv, scale)
     centroid = view.heart.centroid
     bad = []
-    for z in np.flatnonzero(known & (np.nan_to_num(deviation) > settings.displaced_min_mm)):
+    for z in candidates:
         jump = deviation[z] > settings.centroid_jump_mm
         others = np.delete(contrast, z)
         others = others[~np.isnan(others)]
