@@ -9,7 +9,8 @@ absent structure, is not returned):
 - ``stack_margin``: empty slices beyond the heart (LV+MYO) at a stack end, more than the protocol's
   spare slices (value: slices; a missing base or apex);
 - ``centroid_jump``: in-plane shift of a slice's centroid from the midpoint of its neighbours' (value:
-  mm; a displaced slice);
+  mm; a displaced slice; with an image, LV+MYO slices beyond ``displaced_min_mm`` are judged by the
+  image in ``monitor.qc.evidence.run``);
 - ``area_jump``: a slice's area dip or spike against both neighbours, areas floored at a fraction of the
   largest (value: ratio);
 - ``apex_taper``: LV area in its apical slice over its largest (value: fraction; the LV must taper);
