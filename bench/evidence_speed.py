@@ -88,7 +88,9 @@ def main() -> None:
                     score_volume(mask, pgt, spacing, policy=policy, slices_scored=0, **call)
                     best = min(best, time.process_time() - start)
                 ms[name].append(1000 * best)
-        print(f"{len(cases)} volumes of {args.segmenter}, CPU ms per volume (median of best-of-{args.repeat}):")
+        print(
+            f"{len(cases)} volumes of {args.segmenter}, CPU ms per volume (median of best-of-{args.repeat}):"
+        )
         base = statistics.median(ms["before (evidence=None)"])
         for name, values in ms.items():
             median = statistics.median(values)
