@@ -1,9 +1,9 @@
 """The displaced-slice family against the evidence stage: volumes flagged, with and without the image.
 
 Usage:
-    python bench/evidence_displaced.py [--data ../shared/data/acdc-dev] [--patients 24] [--mm 10 15]
+    python bench/evidence_displaced.py [--data ../shared/data/acdc-dev] [--patients 24] [--skip 0] [--mm 10 15]
 
-For the first ``--patients`` dev patients (both phases), shifts one mid-ventricular slice of the
+For ``--patients`` dev patients after the first ``--skip`` (both phases), shifts one mid-ventricular slice of the
 ground truth in-plane by each ``--mm`` (``monitor.sim.failures.displaced_slice``, seeded per volume;
 the MR image stays where it was), and runs ``evaluate_evidence`` on the edit with the edit as its own
 pGT (the autoencoder reconstructs such a slice as it is; the checks look at the mask). Prints, per
@@ -27,6 +27,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/data/acdc-dev"))
     parser.add_argument("--patients", type=int, default=24)
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N patients (held-out runs)")
     parser.add_argument("--mm", type=float, nargs="+", default=[10.0, 15.0])
     args = parser.parse_args()
 
@@ -39,7 +40,7 @@ def main() -> None:
     from monitor.sim.failures import NotApplicable, apply_failure
 
     gts = sorted((args.data / "gt").rglob("*_gt.nii.gz"))
-    patients = sorted({p.parent.name for p in gts})[: args.patients]
+    patients = sorted({p.parent.name for p in gts})[args.skip : args.skip + args.patients]
     gts = [p for p in gts if p.parent.name in patients]
     settings, policy = EvidenceSettings(), FlagPolicy()
 
