@@ -25,11 +25,17 @@ from monitor.qc.evidence.morphology import grow, shrink
 from monitor.qc.evidence.profile import largest_component
 from monitor.qc.evidence.settings import EvidenceSettings
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
-from monitor.qc.metrics import bounding_box
 from monitor.qc.reasons import ReasonCode
 from monitor.qc.records import Check
 
-__all__ = ["check_image", "confirmed_by_image", "edge_offset_px", "intensity_range", "slice_contrast"]
+__all__ = [
+    "check_image",
+    "confirmed_by_image",
+    "edge_offset_px",
+    "intensity_range",
+    "realigned_contrast",
+    "slice_contrast",
+]
 
 _RING_PX = 2
 _PROFILE_PX = 5.0  #: the edge profile spans this many px on each side of the boundary
@@ -63,22 +69,28 @@ def edge_offset_px(image: np.ndarray, binary: np.ndarray) -> float:
     if not binary.any():
         return float("nan")
     binary = largest_component(binary)  # specks would only blur the profile (and widen the box)
-    slices = np.flatnonzero(binary.any(axis=(1, 2)))
-    _, ys, xs = bounding_box(binary)
     pad = int(_PROFILE_PX) + 2
-    ys = slice(max(ys.start - pad, 0), ys.stop + pad)
-    xs = slice(max(xs.start - pad, 0), xs.stop + pad)
-    b, img = binary[slices, ys, xs], image[slices, ys, xs]
-    signed = np.empty(b.shape, dtype=np.float64)
-    for z in range(b.shape[0]):  # in-plane distances, slice by slice (faster than one 3D transform)
-        inside = ndimage.distance_transform_edt(b[z])
-        outside = ndimage.distance_transform_edt(~b[z])
-        signed[z] = np.where(b[z], 0.5 - inside, outside - 0.5)
-    near = np.abs(signed) <= _PROFILE_PX
-    bins = np.floor((signed[near] + _PROFILE_PX) / _BIN_PX).astype(np.int64)
+    offsets, values = [], []
+    for z in np.flatnonzero(binary.any(axis=(1, 2))):
+        # each slice in its own box (fewer pixels than the stack's box on the smaller apical slices);
+        # the pad keeps every pixel within the profile's reach, and its nearest pixel of either side,
+        # inside the box
+        rows = np.flatnonzero(binary[z].any(axis=1))
+        cols = np.flatnonzero(binary[z].any(axis=0))
+        ys = slice(max(int(rows[0]) - pad, 0), int(rows[-1]) + 1 + pad)
+        xs = slice(max(int(cols[0]) - pad, 0), int(cols[-1]) + 1 + pad)
+        b = binary[z, ys, xs]
+        signed = np.where(
+            b, 0.5 - ndimage.distance_transform_edt(b), ndimage.distance_transform_edt(~b) - 0.5
+        )
+        near = np.abs(signed) <= _PROFILE_PX
+        offsets.append(signed[near])
+        values.append(image[z, ys, xs][near])
+    signed_near, image_near = np.concatenate(offsets), np.concatenate(values)
+    bins = np.floor((signed_near + _PROFILE_PX) / _BIN_PX).astype(np.int64)
     n_bins = int(2 * _PROFILE_PX / _BIN_PX) + 1
     counts = np.bincount(bins, minlength=n_bins)
-    sums = np.bincount(bins, weights=img[near], minlength=n_bins)
+    sums = np.bincount(bins, weights=image_near, minlength=n_bins)
     used = counts > 0
     centres = (np.arange(n_bins) + 0.5) * _BIN_PX - _PROFILE_PX
     profile = np.interp(centres, centres[used], sums[used] / counts[used])
@@ -102,6 +114,31 @@ def slice_contrast(image: np.ndarray, binary: np.ndarray, scale: float) -> np.nd
     for z in np.flatnonzero(inner.any(axis=(1, 2)) & outer.any(axis=(1, 2))):
         out[z] = (np.median(image[z][inner[z]]) - np.median(image[z][outer[z]])) / scale
     return out
+
+
+def _moved(binary: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """A 2D boolean array moved by whole pixels (what leaves the array is lost)."""
+    out = np.zeros_like(binary)
+    ny, nx = binary.shape
+    if abs(dy) >= ny or abs(dx) >= nx:
+        return out
+    out[max(dy, 0) : ny + min(dy, 0), max(dx, 0) : nx + min(dx, 0)] = binary[
+        max(-dy, 0) : ny + min(-dy, 0), max(-dx, 0) : nx + min(-dx, 0)
+    ]
+    return out
+
+
+def realigned_contrast(
+    image: np.ndarray, binary: np.ndarray, z: int, shift_px: tuple[float, float], scale: float
+) -> float:
+    """Boundary contrast of slice ``z`` of ``binary`` moved in-plane by ``shift_px`` (dy, dx; rounded).
+
+    Where a slice's mask strayed from the image, moving it to where its neighbours put the heart
+    raises its contrast; where the image moved with the mask (breath-hold motion), it lowers it.
+    Returns: (inside - outside ring median) / ``scale``; nan if a ring is empty.
+    """
+    moved = _moved(binary[z], round(shift_px[0]), round(shift_px[1]))
+    return float(slice_contrast(image[z : z + 1], moved[None], scale)[0])
 
 
 def confirmed_by_image(contrast: np.ndarray, slices: tuple[int, ...], fraction: float) -> bool:

@@ -12,10 +12,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from monitor.qc.evidence.image import check_image, confirmed_by_image, intensity_range, slice_contrast
+from monitor.qc.evidence.image import (
+    check_image,
+    confirmed_by_image,
+    intensity_range,
+    realigned_contrast,
+    slice_contrast,
+)
 from monitor.qc.evidence.refine import refine_pgt
 from monitor.qc.evidence.settings import EvidenceSettings
-from monitor.qc.evidence.stack import StackView, check_stack, stack_view
+from monitor.qc.evidence.stack import StackView, centroid_deviation_mm, check_stack, stack_view
 from monitor.qc.evidence.topology import check_topology
 from monitor.qc.labels import STRUCTURES, Structure
 from monitor.qc.metrics import bounding_box
@@ -48,27 +54,66 @@ def _box(mask: np.ndarray) -> tuple[slice, slice, slice]:
     )
 
 
-def _motion_cleared(
+def _displaced_slices(
+    image: np.ndarray, view: StackView, spacing_mm: Spacing3, scale: float, settings: EvidenceSettings
+) -> Check:
+    """The LV+MYO centroid jump judged with the image (see ``evaluate_evidence``)."""
+    deviation = centroid_deviation_mm(view.heart, spacing_mm, settings)
+    known = ~np.isnan(deviation)
+    worst = float(deviation[known].max()) if known.any() else 0.0
+    candidates = np.flatnonzero(known & (np.nan_to_num(deviation) > settings.displaced_min_mm))
+    if candidates.size == 0:  # most volumes: nothing for the image to judge
+        return Check(code=ReasonCode.CENTROID_JUMP, value=worst, passed=True)
+    lv = view.binary[Structure.LV]
+    contrast = slice_contrast(image, lv, scale)
+    centroid = view.heart.centroid
+    bad = []
+    for z in candidates:
+        jump = deviation[z] > settings.centroid_jump_mm
+        others = np.delete(contrast, z)
+        others = others[~np.isnan(others)]
+        reference = float(np.median(others)) if others.size else float("nan")
+        if np.isnan(contrast[z]) or not reference > 0:
+            if jump:  # the image cannot vouch for the slice: the mask's rule stands
+                bad.append(int(z))
+            continue
+        fit = contrast[z] / reference
+        midpoint = (centroid[z - 1] + centroid[z + 1]) / 2
+        moved = realigned_contrast(image, lv, int(z), tuple(midpoint - centroid[z]), scale)
+        gain = (moved - contrast[z]) / reference
+        misfit = fit < settings.displaced_contrast_fraction or gain > settings.displaced_gain
+        if misfit or (jump and fit < settings.image_confirms_fraction):
+            bad.append(int(z))
+    return Check(code=ReasonCode.CENTROID_JUMP, value=worst, passed=not bad, slices=tuple(bad))
+
+
+def _with_image(
     stack: dict[Structure, list[Check]],
     image: np.ndarray,
     view: StackView,
+    spacing_mm: Spacing3,
     scale: float,
     settings: EvidenceSettings,
 ) -> dict[Structure, list[Check]]:
-    """Centroid jumps on slices that fit the image as well as the rest: motion, not a mistake (passed)."""
-    contrast: dict[Structure, np.ndarray] = {}
+    """Centroid jumps judged with the image: LV and MYO by ``_displaced_slices``; an RV jump on slices
+    that fit the image as well as the rest is motion, not a mistake (passed)."""
+    heart: Check | None = None
+    rv_contrast: np.ndarray | None = None
     out = {}
     for structure, checks in stack.items():
-        cleared = []
+        judged = []
         for check in checks:
-            if check.code is ReasonCode.CENTROID_JUMP and not check.passed:
-                pool = Structure.RV if structure is Structure.RV else Structure.LV
-                if pool not in contrast:
-                    contrast[pool] = slice_contrast(image, view.binary[pool], scale)
-                if confirmed_by_image(contrast[pool], check.slices, settings.image_confirms_fraction):
+            if check.code is ReasonCode.CENTROID_JUMP and structure is not Structure.RV:
+                if heart is None:
+                    heart = _displaced_slices(image, view, spacing_mm, scale, settings)
+                check = heart
+            elif check.code is ReasonCode.CENTROID_JUMP and not check.passed:
+                if rv_contrast is None:
+                    rv_contrast = slice_contrast(image, view.binary[Structure.RV], scale)
+                if confirmed_by_image(rv_contrast, check.slices, settings.image_confirms_fraction):
                     check = replace(check, passed=True)
-            cleared.append(check)
-        out[structure] = cleared
+            judged.append(check)
+        out[structure] = judged
     return out
 
 
@@ -87,8 +132,13 @@ def evaluate_evidence(
         spacing_mm: (dz, dy, dx) in mm.
         image: the MR image, any real dtype [z, y, x], same shape as the mask; None = no image
             evidence (recorded as ``image_used=False``). A constant image gives no image checks.
-            With an image, a centroid jump on slices that fit the image as well as the others is
-            motion the image shows too, and passes.
+            With an image, the LV+MYO centroid jump is judged by the image: a slice more than
+            ``displaced_min_mm`` off its neighbours' midpoint fails when its LV boundary contrast is
+            under ``displaced_contrast_fraction`` of the other slices' median, or when moving its LV
+            onto that midpoint raises the contrast by more than ``displaced_gain`` of it (the mask
+            strayed from the image); beyond ``centroid_jump_mm`` it also fails under
+            ``image_confirms_fraction``. A slice whose image moved with it (breath-hold motion) fits
+            where it is, and passes. An RV jump passes on slices that fit the image as the rest do.
         settings: rules and tolerances.
     Returns: the refined pGT and the checks per structure.
     Raises: ValueError if the shapes of mask, pGT and image differ.
@@ -110,7 +160,7 @@ def evaluate_evidence(
         if hi > lo:
             cut = np.asarray(image[box], dtype=np.float32)
             parts.append(check_image(cut, labels, hi - lo, settings))
-            parts[0] = _motion_cleared(parts[0], cut, view, hi - lo, settings)
+            parts[0] = _with_image(parts[0], cut, view, spacing_mm, hi - lo, settings)
             image_used = True
     checks = {s: tuple(c for part in parts for c in part[s]) for s in STRUCTURES}
     return Evidence(refined_pgt=refined, checks=checks, image_used=image_used)

@@ -57,6 +57,14 @@ class EvidenceSettings:
     #: a slice a stack check implicates is cleared when its own boundary contrast is at least this
     #: fraction of the other slices' median (the image moved with the mask: breath-hold motion)
     image_confirms_fraction: float = 0.6
+    #: with an image, a slice whose LV+MYO centroid lies more than this from its neighbours' midpoint
+    #: is tested against the image for displacement (below ``centroid_jump_mm``), mm
+    displaced_min_mm: float = 6.0
+    #: ... and is displaced when its LV boundary contrast is under this fraction of the other slices'
+    #: median, or when moving its LV onto the neighbours' midpoint raises that contrast by more than
+    #: ``displaced_gain`` of the median (the image's heart is where the neighbours put it, not the mask's)
+    displaced_contrast_fraction: float = 0.4
+    displaced_gain: float = 0.1
     class_overlap_max: float = 0.45  #: blood vs myocardium intensity overlap (1 - AUC), at most
 
     def __post_init__(self) -> None:
@@ -74,6 +82,7 @@ class EvidenceSettings:
             "area_floor_fraction",
             "centroid_area_fraction",
             "class_overlap_max",
+            "displaced_contrast_fraction",
         ):
             if getattr(self, name) > 1:
                 raise ValueError(

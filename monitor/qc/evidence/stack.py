@@ -9,7 +9,8 @@ absent structure, is not returned):
 - ``stack_margin``: empty slices beyond the heart (LV+MYO) at a stack end, more than the protocol's
   spare slices (value: slices; a missing base or apex);
 - ``centroid_jump``: in-plane shift of a slice's centroid from the midpoint of its neighbours' (value:
-  mm; a displaced slice);
+  mm; a displaced slice; with an image, LV+MYO slices beyond ``displaced_min_mm`` are judged by the
+  image in ``monitor.qc.evidence.run``);
 - ``area_jump``: a slice's area dip or spike against both neighbours, areas floored at a fraction of the
   largest (value: ratio);
 - ``apex_taper``: LV area in its apical slice over its largest (value: fraction; the LV must taper);
@@ -36,7 +37,7 @@ from monitor.qc.reasons import ReasonCode
 from monitor.qc.records import Check
 from monitor.typing import Spacing3
 
-__all__ = ["StackView", "check_stack", "stack_view"]
+__all__ = ["StackView", "centroid_deviation_mm", "check_stack", "stack_view"]
 
 _HEART = (Structure.LV, Structure.MYO)
 
@@ -117,23 +118,37 @@ def _adjacent_pairs(profile: SliceProfile) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(present) if b == a + 1]
 
 
+def centroid_deviation_mm(
+    profile: SliceProfile, spacing_mm: Spacing3, settings: EvidenceSettings
+) -> np.ndarray:
+    """Per slice, how far its centroid lies from the midpoint of its two neighbours' (mm).
+
+    A displaced slice moves by its full shift, a steady drift or a shift between two halves of the
+    stack by half of it. Returns: float64 [z]; nan where the slice or a neighbour is missing or under
+    ``centroid_area_fraction`` of the largest area (too small for a stable centroid), and at both ends.
+    """
+    out = np.full(profile.area.size, np.nan)
+    if profile.area.size < 3:
+        return out
+    floor = settings.centroid_area_fraction * profile.area.max()
+    usable = (profile.area >= floor) & (profile.area > 0)
+    inner = usable[:-2] & usable[1:-1] & usable[2:]
+    c = profile.centroid
+    scale = np.asarray(spacing_mm[1:], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        offset = (c[1:-1] - (c[:-2] + c[2:]) / 2) * scale
+    out[1:-1] = np.where(inner, np.hypot(offset[:, 0], offset[:, 1]), np.nan)
+    return out
+
+
 def _centroid_jump(
     profile: SliceProfile, spacing_mm: Spacing3, limit_mm: float, settings: EvidenceSettings
 ) -> Check:
-    """How far a slice's centroid lies from the midpoint of its two neighbours' (mm): a displaced slice
-    moves by its full shift, a steady drift or a shift between two halves of the stack by half of it."""
-    floor = settings.centroid_area_fraction * profile.area.max()
-    scale = np.asarray(spacing_mm[1:], dtype=np.float64)
-    usable = (profile.area >= floor) & (profile.area > 0)
-    worst, slices = 0.0, []
-    for z in range(1, profile.area.size - 1):
-        if not (usable[z - 1] and usable[z] and usable[z + 1]):
-            continue
-        middle = (profile.centroid[z - 1] + profile.centroid[z + 1]) / 2
-        shift = float(np.hypot(*((profile.centroid[z] - middle) * scale)))
-        worst = max(worst, shift)
-        if shift > limit_mm:
-            slices.append(z)
+    """The largest centroid deviation (``centroid_deviation_mm``); slices beyond ``limit_mm`` fail."""
+    deviation = centroid_deviation_mm(profile, spacing_mm, settings)
+    known = ~np.isnan(deviation)
+    worst = float(deviation[known].max()) if known.any() else 0.0
+    slices = np.flatnonzero(known & (np.nan_to_num(deviation) > limit_mm))
     return _check(ReasonCode.CENTROID_JUMP, worst, limit_mm, slices)
 
 

@@ -84,6 +84,31 @@ def test_a_jump_the_image_shows_too_is_motion_and_passes():
     assert C.CENTROID_JUMP in failed(labels, spacing, image=still_image)[S.LV]
 
 
+def _roll_stack(volume: np.ndarray, mm: float, spacing) -> np.ndarray:
+    return np.roll(volume, round(mm / spacing[2]), axis=2)
+
+
+def test_a_slice_displaced_by_10_mm_fires_with_the_image_and_motion_stays_silent():
+    phantom = clean_phantom()
+    spacing = phantom.spacing_mm
+    image = make_image(phantom.labels, np.random.default_rng(1), spacing)
+    shifted = _shift(phantom.labels, 4, 10.0, spacing)
+    # the mask strayed from the image: its slice's boundary no longer fits, the neighbours' midpoint does
+    jump = failed(shifted, spacing, image=image)[S.LV][C.CENTROID_JUMP]
+    assert jump.slices == (4,) and jump.value == pytest.approx(10.0, abs=1.5)
+    assert C.CENTROID_JUMP in failed(shifted, spacing, image=image)[S.MYO]
+    # the image moved with the slice (breath-hold motion): the mask still fits its image
+    moved = make_image(shifted, np.random.default_rng(1), spacing)
+    assert C.CENTROID_JUMP not in failed(shifted, spacing, image=moved)[S.LV]
+    # the clean phantom, and a whole stack shifted by 10 mm with its image, are silent
+    assert C.CENTROID_JUMP not in failed(phantom.labels, spacing, image=image)[S.LV]
+    whole = _roll_stack(phantom.labels, 10.0, spacing)
+    assert C.CENTROID_JUMP not in failed(whole, spacing, image=_roll_stack(image, 10.0, spacing))[S.LV]
+    assert C.CENTROID_JUMP not in failed(whole, spacing)[S.LV]
+    # without an image 10 mm is within breath-hold motion (dev GT: up to 32 mm): the mask alone is silent
+    assert C.CENTROID_JUMP not in failed(shifted, spacing)[S.LV]
+
+
 def test_a_slice_cut_down_is_an_area_jump():
     phantom = clean_phantom()
     labels = phantom.labels.copy()
