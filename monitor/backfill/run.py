@@ -229,7 +229,13 @@ def _pipeline(
         }
         for seq, e in enumerate(entries)
     ]
-    options = DecodeOptions(ingest=config.ingest, label_map=config.label_map, limits=config.limits)
+    settings = config.settings
+    options = DecodeOptions(
+        ingest=config.ingest,
+        label_map=config.label_map,
+        limits=config.limits,
+        image_evidence=settings.image_evidence and settings.evidence if settings is not None else True,
+    )
     scorer = ScorerOptions(
         checkpoint=str(config.checkpoint) if config.checkpoint else None,
         device="cuda" if config.gpus_per_worker > 0 else "cpu",
