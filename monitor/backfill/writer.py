@@ -38,7 +38,7 @@ from monitor.backfill.decode import (
 )
 from monitor.daemon.artifacts import artifact_paths
 from monitor.daemon.retry import DatabaseHealth, Retry
-from monitor.io.images import ImagePairing
+from monitor.io.images import ImagePairing, image_outcome
 from monitor.store import FinishedFile, record_finished
 from monitor.store._rows import image_columns
 from monitor.telemetry import build_metrics
@@ -63,6 +63,9 @@ class Tally:
     database_s: float = 0.0  #: seconds in the database's write transactions, artifacts excluded
     artifacts_s: float = 0.0  #: seconds moving the staged artifacts into place
     artifacts_failed: int = 0  #: scored files stored without artifacts (the write failed)
+    #: scored files stored by this run by what became of their MR image (``monitor.io.images``:
+    #: ``used``, or why not: ``not_found``, ``geometry_mismatch``, ...)
+    images: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -98,7 +101,8 @@ class Writer:
         self._write_batch = write_batch
         self._stop = stop or threading.Event()
         self._retry = Retry(build_metrics(CollectorRegistry()), DatabaseHealth(), self._stop)
-        self._pending: list[tuple[FinishedFile, Mapping[str, str]]] = []  #: (file, staged artifacts)
+        #: (file, staged artifacts, what became of its MR image)
+        self._pending: list[tuple[FinishedFile, Mapping[str, str], str | None]] = []
         self.tally = Tally()
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -112,7 +116,8 @@ class Writer:
             score, staged, image = (
                 unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, {}, None)
             )
-            self._pending.append((_finished(row, score, done_at, image), staged))
+            outcome = image_outcome(image, score.image_used) if score is not None else None
+            self._pending.append((_finished(row, score, done_at, image), staged, outcome))
             if len(self._pending) >= self._write_batch:
                 self.flush()
 
@@ -121,7 +126,7 @@ class Writer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        files = [item for item, _ in batch]
+        files = [item for item, _, _ in batch]
         spent = {"artifacts": 0.0}
 
         def write_artifacts(index: int, file_id: int) -> dict[str, str]:
@@ -146,6 +151,8 @@ class Writer:
         for i in written.file_ids:
             if files[i].score is not None:
                 self.tally.scored += 1
+                if (image := batch[i][2]) is not None:
+                    self.tally.images[image] += 1
             else:
                 self.tally.rejected += 1
                 self.tally.reasons[files[i].rejection[0]] += 1  # type: ignore[index]

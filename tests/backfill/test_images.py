@@ -178,6 +178,7 @@ def test_the_daemon_and_the_backfill_store_the_same_rows(tmp_path: Path) -> None
         writer.add(worker(frame))
         writer.flush()
         assert (writer.tally.scored, writer.tally.total) == (2, 2)
+        assert writer.tally.images == {"used": 1, "geometry_mismatch": 1}
     finally:
         engine.dispose()
 
