@@ -8,8 +8,14 @@ validated; when another checkpoint scored it, the skipped row's ``reason`` says 
 is final here; a file that changes while it is examined is rejected ``content_changed`` (a returning
 reason: the daemon takes its new content when it sees it).
 
+A valid mask is paired with its MR image as in the daemon's worker (``monitor.io.images.pair_image``
+with the same settings: the manifest's ``image`` or the sidecar's first, then the layout rules; the
+geometry check; ``DecodeOptions.image_evidence``), so the scores, evidence and flags of a file are the
+daemon's. The image array travels with the volume to the scoring actors.
+
 One output row per input row (columns ``OUTPUT_COLUMNS``): ``outcome`` is ``score`` (``payload`` holds
-the validated ``MaskVolume``), ``rejected`` (``reason``, ``detail``) or ``skipped``.
+the validated ``MaskVolume`` and its ``PairedImage``), ``rejected`` (``reason``, ``detail``) or
+``skipped``.
 
 Payloads (the validated volume here, the scores and arrays after scoring) travel between the stages as
 bytes (``pack``/``unpack``: pickle, between this package's own Ray workers only, never from a file):
@@ -30,6 +36,7 @@ import pandas as pd
 
 from monitor.io.examine import REASON_MISSING, Examination, examine, fallback_identity, fingerprint
 from monitor.io.identity import IngestConfig, MaskIdentity
+from monitor.io.images import pair_image
 from monitor.io.nifti import Limits
 from monitor.qc.labels import LabelMap
 from monitor.store import REJECTION_CONTENT_CHANGED
@@ -82,7 +89,10 @@ class DecodeOptions:
 
     ingest: IngestConfig  #: name patterns, folder meanings, default segmenter
     label_map: LabelMap  #: label values of the masks
-    limits: Limits  #: size limits applied before voxels are read
+    limits: Limits  #: size limits applied before voxels are read (the masks' and their images')
+    #: pair each mask with its MR image and pass it as evidence (the daemon's
+    #: ``Settings.image_evidence and Settings.evidence``); False records ``image_reason = disabled``
+    image_evidence: bool = True
 
 
 def decode_entry(
@@ -131,7 +141,7 @@ def decode_entry(
             path, f"{REASON_MISSING}:{st.st_size}:{st.st_mtime_ns}", file, base, options, overrides,
             received_at, REASON_MISSING, "the file vanished while it was read",
         )  # fmt: skip
-    return _outcome(examined, overrides, received_at)
+    return _outcome(examined, overrides, received_at, options)
 
 
 def decode_batch(
@@ -153,7 +163,9 @@ def decode_batch(
     return out
 
 
-def _outcome(examined: Examination, overrides: Mapping[str, str], received_at: float) -> dict[str, Any]:
+def _outcome(
+    examined: Examination, overrides: Mapping[str, str], received_at: float, options: DecodeOptions
+) -> dict[str, Any]:
     identity = _apply(examined.identity, overrides)
     row = _row(str(examined.path), examined.content_hash, identity, received_at)
     if examined.changed is not None:
@@ -162,7 +174,11 @@ def _outcome(examined: Examination, overrides: Mapping[str, str], received_at: f
     if examined.problem is not None:
         problem = examined.problem
         return {**row, "outcome": OUTCOME_REJECTED, "reason": problem.reason[:64], "detail": problem.detail}
-    return {**row, "outcome": OUTCOME_SCORE, "payload": pack(examined.volume)}
+    volume = examined.volume
+    paired = pair_image(
+        volume, image_path=identity.image_path, limits=options.limits, enabled=options.image_evidence
+    )
+    return {**row, "outcome": OUTCOME_SCORE, "payload": pack((volume, paired))}
 
 
 def _rejected(

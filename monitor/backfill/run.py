@@ -6,9 +6,10 @@ The pipeline (Ray Data, streaming):
    database which contents of those paths it holds (``monitor.store.known_files``);
 2. ``read``: the entries become a Ray dataset;
 3. ``decode`` (CPU tasks, ``monitor.backfill.decode``): hash; skip a stored content; name and validate
-   with the daemon's examination (``monitor.io.examine``), else reject with its reason;
+   with the daemon's examination (``monitor.io.examine``), else reject with its reason; pair a valid
+   mask with its MR image as the daemon does (``monitor.io.images.pair_image``);
 4. ``score`` (an actor pool of ``monitor.backfill.scoring.ScoreWorker``, each with one ``Scorer``; a GPU
-   per actor when asked): the valid files of each batch scored together;
+   per actor when asked): the valid files of each batch scored together, each with its image;
 5. ``write`` (the driver, ``monitor.backfill.writer``): rows stored ``write_batch`` at a time in one
    transaction each; the artifacts, written by the actors with the daemon's ``ArtifactsFolder`` into a
    staging folder of the run (``<artifacts>/.backfill-<host>-<pid>-<id>``), renamed under the file ids.
@@ -44,6 +45,7 @@ from monitor.backfill.writer import Tally, Writer
 from monitor.config import Settings
 from monitor.errors import MonitorError
 from monitor.io.identity import IngestConfig
+from monitor.io.images import IMAGE_GEOMETRY_MISMATCH, IMAGE_UNREADABLE
 from monitor.io.nifti import Limits
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.store import (
@@ -108,6 +110,8 @@ class BackfillSummary:
     workers: int  #: scoring actors
     cpus_per_worker: float  #: CPUs per actor
     gpus_per_worker: float  #: GPUs per actor
+    #: scored files by what became of their MR image: ``used``, or why not (``monitor.io.images``)
+    images: dict[str, int] = field(default_factory=dict)
 
     @property
     def files_per_s(self) -> float:
@@ -205,6 +209,13 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
         checkpoint_sha256[:12],
         extra={"action": "backfill_done", "scored": summary.scored, "rejected": summary.rejected},
     )
+    unusable = {k: n for k, n in summary.images.items() if k in (IMAGE_GEOMETRY_MISMATCH, IMAGE_UNREADABLE)}
+    if unusable:  # the daemon warns per file; here once per run (the reasons are stored per file)
+        log.warning(
+            "MR images found but not used: %s",
+            ", ".join(f"{reason} {n}" for reason, n in sorted(unusable.items())),
+            extra={"action": "image_not_used", **unusable},
+        )
     return summary
 
 
@@ -229,7 +240,13 @@ def _pipeline(
         }
         for seq, e in enumerate(entries)
     ]
-    options = DecodeOptions(ingest=config.ingest, label_map=config.label_map, limits=config.limits)
+    settings = config.settings
+    options = DecodeOptions(
+        ingest=config.ingest,
+        label_map=config.label_map,
+        limits=config.limits,
+        image_evidence=settings.image_evidence and settings.evidence if settings is not None else True,
+    )
     scorer = ScorerOptions(
         checkpoint=str(config.checkpoint) if config.checkpoint else None,
         device="cuda" if config.gpus_per_worker > 0 else "cpu",
@@ -364,4 +381,5 @@ def _summary(
         workers=config.workers,
         cpus_per_worker=cpus_per_worker,
         gpus_per_worker=config.gpus_per_worker,
+        images=dict(tally.images),
     )

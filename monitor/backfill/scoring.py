@@ -3,8 +3,10 @@
 ``ScoreWorker`` is the class handed to ``map_batches`` (an actor pool; one checkpoint load per actor,
 on a GPU when the actor was given one). Rows whose ``outcome`` is not ``score`` pass through. On
 out-of-memory a batch is split in halves; an error scoring several files is isolated by scoring them one
-by one, and the file that fails is rejected ``scoring_failed``, as in the daemon's worker. Scored rows
-leave with a ``payload`` of (``VolumeScore``, staged artifacts): each actor writes the file's pGT and
+by one, and the file that fails is rejected ``scoring_failed``, as in the daemon's worker. Each volume
+is scored with the MR image the decode stage paired it with (``Scorer.score_batch(..., images=...)``, as
+the daemon's worker does). Scored rows leave with a ``payload`` of (``VolumeScore``, staged artifacts,
+``ImagePairing``): each actor writes the file's pGT and
 inconsistency map with the daemon's ``ArtifactsFolder`` into the run's staging folder, named by the
 row's ``seq`` (the file id is not known yet); the driver renames them under the file id when it stores
 the row (``monitor.backfill.writer``). So the arrays never travel and the gzip work runs in parallel.
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitor.backfill.decode import OUTCOME_REJECTED, OUTCOME_SCORE, pack, unpack
@@ -25,6 +28,7 @@ from monitor.config import Settings
 from monitor.daemon.artifacts import ArtifactsFolder
 from monitor.daemon.rejection import REASON_SCORING_FAILED
 from monitor.daemon.retry import free_device_memory, out_of_memory_errors
+from monitor.io.images import PairedImage
 from monitor.io.nifti import MaskVolume
 from monitor.qc.labels import ACDC, LabelMap
 
@@ -84,35 +88,39 @@ class ScoreWorker:
         payload: list[bytes | None] = [None] * len(batch)
         outcome, reason, detail = list(batch["outcome"]), list(batch["reason"]), list(batch["detail"])
         todo = [i for i in range(len(batch)) if outcome[i] == OUTCOME_SCORE]
-        volumes = {i: unpack(batch["payload"][i]) for i in todo}
-        for i, result in self._score(todo, volumes):
+        decoded: dict[int, tuple[MaskVolume, PairedImage]] = {i: unpack(batch["payload"][i]) for i in todo}
+        volumes = {i: volume for i, (volume, _) in decoded.items()}
+        images = {i: paired.data for i, (_, paired) in decoded.items()}
+        for i, result in self._score(todo, volumes, images):
             if isinstance(result, str):
                 outcome[i], reason[i], detail[i] = OUTCOME_REJECTED, REASON_SCORING_FAILED, result
             else:
                 staged = {}
                 if self._artifacts is not None:  # {} when the write failed (logged there)
                     staged = self._artifacts.write(int(batch["seq"][i]), volumes[i], result)
-                payload[i] = pack((result.score, staged))
+                payload[i] = pack((result.score, staged, decoded[i][1].pairing))
         out = batch.copy()
         out["outcome"], out["reason"], out["detail"], out["payload"] = outcome, reason, detail, payload
         return out
 
-    def _score(self, todo: Sequence[int], volumes: dict[int, MaskVolume]) -> list[tuple[int, Any]]:
+    def _score(
+        self, todo: Sequence[int], volumes: dict[int, MaskVolume], images: dict[int, np.ndarray | None]
+    ) -> list[tuple[int, Any]]:
         """(row, ScoredVolume or the failure's text) for each row of ``todo``."""
         if not todo:
             return []
         try:
-            results = self._scorer.score_batch([volumes[i] for i in todo])
+            results = self._scorer.score_batch([volumes[i] for i in todo], images=[images[i] for i in todo])
         except out_of_memory_errors():
             free_device_memory()
             if len(todo) == 1:
                 return [(todo[0], "out of memory on this mask alone")]
             half = len(todo) // 2
             log.warning("out of memory; splitting a batch of %d", len(todo), extra={"action": "oom_split"})
-            return self._score(todo[:half], volumes) + self._score(todo[half:], volumes)
+            return self._score(todo[:half], volumes, images) + self._score(todo[half:], volumes, images)
         except Exception as exc:
             if len(todo) > 1:
-                return [pair for i in todo for pair in self._score([i], volumes)]
+                return [pair for i in todo for pair in self._score([i], volumes, images)]
             log.error("scoring failed: %s", type(exc).__name__, extra={"action": "scoring_failed"})
             return [(todo[0], f"the scorer failed on this mask: {type(exc).__name__}: {exc}")]
         return list(zip(todo, results, strict=True))

@@ -8,7 +8,8 @@ actor into the run's staging folder, are renamed inside that transaction to the 
 had failed, leaves that file without artifacts, as in the daemon. A content that was stored meanwhile
 leaves its staged artifacts to the end of the run, when the staging folder is removed. A database that
 is down is retried with backoff (``monitor.daemon.retry.Retry``) until ``stop`` is set.
-``Writer.tally`` counts every row, and the seconds spent in the database and on artifacts.
+A scored file's ``image_used``, ``image_reason``, ``image_detail`` and ``image_path`` are the ones the
+daemon records for the same pairing and score. ``Writer.tally`` counts every row, and the seconds spent in the database and on artifacts.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from monitor.backfill.decode import (
 )
 from monitor.daemon.artifacts import artifact_paths
 from monitor.daemon.retry import DatabaseHealth, Retry
+from monitor.io.images import ImagePairing, image_outcome
 from monitor.store import FinishedFile, record_finished
+from monitor.store._rows import image_columns
 from monitor.telemetry import build_metrics
 
 if TYPE_CHECKING:
@@ -60,6 +63,9 @@ class Tally:
     database_s: float = 0.0  #: seconds in the database's write transactions, artifacts excluded
     artifacts_s: float = 0.0  #: seconds moving the staged artifacts into place
     artifacts_failed: int = 0  #: scored files stored without artifacts (the write failed)
+    #: scored files stored by this run by what became of their MR image (``monitor.io.images``:
+    #: ``used``, or why not: ``not_found``, ``geometry_mismatch``, ...)
+    images: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -95,7 +101,8 @@ class Writer:
         self._write_batch = write_batch
         self._stop = stop or threading.Event()
         self._retry = Retry(build_metrics(CollectorRegistry()), DatabaseHealth(), self._stop)
-        self._pending: list[tuple[FinishedFile, Mapping[str, str]]] = []  #: (file, staged artifacts)
+        #: (file, staged artifacts, what became of its MR image)
+        self._pending: list[tuple[FinishedFile, Mapping[str, str], str | None]] = []
         self.tally = Tally()
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -106,8 +113,11 @@ class Writer:
                 self.tally.skipped += 1
                 self.tally.skipped_other_checkpoint += row["reason"] == SKIPPED_OTHER_CHECKPOINT
                 continue
-            score, staged = unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, {})
-            self._pending.append((_finished(row, score, done_at), staged))
+            score, staged, image = (
+                unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, {}, None)
+            )
+            outcome = image_outcome(image, score.image_used) if score is not None else None
+            self._pending.append((_finished(row, score, done_at, image), staged, outcome))
             if len(self._pending) >= self._write_batch:
                 self.flush()
 
@@ -116,7 +126,7 @@ class Writer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        files = [item for item, _ in batch]
+        files = [item for item, _, _ in batch]
         spent = {"artifacts": 0.0}
 
         def write_artifacts(index: int, file_id: int) -> dict[str, str]:
@@ -141,6 +151,8 @@ class Writer:
         for i in written.file_ids:
             if files[i].score is not None:
                 self.tally.scored += 1
+                if (image := batch[i][2]) is not None:
+                    self.tally.images[image] += 1
             else:
                 self.tally.rejected += 1
                 self.tally.reasons[files[i].rejection[0]] += 1  # type: ignore[index]
@@ -172,12 +184,16 @@ def _move_into_place(staged: Mapping[str, str], artifacts_dir: Path, file_id: in
     return moved
 
 
-def _finished(row: dict[str, Any], score: Any, done_at: datetime) -> FinishedFile:
-    """The ``FinishedFile`` of one scored (``score``: its ``VolumeScore``) or rejected row."""
+def _finished(
+    row: dict[str, Any], score: Any, done_at: datetime, image: ImagePairing | None = None
+) -> FinishedFile:
+    """The ``FinishedFile`` of one scored (``score``: its ``VolumeScore``; ``image``: its MR image's
+    pairing) or rejected row; the image columns are the daemon's (``monitor.store`` ``image_columns``)."""
     if row["outcome"] not in (OUTCOME_SCORE, OUTCOME_REJECTED) or (
         row["outcome"] == OUTCOME_SCORE and score is None
     ):
         raise ValueError(f"row of outcome {row['outcome']!r} cannot be stored")
+    columns = image_columns(score, image) if score is not None else {}
     return FinishedFile(
         path=row["path"],
         content_hash=row["content_hash"],
@@ -187,7 +203,9 @@ def _finished(row: dict[str, Any], score: Any, done_at: datetime) -> FinishedFil
         segmenter_version=row["segmenter_version"],
         site=_text(row["site"]),
         scanner=_text(row["scanner"]),
-        image_path=_text(row["image_path"]),
+        image_path=columns.get("image_path", _text(row["image_path"])),
+        image_reason=columns.get("image_reason"),
+        image_detail=columns.get("image_detail"),
         received_at=datetime.fromtimestamp(float(row["received_at"]), UTC),
         done_at=done_at,
         score=score,

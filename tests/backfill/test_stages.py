@@ -47,8 +47,9 @@ def test_a_valid_mask_is_named_hashed_and_validated(folder: Path, tmp_path: Path
     assert row["content_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (row["case_key"], row["phase"]) == ("patient007", "ES")
     assert (row["segmenter_name"], row["segmenter_version"]) == ("unet", "1.0")
-    volume = unpack(row["payload"])
+    volume, paired = unpack(row["payload"])
     assert isinstance(volume, MaskVolume) and volume.labels.dtype == np.uint8
+    assert (paired.pairing.used, paired.pairing.reason, paired.data) == (False, "not_found", None)
     assert set(np.unique(volume.labels)) == {0, 1, 2, 3}
 
 
@@ -106,7 +107,8 @@ def test_score_worker_scores_valid_rows_and_isolates_a_failure(folder: Path, tmp
     Path(paths[2]).write_bytes(b"")
     rows = [decode_entry(p, str(tmp_path), {}, OPTIONS, {}) for p in paths]
     broken = MaskVolume(labels=np.zeros((4, 4), np.uint8), spacing_mm=(8.0, 1.5, 1.5), affine=np.eye(4))
-    rows.append({**rows[0], "path": "/x/broken_ED.nii.gz", "payload": _pack(broken)})
+    no_image = unpack(rows[0]["payload"])[1]
+    rows.append({**rows[0], "path": "/x/broken_ED.nii.gz", "payload": _pack((broken, no_image))})
     frame = pd.DataFrame(rows)
     frame["seq"] = [10, 11, 12, 13]
     staging = tmp_path / "staging"
@@ -115,8 +117,9 @@ def test_score_worker_scores_valid_rows_and_isolates_a_failure(folder: Path, tmp
     assert list(out["outcome"]) == [OUTCOME_SCORE, OUTCOME_SCORE, OUTCOME_REJECTED, OUTCOME_REJECTED]
     assert list(out["reason"])[2:] == ["empty_file", "scoring_failed"]
     for i in range(2):
-        score, staged = unpack(out["payload"][i])
-        volume = unpack(rows[i]["payload"])
+        score, staged, pairing = unpack(out["payload"][i])
+        volume = unpack(rows[i]["payload"])[0]
+        assert not score.image_used and pairing.reason == "not_found"
         assert score.shape == volume.shape
         assert {str(s.structure) for s in score.structures} == {"LV", "RV", "MYO"}
         assert set(staged) == {"pgt", "inconsistency"}
