@@ -39,8 +39,7 @@ from monitor.backfill.decode import (
 from monitor.daemon.artifacts import artifact_paths
 from monitor.daemon.retry import DatabaseHealth, Retry
 from monitor.io.images import ImagePairing, image_outcome
-from monitor.store import FinishedFile, record_finished
-from monitor.store._rows import image_columns
+from monitor.store import FinishedFile, image_columns, record_finished
 from monitor.telemetry import build_metrics
 
 if TYPE_CHECKING:

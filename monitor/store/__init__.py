@@ -20,6 +20,7 @@ Example::
                                         phase="ED", segmenter_name="unet", segmenter_version="1.2")
 """
 
+from monitor.store._rows import image_columns
 from monitor.store.alerts import ALERT_LEVELS, ALERTS, count_alerts, list_alerts, reviewed_alert_scores
 from monitor.store.backfill import KnownFile, RecordedBatch, known_files, record_finished
 from monitor.store.bulk import bulk_insert_scored
@@ -141,6 +142,7 @@ __all__ = [
     "file_ids_by_hash",
     "get_case",
     "head_revision",
+    "image_columns",
     "iter_export_rows",
     "known_files",
     "known_paths",

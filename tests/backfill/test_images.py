@@ -27,8 +27,7 @@ from monitor.io.images import pair_image
 from monitor.io.nifti import Limits, load_mask, save_labels
 from monitor.qc.labels import ACDC
 from monitor.sim.phantoms import make_image
-from monitor.store import get_case, make_engine, make_session_factory, register_model, upgrade
-from monitor.store._rows import image_columns
+from monitor.store import get_case, image_columns, make_engine, make_session_factory, register_model, upgrade
 from tests.daemon._harness import wait_for_end_state
 from tests.phantoms import phantom_volume
 
