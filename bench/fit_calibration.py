@@ -308,7 +308,7 @@ def _table(figures: dict) -> list[str]:
     return lines
 
 
-def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
+def card(calibration, path: Path, digest: str, figures: dict, rows: int, note: str = "") -> str:
     """The model card of the shipped calibration."""
     lines = [
         "# Calibration card: `calibration_acdc.skops`",
@@ -342,6 +342,8 @@ def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
     ):
         if key in figures:
             lines += ["", f"### {title}", "", *_table(figures[key])]
+    if note:
+        lines += ["", note.strip()]
     lines += [
         "",
         "## Limits",
@@ -384,6 +386,9 @@ def main() -> None:
         type=float,
         default=0.0,
         help="sample weight of failure-family rows (0: left out)",
+    )
+    parser.add_argument(
+        "--note", type=Path, default=None, help="Markdown appended to the card (e.g. the choice)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="processes computing the features")
     parser.add_argument(
@@ -442,7 +447,9 @@ def main() -> None:
     path = args.out / "calibration_acdc.skops"
     digest = dump_calibration(final, path)
     loaded = load_calibration(path)
-    (args.out / "CALIBRATION_CARD.md").write_text(card(loaded, path, digest, figures, len(data)))
+    (args.out / "CALIBRATION_CARD.md").write_text(
+        card(loaded, path, digest, figures, len(data), args.note.read_text() if args.note else "")
+    )
     print(f"wrote {path} ({path.stat().st_size} bytes, sha256 {digest[:16]}), version {loaded.version}")
 
 
