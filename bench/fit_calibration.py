@@ -11,7 +11,12 @@ included), adds mask and image features and the real metrics against the ground 
 2. the final calibration fitted on everything, written to ``monitor/checkpoints/calibration_acdc.skops``;
 3. ``monitor/checkpoints/CALIBRATION_CARD.md`` and a JSON of the figures.
 
+Failure-family volumes in the cache (``calibration_cache.py --families``) are training rows only, with
+weight ``--families-weight`` (0 leaves them out); every figure is computed on the real segmenters' rows
+(and the ground truth's flag rate), never on a family's.
+
 Usage: python bench/fit_calibration.py --cache /work/cache14 [--out monitor/checkpoints]
+    [--families-weight 0.1] [--jobs 2]
 Dev data only (``../shared/data/acdc-dev``); nothing of it is committed but the fitted file.
 """
 
@@ -21,8 +26,10 @@ import argparse
 import csv
 import json
 import math
+import multiprocessing
 import pickle
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +50,7 @@ from monitor.qc.calibration.fit import (
 from monitor.qc.calibration.targets import Target
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.labels import STRUCTURES, Structure
+from monitor.qc.levels import FlagLevel
 from monitor.qc.scores import compare_structures, score_volume
 
 POLICY = FlagPolicy()
@@ -67,6 +75,7 @@ def _volume_rows(entry: dict[str, str], with_image: bool) -> list[dict]:
         out.append(
             {
                 "segmenter": entry["segmenter"],
+                "family": entry.get("family", ""),
                 "patient": entry["patient"],
                 "phase": entry["phase"],
                 "structure": s.value,
@@ -82,21 +91,31 @@ def _volume_rows(entry: dict[str, str], with_image: bool) -> list[dict]:
     return out
 
 
-def load_rows(cache: Path, with_image: bool = True) -> list[dict]:
+def _entry_rows(job: tuple[dict[str, str], bool]) -> list[dict]:
+    return _volume_rows(*job)
+
+
+def load_rows(cache: Path, with_image: bool = True, jobs: int = 1) -> list[dict]:
     """Every volume and structure of the cache with features and real metrics (cached in a pickle
-    outside the repository: derived dev data, never shipped)."""
+    outside the repository, by pGT file: derived dev data, never shipped). Volumes already in the
+    pickle are not recomputed, so adding the failure families to a cache only computes theirs."""
     store = cache / f"rows_{'img' if with_image else 'noimg'}.pkl"
     index = list(csv.DictReader((cache / "index.csv").open()))
-    if store.is_file() and store.stat().st_mtime > (cache / "index.csv").stat().st_mtime:
-        return pickle.loads(store.read_bytes())
-    rows: list[dict] = []
+    known: dict[str, list[dict]] = pickle.loads(store.read_bytes()) if store.is_file() else {}
+    if not isinstance(known, dict):  # a list of rows written by an older version of this script
+        known = {}
+    todo = [entry for entry in index if entry["pgt"] not in known]
     t0 = time.perf_counter()
-    for i, entry in enumerate(index):
-        rows.extend(_volume_rows(entry, with_image))
-        if i % 100 == 0:
-            print(f"features {i}/{len(index)} {time.perf_counter() - t0:.0f} s", flush=True)
-    store.write_bytes(pickle.dumps(rows))
-    return rows
+    with multiprocessing.Pool(jobs) as pool:
+        for i, (entry, rows) in enumerate(
+            zip(todo, pool.imap(_entry_rows, [(e, with_image) for e in todo], chunksize=4), strict=True)
+        ):
+            known[entry["pgt"]] = rows
+            if i % 100 == 0:
+                print(f"features {i}/{len(todo)} {time.perf_counter() - t0:.0f} s", flush=True)
+    if todo:
+        store.write_bytes(pickle.dumps(known))
+    return [row for entry in index for row in known[entry["pgt"]]]
 
 
 #: Features that need the MR image (``image_features`` and the evidence stage's image checks).
@@ -107,13 +126,14 @@ def _without_image(features: dict) -> dict:
     return {k: v for k, v in features.items() if not k.startswith(IMAGE_FEATURES)}
 
 
-def labelled(rows: list[dict], *, image_dropout: bool = False) -> LabelledRows:
+def labelled(rows: list[dict], *, image_dropout: bool = False, families_weight: float = 0.0) -> LabelledRows:
     """Training rows: structures present in the mask (a missing one is flagged erroneous anyway).
 
+    Failure-family rows get the sample weight ``families_weight`` (left out at 0), every other row 1.
     With ``image_dropout`` every row also appears without its image features (``has_image`` False), so
     that one calibration serves volumes with and without a paired MR image.
     """
-    kept = [r for r in rows if r["present"]]
+    kept = [r for r in rows if r["present"] and (families_weight > 0 or not r.get("family"))]
     features = [r["features"] for r in kept]
     has_image = [any(k.startswith("img_") for k in f) for f in features]
     if image_dropout:
@@ -127,9 +147,14 @@ def labelled(rows: list[dict], *, image_dropout: bool = False) -> LabelledRows:
         hd_mm=np.array([r["hd_mm"] for r in kept], dtype=float),
         groups=np.array([r["patient"] for r in kept]),
         segmenters=np.array([r["segmenter"] for r in kept]),
+        weights=np.array([families_weight if r.get("family") else 1.0 for r in kept], dtype=float)
+        if any(r.get("family") for r in kept)
+        else None,
         extra={
+            "family": np.array([bool(r.get("family")) for r in kept], dtype=bool),
             "phase": np.array([r["phase"] for r in kept]),
             "pdsc": np.array([r["score"].pdsc for r in kept], dtype=float),
+            "item": np.array([r["score"] for r in kept], dtype=object),
             "phd_mm": np.array([r["score"].phd_mm for r in kept], dtype=float),
             "has_image": np.array(has_image, dtype=bool),
         },
@@ -137,11 +162,20 @@ def labelled(rows: list[dict], *, image_dropout: bool = False) -> LabelledRows:
 
 
 def loso_folds(data: LabelledRows):
-    """Leave one segmenter out; the ground truths are always in training and never tested here."""
-    for name in sorted(set(data.segmenters.tolist()) - {GROUND_TRUTH}):
+    """Leave one segmenter out; the ground truths and failure families are always in training and
+    never tested here."""
+    family = data.extra["family"]
+    for name in sorted(set(data.segmenters[~family].tolist()) - {GROUND_TRUTH}):
         test = np.flatnonzero(data.segmenters == name)
         train = np.flatnonzero(data.segmenters != name)
         yield train, test
+
+
+def patient_folds(data: LabelledRows, n_splits: int = 5):
+    """5 folds by patient; a fold's failure-family rows leave its training set but are not tested."""
+    family = data.extra["family"]
+    for train, test in group_folds(data.groups, n_splits):
+        yield train, test[~family[test]]
 
 
 def _p_flags(data: LabelledRows, pred: dict, policy: FlagPolicy) -> np.ndarray:
@@ -157,6 +191,22 @@ def _p_flags(data: LabelledRows, pred: dict, policy: FlagPolicy) -> np.ndarray:
         low = probability_below(d, policy.suspicious_dice, Target.DSC) >= policy.fail_probability
         high = 1 - probability_below(h, policy.suspicious_hd_mm, Target.HD) >= policy.fail_probability
         out[i] = low or high
+    return out
+
+
+def _end_to_end_flags(data: LabelledRows, pred: dict, policy: FlagPolicy) -> np.ndarray:
+    """What the pipeline flags with the default settings: the evidence stage's severities and, with the
+    estimates known, the estimate flags in place of pDSC/pHD (``reflag``): flag not ``ok``."""
+    from monitor.qc.calibration.apply import reflag
+    from monitor.qc.records import Estimate
+
+    out = np.zeros(len(data), dtype=bool)
+    for i, item in enumerate(data.extra["item"]):
+        d = Estimate(value=pred[Target.DSC][0][i], lo=pred[Target.DSC][1][i], hi=pred[Target.DSC][2][i])
+        h = Estimate(value=pred[Target.HD][0][i], lo=pred[Target.HD][1][i], hi=pred[Target.HD][2][i])
+        if math.isfinite(d.value) and math.isfinite(h.value):
+            item = reflag(replace(item, edsc=d, ehd_mm=h), policy)
+        out[i] = item.flag != FlagLevel.OK
     return out
 
 
@@ -182,9 +232,12 @@ def summarize(data: LabelledRows, pred: dict, policy: FlagPolicy = POLICY) -> di
     pred_rows = tested & (data.segmenters != GROUND_TRUTH)
     out["flags"] = flag_figures(failed[pred_rows], flagged[pred_rows]).as_dict()
     out["flags_paper"] = flag_figures(failed[pred_rows], paper[pred_rows]).as_dict()
+    pipeline = _end_to_end_flags(data, pred, policy)
+    out["flags_end_to_end"] = flag_figures(failed[pred_rows], pipeline[pred_rows]).as_dict()
     gt_rows = tested & (data.segmenters == GROUND_TRUTH)
     out["gt_flag_rate"] = float(flagged[gt_rows].mean()) if gt_rows.any() else math.nan
     out["gt_flag_rate_paper"] = float(paper[gt_rows].mean()) if gt_rows.any() else math.nan
+    out["gt_flag_rate_end_to_end"] = float(pipeline[gt_rows].mean()) if gt_rows.any() else math.nan
     ranking = {}
     for s in STRUCTURES:
         for phase in ("ED", "ES"):
@@ -213,6 +266,11 @@ def print_summary(name: str, figures: dict) -> None:
         f"paper P {figures['flags_paper']['precision']:.3f} R {figures['flags_paper']['recall']:.3f}; "
         f"GT flag rate {figures['gt_flag_rate']:.4f}"
     )
+    e2e = figures["flags_end_to_end"]
+    print(
+        f"  end-to-end (evidence + estimate flags) P {e2e['precision']:.3f} R {e2e['recall']:.3f}; "
+        f"GT flag rate {figures['gt_flag_rate_end_to_end']:.4f}"
+    )
     rs = figures["ranking_rs"]
     print("  r_s eHD " + " ".join(f"{k} {v['ehd_mm']:.2f}" for k, v in rs.items()))
 
@@ -238,6 +296,11 @@ def _table(figures: dict) -> list[str]:
         f"thresholds: {pa['precision']:.3f}, {pa['recall']:.3f}); ground-truth structures flagged: "
         f"{figures['gt_flag_rate']:.2%} (paper: {figures['gt_flag_rate_paper']:.2%}).",
         "",
+        f"End to end with the default settings (the evidence checks' severities plus the estimate flags, "
+        f"what `cmr-monitor evaluate` reports): precision {figures['flags_end_to_end']['precision']:.3f}, "
+        f"recall {figures['flags_end_to_end']['recall']:.3f}; ground-truth structures flagged: "
+        f"{figures['gt_flag_rate_end_to_end']:.2%}.",
+        "",
         "Segmenter ranking, Spearman r_s of the six segmenters by mean eHD (pHD) against mean real HD: "
         + ", ".join(f"{k} {v['ehd_mm']:.2f} ({v['phd_mm']:.2f})" for k, v in figures["ranking_rs"].items())
         + ".",
@@ -245,7 +308,7 @@ def _table(figures: dict) -> list[str]:
     return lines
 
 
-def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
+def card(calibration, path: Path, digest: str, figures: dict, rows: int, note: str = "") -> str:
     """The model card of the shipped calibration."""
     lines = [
         "# Calibration card: `calibration_acdc.skops`",
@@ -265,7 +328,8 @@ def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
         "## Cross-validated figures (dev set, out of fold)",
         "",
         "Rows are structures present in the mask, over the six segmenters (the ground truth scored as a "
-        "seventh, pseudo, segmenter is in training and in the by-patient figures' flag rate only). "
+        "seventh, pseudo, segmenter is in training and in the by-patient figures' flag rate only; failure-"
+        "family volumes, when fitted on, are training rows only and never tested). "
         "Leave-one-segmenter-out never sees the tested network: those are the honest figures.",
     ]
     for key, title in (
@@ -278,6 +342,8 @@ def card(calibration, path: Path, digest: str, figures: dict, rows: int) -> str:
     ):
         if key in figures:
             lines += ["", f"### {title}", "", *_table(figures[key])]
+    if note:
+        lines += ["", note.strip()]
     lines += [
         "",
         "## Limits",
@@ -315,12 +381,30 @@ def main() -> None:
     parser.add_argument(
         "--image-dropout", action="store_true", help="train on every row with and without its image features"
     )
+    parser.add_argument(
+        "--families-weight",
+        type=float,
+        default=0.0,
+        help="sample weight of failure-family rows (0: left out)",
+    )
+    parser.add_argument(
+        "--note", type=Path, default=None, help="Markdown appended to the card (e.g. the choice)"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="processes computing the features")
+    parser.add_argument(
+        "--figures", type=Path, default=None, help="JSON of the figures (default: in the cache)"
+    )
     args = parser.parse_args()
-    rows = load_rows(args.cache, with_image=not args.no_image)
-    data = labelled(rows, image_dropout=args.image_dropout)
+    rows = load_rows(args.cache, with_image=not args.no_image, jobs=args.jobs)
+    data = labelled(rows, image_dropout=args.image_dropout, families_weight=args.families_weight)
+    n_families = int(data.extra["family"].sum())
+    families = sorted({r["segmenter"] for r in rows if r.get("family")}) if n_families else []
     overrides = dict(kv.split("=") for kv in args.params.split(",") if kv)
     params = BoostingParams(**{k: type(getattr(BoostingParams(), k))(v) for k, v in overrides.items()})
-    print(f"{len(data)} rows, {len(set(data.groups.tolist()))} patients")
+    print(
+        f"{len(data)} rows ({n_families} of {len(families)} failure-family sets, weight "
+        f"{args.families_weight:g}), {len(set(data.groups.tolist()))} patients"
+    )
 
     def fit(d: LabelledRows):
         return fit_calibration(d, version="cv", params=params)
@@ -328,7 +412,7 @@ def main() -> None:
     figures = {}
     with threadpool_limits(1):
         t0 = time.perf_counter()
-        for name, folds in (("by_patient", group_folds(data.groups, 5)), ("loso", loso_folds(data))):
+        for name, folds in (("by_patient", patient_folds(data)), ("loso", loso_folds(data))):
             predicted = cross_predict(data, fit, folds)
             (args.cache / f"oof_{name}.pkl").write_bytes(pickle.dumps((data, predicted)))
             for subset, keep in _subsets(data):
@@ -338,13 +422,22 @@ def main() -> None:
                 )
                 print_summary(key, figures[key])
         print(f"cross-validation {time.perf_counter() - t0:.0f} s")
+        figures_path = args.figures or args.cache / f"figures_w{args.families_weight:g}.json"
+        figures_path.write_text(json.dumps(figures, indent=1))
         if args.cv_only:
             return
         final = fit_calibration(
             data,
             version=args.version,
             params=params,
-            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients, "
+            description=f"acdc-dev: 6 segmenters + ground truth, {len(set(data.groups.tolist()))} patients"
+            + (
+                f" + {len(families)} failure-family sets of bench/failure_set.py "
+                f"({len({r['patient'] for r in rows if r.get('family')})} patients' ground truth, "
+                f"weight {args.families_weight:g}), "
+                if families and args.families_weight > 0
+                else ", "
+            )
             + (
                 "every row with and without its image features"
                 if args.image_dropout
@@ -354,8 +447,9 @@ def main() -> None:
     path = args.out / "calibration_acdc.skops"
     digest = dump_calibration(final, path)
     loaded = load_calibration(path)
-    (args.cache / "figures.json").write_text(json.dumps(figures, indent=1))
-    (args.out / "CALIBRATION_CARD.md").write_text(card(loaded, path, digest, figures, len(data)))
+    (args.out / "CALIBRATION_CARD.md").write_text(
+        card(loaded, path, digest, figures, len(data), args.note.read_text() if args.note else "")
+    )
     print(f"wrote {path} ({path.stat().st_size} bytes, sha256 {digest[:16]}), version {loaded.version}")
 
 

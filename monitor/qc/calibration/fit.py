@@ -136,6 +136,9 @@ def fit_calibration(
     The point model uses every row with a defined target; the quantile models (``(1 - confidence) / 2``,
     ``(1 + confidence) / 2``, 0.5) are fitted on ``1 - conformalize_share`` of the groups and
     conformalized on the rest, so the intervals are calibrated on patients the quantiles never saw.
+    With ``data.weights``, rows of weight below 1 (auxiliary rows such as synthetic failures) are
+    weighted in every model but left out of the conformalization, so the intervals' coverage is that
+    of the full-weight rows (the real cases).
 
     Raises: ValueError when there are fewer than 4 groups (patients).
     """
@@ -166,6 +169,8 @@ def _fit_models(
         fit_idx, cal_idx = next(split.split(keep, groups=groups[keep]))
         cqr = ConformalizedQuantileRegressor(params.model(loss="quantile"), confidence_level=confidence)
         cqr.fit(x[keep][fit_idx], t[fit_idx], fit_params={"sample_weight": None if w is None else w[fit_idx]})
+        if w is not None and (w[cal_idx] >= 1.0).any():
+            cal_idx = cal_idx[w[cal_idx] >= 1.0]
         cqr.conformalize(x[keep][cal_idx], t[cal_idx])
         models[target] = BoostedModel(point=point, interval=cqr)
     return models

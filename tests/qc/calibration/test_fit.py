@@ -69,3 +69,31 @@ def test_fit_refuses_too_few_patients():
 
     with pytest.raises(ValueError, match="at least 4 patients"):
         fit_calibration(synthetic_rows(3, seed=0), version="x")
+
+
+def test_down_weighted_rows_train_but_do_not_widen_the_intervals(test_rows):
+    """Auxiliary rows (weight < 1, e.g. synthetic failures) sit 2.0 off in the learning space: weighted
+    in the models, they are left out of the conformalization, so the real rows' intervals keep the
+    oracle's width and nominal coverage."""
+    from monitor.qc.calibration.fit import LabelledRows, fit_calibration
+    from tests.calibration_data import QUICK
+
+    real = synthetic_rows(120, seed=1)
+    aux = synthetic_rows(60, seed=2, shift=2.0)  # the same patient names as real rows p000-p059
+    data = LabelledRows(
+        rows=[*real.rows, *aux.rows],
+        structures=[*real.structures, *aux.structures],
+        dsc=np.concatenate([real.dsc, aux.dsc]),
+        hd_mm=np.concatenate([real.hd_mm, aux.hd_mm]),
+        groups=np.concatenate([real.groups, aux.groups]),
+        segmenters=np.concatenate([real.segmenters, aux.segmenters]),
+        weights=np.concatenate([np.ones(len(real)), np.full(len(aux), 0.1)]),
+    )
+    calibration = fit_calibration(data, version="test-weighted-1", params=QUICK)
+    x = calibration.matrix(test_rows.rows, test_rows.structures)
+    for target in Target:
+        real_values = test_rows.target(target)
+        _, lo, hi = calibration.predict(x)[target]
+        assert 0.85 <= np.mean((real_values >= lo) & (real_values <= hi)) <= 0.96
+        width = np.median(np.abs(to_space(target, hi) - to_space(target, lo)))
+        assert width <= 1.5 * 2 * Z90 * NOISE_SIGMA
