@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -10,6 +12,33 @@ import pytest
 
 from dashboard.clinical import bland_altman_frame, lvef_error_daily, volume_table
 from monitor.qc.clinical import VolumeIndices
+from monitor.store import upgrade
+from tests import pg
+from tests.dashboard.conftest import Seeded
+
+
+@pytest.fixture
+def private_db(seeded: Seeded, tmp_path) -> Iterator[Seeded]:
+    """An empty migrated database of the seeded one's backend: this test adds patients "now", which
+    would move the shared seeded database's overview (its date range ends at the newest file)."""
+    if seeded.backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'clinical.db'}"
+        upgrade(url)
+        yield Seeded(backend="sqlite", url=url, artifacts_dir=tmp_path, summary=seeded.summary)
+        return
+    server = pg.Server(pg.require_admin_url("dashboard"))
+    name = f"cmrclin_{uuid.uuid4().hex[:12]}"
+    server.create_database(name)
+    try:
+        url = server.url_of(name)
+        upgrade(url)
+        yield Seeded(backend="postgresql", url=url, artifacts_dir=tmp_path, summary=seeded.summary)
+    finally:
+        from tests.dashboard.conftest import _dispose_streamlit_engines
+
+        _dispose_streamlit_engines()
+        server.drop_database(name)
+        server.close()
 
 
 def _patients() -> pd.DataFrame:
@@ -71,7 +100,7 @@ def test_volume_table_mask_beside_pgt() -> None:
     assert table.loc["LV mass (g)", "pgt"] == pytest.approx(73.5)
 
 
-def test_clinical_page_shows_patients_and_a_bland_altman_upload(writable, app_test) -> None:
+def test_clinical_page_shows_patients_and_a_bland_altman_upload(private_db, app_test) -> None:
     from monitor.qc.clinical import ClinicalPolicy
     from monitor.qc.labels import STRUCTURES
     from monitor.qc.levels import FlagLevel
@@ -100,7 +129,7 @@ def test_clinical_page_shows_patients_and_a_bland_altman_upload(writable, app_te
         slices_scored=8,
     )
     now = datetime.now(UTC)
-    with open_session(writable.url) as session:
+    with open_session(private_db.url) as session:
         model_id = register_model(session, "e1" * 32, {})
         for phase, indices in (("ED", ES), ("ES", ED)):  # impossible: ESV > EDV
             file_id, _ = enqueue_file(
@@ -115,7 +144,7 @@ def test_clinical_page_shows_patients_and_a_bland_altman_upload(writable, app_te
             record_scores(session, file_id, score, model_id=model_id, artifacts={}, scored_at=now)
             record_volume_indices(session, file_id, indices)
             update_patient(session, file_id, calibration=None, policy=ClinicalPolicy(), now=now)
-    at = app_test(writable).run()
+    at = app_test(private_db).run()
     at.switch_page("views/clinical.py").run()
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
