@@ -330,7 +330,7 @@ class Worker(threading.Thread):
                 return update_patient(session, item.file_id, calibration=self._calibration, policy=policy)
 
         try:
-            assessment = c.retry("database", assess, operation="record")
+            assessment = c.retry("database", assess, operation="patient")
         except Abandoned:
             raise
         except Exception as exc:

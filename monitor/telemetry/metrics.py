@@ -69,7 +69,16 @@ DATABASE_BUCKETS_S: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.0
 #: ``release`` claims at shutdown, ``startup`` (probe, model row, backfill's known paths) and
 #: ``queue_gauges`` (the queue gauges read at scrape time).
 DatabaseOperation = Literal[
-    "enqueue", "claim", "record", "reject", "requeue", "maintain", "release", "startup", "queue_gauges"
+    "enqueue",
+    "claim",
+    "record",
+    "patient",
+    "reject",
+    "requeue",
+    "maintain",
+    "release",
+    "startup",
+    "queue_gauges",
 ]
 #: Every ``DatabaseOperation``, in that order.
 DATABASE_OPERATIONS: tuple[DatabaseOperation, ...] = get_args(DatabaseOperation)

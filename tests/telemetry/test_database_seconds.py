@@ -86,6 +86,7 @@ def test_real_daemon_exports_database_seconds(db_url: str, tmp_path: Path, check
         assert cumulative == sorted(cumulative) and cumulative[-1] == count, (operation, cumulative)
         assert 0 <= sample("sum", operation) < 60 * max(count, 1), operation
     assert sample("count", "record") == 2  # one transaction per scored file
+    assert sample("count", "patient") <= 2  # its patient re-assessed (ED/ES pairing), at most once each
     assert sample("count", "claim") >= 1  # the batch (and idle polls that found nothing)
     assert sample("count", "enqueue") == 3
     assert sample("count", "reject") == 1
