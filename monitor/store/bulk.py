@@ -150,7 +150,6 @@ def _check_finished(item: FinishedFile) -> None:
 
 def _file_row(item: FinishedFile, segmenters: Mapping[tuple[str, str], int], model_id: int) -> dict[str, Any]:
     """The ``mask_files`` row of a finished file (what enqueue, claim and record_scores leave behind)."""
-    score = item.score
     return {
         "path": item.path,
         "content_hash": item.content_hash,
@@ -158,15 +157,24 @@ def _file_row(item: FinishedFile, segmenters: Mapping[tuple[str, str], int], mod
         "phase": item.phase,
         "site": item.site,
         "scanner": item.scanner,
-        "image_path": item.image_path,
         "segmenter_id": segmenters[(item.segmenter_name, item.segmenter_version)],
-        "model_id": model_id if score is not None else None,
-        "status": FileStatus.SCORED if score is not None else FileStatus.REJECTED,
         "attempts": 1,
         "worker_id": None,
         "lease_expires_at": None,
         "received_at": item.received_at,
         "started_at": item.received_at,
+        **_outcome_columns(item, model_id),
+    }
+
+
+def _outcome_columns(item: FinishedFile, model_id: int) -> dict[str, Any]:
+    """The ``mask_files`` columns of a finished file's outcome: its score (model, flag, geometry, image,
+    calibration version) or its rejection; what a rescoring in place replaces."""
+    score = item.score
+    return {
+        "image_path": item.image_path,
+        "model_id": model_id if score is not None else None,
+        "status": FileStatus.SCORED if score is not None else FileStatus.REJECTED,
         "scored_at": item.done_at if score is not None else None,
         "rejected_at": item.done_at if score is None else None,
         "rejection_reason": item.rejection[0] if item.rejection else None,

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from monitor.qc.labels import STRUCTURES
+from monitor.qc.levels import FlagLevel
 from monitor.qc.records import VolumeScore
 from monitor.store import (
     FileStatus,
     FinishedFile,
+    add_review,
     claim_batch,
     enqueue_file,
     get_case,
@@ -111,3 +115,88 @@ def test_record_finished_refuses_a_repeated_content(
     with pytest.raises(ValueError, match="repeats"):
         record_finished(session, twice, model_id=model_id)
     assert _count(session, "mask_files") == 0
+
+
+def _clinical(session: Session, file_id: int) -> None:
+    """A ``volume_clinical`` row for the file (values arbitrary)."""
+    session.execute(
+        sa.text(
+            "INSERT INTO volume_clinical (file_id, lv_volume_ml, rv_volume_ml, myo_volume_ml, lv_mass_g,"
+            " pgt_lv_volume_ml, pgt_rv_volume_ml, pgt_myo_volume_ml, pgt_lv_mass_g, extent_json)"
+            " VALUES (:f, 100, 110, 80, 84, 98, 108, 79, 83, '{}')"
+        ),
+        {"f": file_id},
+    )
+    session.commit()
+
+
+def test_a_stale_score_is_rescored_in_place(session: Session, make_score: Callable[..., VolumeScore]) -> None:
+    """A content scored under checkpoint A is rescored in place under B: same row (its review kept), new
+    model, scores and artifact rows, its clinical volumes gone with the old pGT; then, under B with a
+    new calibration version, again in place with the clinical volumes kept; not when it is up to date,
+    nor when the caller does not ask."""
+    old_model = register_model(session, "a" * 64, {})
+    new_model = register_model(session, "b" * 64, {})
+    path = "/a/p0_ED.nii.gz"
+    first = record_finished(
+        session, [_finished(path, "h0", make_score())], model_id=old_model,
+        artifacts=lambda i, f: {"pgt": f"/old/{f}_pgt.nii.gz"},
+    )  # fmt: skip
+    file_id = first.file_ids[0]
+    add_review(session, file_id, verdict="confirmed", reviewer="qa")
+    _clinical(session, file_id)
+    worse = make_score({s: (0.5, 20.0, FlagLevel.SUSPICIOUS) for s in STRUCTURES})
+    later = T0 + timedelta(days=30)
+    rescoring = replace(_finished(path, "h0", worse), done_at=later)
+
+    kept = record_finished(session, [rescoring], model_id=new_model)  # not asked to rescore
+    assert kept.already_stored == (0,) and kept.rescored == {}
+    assert known_files(session, [path])[(path, "h0")].stale("b" * 64, None)
+
+    written = record_finished(
+        session, [rescoring], model_id=new_model, rescore={0},
+        artifacts=lambda i, f: {"pgt": f"/new/{f}_pgt.nii.gz"},
+    )  # fmt: skip
+    assert written.rescored == {0: file_id} and written.file_ids == {} and written.already_stored == ()
+    assert _count(session, "mask_files") == 1 and _count(session, "structure_scores") == 3
+    case = get_case(session, file_id)
+    assert case is not None and case.status == FileStatus.SCORED and case.flag == FlagLevel.SUSPICIOUS
+    assert case.scored_at == later and case.received_at == T0
+    assert {s.pdsc for s in case.structures} == {0.5}
+    assert session.execute(sa.text("SELECT path FROM artifacts")).scalars().all() == [
+        f"/new/{file_id}_pgt.nii.gz"
+    ]
+    assert _count(session, "reviews") == 1 and _count(session, "volume_clinical") == 0
+    known = known_files(session, [path])[(path, "h0")]
+    assert (known.checkpoint_hash, known.calibration_version) == ("b" * 64, None)
+    assert not known.stale("b" * 64, None)
+
+    again = record_finished(session, [rescoring], model_id=new_model, rescore={0})
+    assert again.rescored == {} and again.already_stored == (0,)
+
+    _clinical(session, file_id)
+    calibrated = replace(rescoring, score=replace(worse, calibration_version="site-v2"))
+    recalibrated = record_finished(session, [calibrated], model_id=new_model, rescore={0})
+    assert recalibrated.rescored == {0: file_id}
+    assert known_files(session, [path])[(path, "h0")].calibration_version == "site-v2"
+    assert _count(session, "volume_clinical") == 1  # the same pGT: its volumes stand
+    assert _count(session, "artifacts") == 0  # no artifacts this time: the old ones' rows are gone
+
+
+def test_only_a_scored_row_is_stale(session: Session, make_score: Callable[..., VolumeScore]) -> None:
+    model_id = register_model(session, "a" * 64, {})
+    record_finished(session, [_finished("/a/bad_ED.nii.gz", "hb")], model_id=model_id)
+    enqueue_file(
+        session, path="/a/p1_ED.nii.gz", content_hash="h1", case_key="p1", phase="ED",
+        segmenter_name="unet", segmenter_version="1.0",
+    )  # fmt: skip
+    known = known_files(session, ["/a/bad_ED.nii.gz", "/a/p1_ED.nii.gz"])
+    assert [k.stale("b" * 64, "v2") for k in known.values()] == [False, False]
+    rescoring = [
+        _finished("/a/bad_ED.nii.gz", "hb", make_score()),
+        _finished("/a/p1_ED.nii.gz", "h1", make_score()),
+    ]
+    written = record_finished(
+        session, rescoring, model_id=register_model(session, "b" * 64, {}), rescore={0, 1}
+    )
+    assert written.rescored == {} and written.already_stored == (0, 1)
