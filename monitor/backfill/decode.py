@@ -3,8 +3,10 @@
 Runs in Ray tasks on CPUs (``decode_batch`` is the function handed to ``map_batches``), with the daemon's
 per-file examination (``monitor.io.examine``): the same content hash, identity and rejection reasons.
 A content the database already holds (its (path, content hash) in ``known``) is skipped before it is
-validated; when another checkpoint scored it, the skipped row's ``reason`` says so
-(``SKIPPED_OTHER_CHECKPOINT``: the database keeps one row per path and content, so it is not rescored). A file of an archive is complete, so a reason a watcher would wait on (``Problem.transient``)
+validated, unless its score is stale (scored under another checkpoint or calibration version than this
+run's) and ``DecodeOptions.rescore_stale``: then it is examined and scored again like a new file, its
+row marked ``stale``; a stale content that is kept is skipped with the ``reason`` ``SKIPPED_STALE``.
+A file of an archive is complete, so a reason a watcher would wait on (``Problem.transient``)
 is final here; a file that changes while it is examined is rejected ``content_changed`` (a returning
 reason: the daemon takes its new content when it sees it).
 
@@ -15,7 +17,7 @@ daemon's. The image array travels with the volume to the scoring actors.
 
 One output row per input row (columns ``OUTPUT_COLUMNS``): ``outcome`` is ``score`` (``payload`` holds
 the validated ``MaskVolume`` and its ``PairedImage``), ``rejected`` (``reason``, ``detail``) or
-``skipped``.
+``skipped``; ``stale`` is true for a stale stored content that is being rescored.
 
 Payloads (the validated volume here, the scores and arrays after scoring) travel between the stages as
 bytes (``pack``/``unpack``: pickle, between this package's own Ray workers only, never from a file):
@@ -47,7 +49,7 @@ __all__ = [
     "OUTCOME_SCORE",
     "OUTCOME_SKIPPED",
     "OUTPUT_COLUMNS",
-    "SKIPPED_OTHER_CHECKPOINT",
+    "SKIPPED_STALE",
     "DecodeOptions",
     "decode_batch",
     "decode_entry",
@@ -58,8 +60,9 @@ __all__ = [
 OUTCOME_SCORE = "score"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_SKIPPED = "skipped"
-#: ``reason`` of a skipped row whose content was scored by another checkpoint than this run's.
-SKIPPED_OTHER_CHECKPOINT = "other_checkpoint"
+#: ``reason`` of a skipped row whose stored score is stale (another checkpoint or calibration version
+#: than this run's) and kept (``DecodeOptions.rescore_stale`` off).
+SKIPPED_STALE = "stale"
 #: Identity columns of every output row (``MaskIdentity`` fields).
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "case_key",
@@ -80,6 +83,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "reason",
     "detail",
     "payload",
+    "stale",
 )
 
 
@@ -93,6 +97,8 @@ class DecodeOptions:
     #: pair each mask with its MR image and pass it as evidence (the daemon's
     #: ``Settings.image_evidence and Settings.evidence``); False records ``image_reason = disabled``
     image_evidence: bool = True
+    #: score a stale stored content again (its row is rescored in place); False skips it
+    rescore_stale: bool = True
 
 
 def decode_entry(
@@ -109,8 +115,8 @@ def decode_entry(
     Args:
         root: the folder it was found under (resolved).
         overrides: identity fields from the manifest (they win over name, folders and sidecar).
-        known: the content hashes the database holds for this path -> True when another checkpoint
-            than this run's scored it.
+        known: the content hashes the database holds for this path -> True when their score is stale
+            (another checkpoint or calibration version than this run's: ``KnownFile.stale``).
         confined: a symbolic link must resolve inside ``root`` (``monitor.io.examine.fingerprint``).
     """
     received_at = time.time()
@@ -129,10 +135,10 @@ def decode_entry(
             path, "unreadable:0:0", file, base, options, overrides, received_at,
             "unreadable", f"the file cannot be read: {exc.strerror or type(exc).__name__}",
         )  # fmt: skip
-    if found.content_hash in known:
+    stale = known.get(found.content_hash, False)
+    if found.content_hash in known and not (stale and options.rescore_stale):
         row = _row(path, found.content_hash, fallback_identity(file, base, options.ingest), received_at)
-        other = SKIPPED_OTHER_CHECKPOINT if known[found.content_hash] else None
-        return {**row, "outcome": OUTCOME_SKIPPED, "reason": other}
+        return {**row, "outcome": OUTCOME_SKIPPED, "reason": SKIPPED_STALE if stale else None}
     examined = examine(
         file, base, st, ingest=options.ingest, label_map=options.label_map, limits=options.limits, known=found
     )
@@ -141,7 +147,7 @@ def decode_entry(
             path, f"{REASON_MISSING}:{st.st_size}:{st.st_mtime_ns}", file, base, options, overrides,
             received_at, REASON_MISSING, "the file vanished while it was read",
         )  # fmt: skip
-    return _outcome(examined, overrides, received_at, options)
+    return {**_outcome(examined, overrides, received_at, options), "stale": stale}
 
 
 def decode_batch(
@@ -214,6 +220,7 @@ def _row(path: str, content_hash: str, identity: MaskIdentity, received_at: floa
         "reason": None,
         "detail": None,
         "payload": None,
+        "stale": False,
     }
 
 

@@ -3,9 +3,12 @@
 The pipeline (Ray Data, streaming):
 
 1. the driver lists the entries (``monitor.backfill.sources``: folders or manifests) and asks the
-   database which contents of those paths it holds (``monitor.store.known_files``);
+   database which contents of those paths it holds (``monitor.store.known_files``), and which of
+   those hold a stale score: scored under another checkpoint (SHA-256 of its bytes) or another
+   calibration version than this run's (``KnownFile.stale``);
 2. ``read``: the entries become a Ray dataset;
-3. ``decode`` (CPU tasks, ``monitor.backfill.decode``): hash; skip a stored content; name and validate
+3. ``decode`` (CPU tasks, ``monitor.backfill.decode``): hash; skip a stored content (unless its score is
+   stale and ``rescore_stale``: then it is scored again and its row rescored in place); name and validate
    with the daemon's examination (``monitor.io.examine``), else reject with its reason; pair a valid
    mask with its MR image as the daemon does (``monitor.io.images.pair_image``);
 4. ``score`` (an actor pool of ``monitor.backfill.scoring.ScoreWorker``, each with one ``Scorer``; a GPU
@@ -16,7 +19,7 @@ The pipeline (Ray Data, streaming):
    On a cluster the artifacts folder must be one shared file system that every node mounts at the same
    path. The staging folder is removed at the end; those of killed runs on this host at the next start.
 
-Every input ends scored, rejected or skipped (``BackfillSummary``). A run killed part way leaves the
+Every input ends scored, rescored, rejected or skipped (``BackfillSummary``). A run killed part way leaves the
 committed batches; the next run skips them and does the rest. Ray is imported here only, inside
 ``run_backfill`` (``pip install cmr-monitor[ray]``).
 """
@@ -91,17 +94,22 @@ class BackfillConfig:
     migrate: bool = False  #: upgrade the schema to head instead of refusing an old one
     progress: bool = True  #: Ray Data's progress bars
     settings: Settings | None = None  #: the daemon's scorer settings (policy, evidence, calibration)
+    #: score again the stored contents whose score is stale (another checkpoint or calibration
+    #: version than this run's), replacing it in place; False skips them (``--keep-stale``)
+    rescore_stale: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackfillSummary:
-    """What a run did; ``scored + rejected + skipped == input``."""
+    """What a run did; ``scored + rescored + rejected + skipped == input``."""
 
     input: int  #: files listed by the sources
-    scored: int  #: files scored and stored by this run
-    rejected: int  #: files rejected (with a reason) and stored by this run
-    skipped: int  #: files whose content was already stored
-    skipped_other_checkpoint: int  #: of those, files scored by another checkpoint (not rescored)
+    scored: int  #: new contents scored and stored by this run
+    rescored: int  #: stored contents whose stale score this run replaced (in place)
+    rejected: int  #: new contents rejected (with a reason) and stored by this run
+    skipped: int  #: files whose stored row was left as it is
+    skipped_stale: int  #: of those, stale scores kept because the run keeps them (``rescore_stale`` off)
+    rescore_failed: dict[str, int]  #: of those, stale scores kept because their rescoring was rejected
     reasons: dict[str, int]  #: rejections by reason code
     elapsed_s: float  #: seconds from listing to the last commit (Ray start excluded)
     database_s: float  #: seconds in the database (known files and write transactions)
@@ -133,11 +141,13 @@ def plan_resources(cluster_cpus: float, workers: int, gpus_per_worker: float) ->
 
 
 def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None) -> BackfillSummary:
-    """Score every mask of ``config.sources`` that the database does not hold yet (module docstring).
+    """Score every mask of ``config.sources`` that the database does not hold yet, or holds with a stale
+    score (module docstring).
 
     Raises: RayMissing; SourceError for a source that cannot be read; DatabaseUnavailable when the
-        database cannot be reached at the start; CheckpointError; RuntimeError when the schema is not
-        at head (without ``migrate``).
+        database cannot be reached at the start; CheckpointError; CalibrationError for an unusable
+        calibration (``settings.calibration``); RuntimeError when the schema is not at head (without
+        ``migrate``).
     """
     try:
         import ray
@@ -157,16 +167,16 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
     sessions = make_session_factory(engine)
     try:
         model_id, checkpoint_sha256 = _register(sessions, config.checkpoint)
+        calibration = _calibration_version(config.settings)
         _start_ray(ray, config)  # not timed: seconds, once per run
         started = time.perf_counter() - listing_s
         t_known = time.perf_counter()
         with sessions() as session:
             stored = known_files(session, [e.path for e in entries])
         known_s = time.perf_counter() - t_known
-        known: dict[str, dict[str, bool]] = {}  # path -> content hash -> scored by another checkpoint
+        known: dict[str, dict[str, bool]] = {}  # path -> content hash -> its score is stale
         for (path, content_hash), row in stored.items():
-            other = row.checkpoint_hash is not None and row.checkpoint_hash != checkpoint_sha256
-            known.setdefault(path, {})[content_hash] = other
+            known.setdefault(path, {})[content_hash] = row.stale(checkpoint_sha256, calibration)
         log.info(
             "backfill of %d file(s); %d path(s) already hold stored contents",
             len(entries),
@@ -200,15 +210,29 @@ def run_backfill(config: BackfillConfig, *, stop: threading.Event | None = None)
     finally:
         engine.dispose()
     log.info(
-        "backfill done: %d scored, %d rejected, %d skipped of %d in %.1f s (checkpoint %s)",
+        "backfill done: %d scored, %d rescored, %d rejected, %d skipped of %d in %.1f s "
+        "(checkpoint %s, calibration %s)",
         summary.scored,
+        summary.rescored,
         summary.rejected,
         summary.skipped,
         summary.input,
         summary.elapsed_s,
         checkpoint_sha256[:12],
-        extra={"action": "backfill_done", "scored": summary.scored, "rejected": summary.rejected},
+        calibration,
+        extra={
+            "action": "backfill_done",
+            "scored": summary.scored,
+            "rescored": summary.rescored,
+            "rejected": summary.rejected,
+        },
     )
+    if summary.rescore_failed:  # their stored scores stand
+        log.warning(
+            "stale scores kept, their rescoring failed: %s",
+            ", ".join(f"{reason} {n}" for reason, n in sorted(summary.rescore_failed.items())),
+            extra={"action": "rescore_failed", **summary.rescore_failed},
+        )
     unusable = {k: n for k, n in summary.images.items() if k in (IMAGE_GEOMETRY_MISMATCH, IMAGE_UNREADABLE)}
     if unusable:  # the daemon warns per file; here once per run (the reasons are stored per file)
         log.warning(
@@ -246,6 +270,7 @@ def _pipeline(
         label_map=config.label_map,
         limits=config.limits,
         image_evidence=settings.image_evidence and settings.evidence if settings is not None else True,
+        rescore_stale=config.rescore_stale,
     )
     scorer = ScorerOptions(
         checkpoint=str(config.checkpoint) if config.checkpoint else None,
@@ -320,6 +345,17 @@ def _register(sessions: Any, checkpoint: Path | None) -> tuple[int, str]:
         return register_model(session, sha256, metadata), sha256
 
 
+def _calibration_version(settings: Settings | None) -> str | None:
+    """The version of the calibration the scoring actors will apply (``Scorer.from_settings``); None
+    without one. Loaded here once, so an unusable calibration fails before Ray starts."""
+    if settings is None:
+        return None
+    from monitor.model.scorer import calibration_from_setting
+
+    calibration = calibration_from_setting(settings.calibration)
+    return calibration.version if calibration is not None else None
+
+
 def _json_safe(value: Any) -> Any:
     """``value`` with non-finite floats as None and other non-JSON values as text."""
     if isinstance(value, dict):
@@ -370,9 +406,11 @@ def _summary(
     return BackfillSummary(
         input=len(entries),
         scored=tally.scored,
+        rescored=tally.rescored,
         rejected=tally.rejected,
         skipped=tally.skipped,
-        skipped_other_checkpoint=tally.skipped_other_checkpoint,
+        skipped_stale=tally.skipped_stale,
+        rescore_failed=dict(tally.rescore_failed),
         reasons=dict(tally.reasons),
         elapsed_s=time.perf_counter() - started,
         database_s=tally.database_s + known_s,

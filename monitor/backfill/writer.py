@@ -2,7 +2,10 @@
 
 ``Writer.add`` takes the scored, rejected and skipped rows of the pipeline as they stream out of Ray and
 ``flush`` stores them ``write_batch`` at a time with ``monitor.store.record_finished`` (one transaction,
-idempotent on (path, content_hash)). Each scored file's pGT and inconsistency map, written by a scoring
+idempotent on (path, content_hash)). A row marked ``stale`` (a stored content whose score is stale,
+scored again) is rescored in place (``record_finished(..., rescore=...)``); when its rescoring was
+rejected (a scorer failure, say) its stored score is kept and the file counts as skipped
+(``Tally.rescore_failed``). Each scored file's pGT and inconsistency map, written by a scoring
 actor into the run's staging folder, are renamed inside that transaction to the daemon's place for them
 (``monitor.daemon.artifacts.artifact_paths``: by file id); a rename that fails, or a staged write that
 had failed, leaves that file without artifacts, as in the daemon. A content that was stored meanwhile
@@ -33,7 +36,7 @@ from monitor.backfill.decode import (
     OUTCOME_REJECTED,
     OUTCOME_SCORE,
     OUTCOME_SKIPPED,
-    SKIPPED_OTHER_CHECKPOINT,
+    SKIPPED_STALE,
     unpack,
 )
 from monitor.daemon.artifacts import artifact_paths
@@ -52,24 +55,27 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Tally:
-    """What a run did with its input (scored + rejected + skipped = input)."""
+    """What a run did with its input (scored + rescored + rejected + skipped = input)."""
 
-    scored: int = 0  #: files scored and stored by this run
-    rejected: int = 0  #: files rejected and stored by this run
-    skipped: int = 0  #: files whose content was already stored (by an earlier run, or meanwhile)
-    skipped_other_checkpoint: int = 0  #: of those, files another checkpoint scored
+    scored: int = 0  #: new contents scored and stored by this run
+    rescored: int = 0  #: stored contents whose stale score this run replaced
+    rejected: int = 0  #: new contents rejected and stored by this run
+    skipped: int = 0  #: files whose stored row was left as it is (stored by an earlier run, or meanwhile)
+    skipped_stale: int = 0  #: of those, stale scores kept because the run keeps them (``--keep-stale``)
+    #: of those, stale scores kept because their rescoring was rejected, by reason code
+    rescore_failed: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)  #: rejections by reason code
     database_s: float = 0.0  #: seconds in the database's write transactions, artifacts excluded
     artifacts_s: float = 0.0  #: seconds moving the staged artifacts into place
     artifacts_failed: int = 0  #: scored files stored without artifacts (the write failed)
-    #: scored files stored by this run by what became of their MR image (``monitor.io.images``:
+    #: files scored or rescored by this run by what became of their MR image (``monitor.io.images``:
     #: ``used``, or why not: ``not_found``, ``geometry_mismatch``, ...)
     images: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
         """Every file accounted for."""
-        return self.scored + self.rejected + self.skipped
+        return self.scored + self.rescored + self.rejected + self.skipped
 
 
 class Writer:
@@ -100,23 +106,26 @@ class Writer:
         self._write_batch = write_batch
         self._stop = stop or threading.Event()
         self._retry = Retry(build_metrics(CollectorRegistry()), DatabaseHealth(), self._stop)
-        #: (file, staged artifacts, what became of its MR image)
-        self._pending: list[tuple[FinishedFile, Mapping[str, str], str | None]] = []
+        #: (file, staged artifacts, what became of its MR image, whether it rescores a stale score)
+        self._pending: list[tuple[FinishedFile, Mapping[str, str], str | None, bool]] = []
         self.tally = Tally()
 
     def add(self, frame: pd.DataFrame) -> None:
         """Take the rows of one output batch of the pipeline; store them once enough are waiting."""
         done_at = datetime.now(UTC)
         for row in frame.to_dict("records"):
-            if row["outcome"] == OUTCOME_SKIPPED:
+            stale = bool(row.get("stale", False))
+            if row["outcome"] == OUTCOME_SKIPPED or (stale and row["outcome"] == OUTCOME_REJECTED):
                 self.tally.skipped += 1
-                self.tally.skipped_other_checkpoint += row["reason"] == SKIPPED_OTHER_CHECKPOINT
+                self.tally.skipped_stale += row["reason"] == SKIPPED_STALE
+                if row["outcome"] == OUTCOME_REJECTED:  # the stored score stands
+                    self.tally.rescore_failed[str(row["reason"])] += 1
                 continue
             score, staged, image = (
                 unpack(row["payload"]) if row["outcome"] == OUTCOME_SCORE else (None, {}, None)
             )
             outcome = image_outcome(image, score.image_used) if score is not None else None
-            self._pending.append((_finished(row, score, done_at, image), staged, outcome))
+            self._pending.append((_finished(row, score, done_at, image), staged, outcome, stale))
             if len(self._pending) >= self._write_batch:
                 self.flush()
 
@@ -125,7 +134,8 @@ class Writer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        files = [item for item, _, _ in batch]
+        files = [item for item, _, _, _ in batch]
+        rescore = {i for i, (_, _, _, stale) in enumerate(batch) if stale}
         spent = {"artifacts": 0.0}
 
         def write_artifacts(index: int, file_id: int) -> dict[str, str]:
@@ -140,16 +150,19 @@ class Writer:
         def record() -> Any:
             spent["artifacts"] = 0.0
             with self._sessions() as session:
-                return record_finished(session, files, model_id=self._model_id, artifacts=write_artifacts)
+                return record_finished(
+                    session, files, model_id=self._model_id, artifacts=write_artifacts, rescore=rescore
+                )
 
         started = time.perf_counter()
         written = self._retry("database", record)
         self.tally.database_s += time.perf_counter() - started - spent["artifacts"]
         self.tally.artifacts_s += spent["artifacts"]
         self.tally.skipped += len(written.already_stored)
-        for i in written.file_ids:
+        self.tally.rescored += len(written.rescored)
+        for i in [*written.file_ids, *written.rescored]:
             if files[i].score is not None:
-                self.tally.scored += 1
+                self.tally.scored += i in written.file_ids
                 if (image := batch[i][2]) is not None:
                     self.tally.images[image] += 1
             else:

@@ -68,11 +68,21 @@ def backfill(
         typer.Option("--migrate", help="Upgrade the database schema to head instead of refusing an old one."),
     ] = False,
     progress: Annotated[bool, typer.Option(help="Ray Data's progress bars.")] = True,
+    rescore_stale: Annotated[
+        bool,
+        typer.Option(
+            "--rescore-stale/--keep-stale",
+            help="Score again the stored files whose score is stale (another checkpoint or calibration "
+            "version than this run's), replacing it; --keep-stale skips them.",
+        ),
+    ] = True,
 ) -> None:
-    """Score every mask of the sources that the database does not hold yet, on Ray; print a summary.
+    """Score every mask of the sources that the database does not hold yet, or holds with a stale score
+    (scored under another checkpoint or calibration version), on Ray; print a summary.
 
-    Each file ends scored, rejected (with its reason) or skipped (its content is stored already), so a
-    second run adds nothing and a killed run resumes where it stopped.
+    Each file ends scored, rescored (its stale score replaced), rejected (with its reason) or skipped
+    (its content is stored already), so a second run adds nothing and a killed run resumes where it
+    stopped.
     """
     from monitor.backfill import BackfillConfig, run_backfill
     from monitor.config import get_settings
@@ -108,6 +118,7 @@ def backfill(
             migrate=migrate,
             progress=progress,
             settings=settings,
+            rescore_stale=rescore_stale,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -115,13 +126,24 @@ def backfill(
         summary = run_backfill(config)
     except (MonitorError, OSError, RuntimeError) as exc:
         fail(exc)
-    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.reasons.items()))
-    other = summary.skipped_other_checkpoint
     typer.echo(
-        f"{summary.input} files: {summary.scored} scored, {summary.rejected} rejected"
-        f"{f' ({reasons})' if reasons else ''}, {summary.skipped} skipped (already stored"
-        f"{f'; {other} of them scored by another checkpoint, not rescored' if other else ''})\n"
+        f"{summary.input} files: {summary.scored} scored, {summary.rescored} rescored (stale), "
+        f"{summary.rejected} rejected{_counts(summary.reasons)}, {summary.skipped} skipped "
+        f"(already stored{_kept_stale(summary.skipped_stale, summary.rescore_failed)})\n"
         f"{summary.elapsed_s:.1f} s, {summary.files_per_s:.1f} files/s; database {summary.database_s:.1f} s, "
         f"artifacts {summary.artifacts_s:.1f} s; {summary.workers} worker(s) x "
         f"{summary.cpus_per_worker:g} CPU, {summary.gpus_per_worker:g} GPU"
     )
+
+
+def _counts(by_reason: dict[str, int]) -> str:
+    """`` (reason n, ...)``, or "" for none."""
+    return f" ({', '.join(f'{reason} {n}' for reason, n in sorted(by_reason.items()))})" if by_reason else ""
+
+
+def _kept_stale(kept: int, failed: dict[str, int]) -> str:
+    """What the summary says of the stale scores a run left as they were."""
+    out = f"; {kept} of them stale, kept (--keep-stale)" if kept else ""
+    if failed:
+        out += f"; {sum(failed.values())} stale, kept as their rescoring failed{_counts(failed)}"
+    return out

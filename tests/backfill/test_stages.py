@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,19 @@ def test_a_stored_content_is_skipped_unread(folder: Path, tmp_path: Path) -> Non
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     row = decode_entry(str(path), str(tmp_path), {}, OPTIONS, {digest: False})
     assert row["outcome"] == OUTCOME_SKIPPED and row["payload"] is None and row["reason"] is None
-    other = decode_entry(str(path), str(tmp_path), {}, OPTIONS, {digest: True})
-    assert other["outcome"] == OUTCOME_SKIPPED and other["reason"] == "other_checkpoint"
+    assert not row["stale"]
+
+
+def test_a_stale_content_is_scored_again_unless_kept(folder: Path, tmp_path: Path) -> None:
+    """A stored content whose score is stale (another checkpoint or calibration) is examined and
+    scored again, its row marked ``stale``; with ``rescore_stale`` off it is skipped, reason ``stale``."""
+    path = write_phantom(folder / "p1_ED.nii.gz")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    again = decode_entry(str(path), str(tmp_path), {}, OPTIONS, {digest: True})
+    assert again["outcome"] == OUTCOME_SCORE and again["stale"] and again["case_key"] == "p1"
+    keep = replace(OPTIONS, rescore_stale=False)
+    kept = decode_entry(str(path), str(tmp_path), {}, keep, {digest: True})
+    assert (kept["outcome"], kept["reason"], kept["payload"]) == (OUTCOME_SKIPPED, "stale", None)
 
 
 def test_manifest_fields_win_over_folders(folder: Path, tmp_path: Path) -> None:
