@@ -93,7 +93,9 @@ class BackfillConfig:
     precision: str = "fp32"  #: model arithmetic
     migrate: bool = False  #: upgrade the schema to head instead of refusing an old one
     progress: bool = True  #: Ray Data's progress bars
-    settings: Settings | None = None  #: the daemon's scorer settings (policy, evidence, calibration)
+    #: the daemon's scorer settings (policy, evidence, calibration); None scores without a calibration
+    #: (then stored calibrated scores are stale)
+    settings: Settings | None = None
     #: score again the stored contents whose score is stale (another checkpoint or calibration
     #: version than this run's), replacing it in place; False skips them (``--keep-stale``)
     rescore_stale: bool = True
