@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from monitor.backfill import BackfillConfig, BackfillSummary, run_backfill
 from monitor.config import Settings
@@ -25,6 +24,7 @@ from monitor.io.calibration import dump_calibration, load_calibration
 from monitor.io.nifti import save_labels
 from monitor.model.autoencoder import load_checkpoint, save_checkpoint
 from monitor.sim import make_patient
+from monitor.store import FileStatus, get_case, known_files, make_engine, make_session_factory
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -101,24 +101,28 @@ def _counts(summary: BackfillSummary) -> tuple[int, int, int, int, int]:
     return summary.scored, summary.rescored, summary.rejected, summary.skipped, summary.skipped_stale
 
 
-def _rows(url: str) -> dict[str, tuple[int, str | None, str, int]]:
-    """path -> (id, calibration version, checkpoint hash, structure rows) of every file row."""
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
+def _rows(url: str, folder: Path) -> dict[str, tuple[int, str | None, str, int, frozenset[str]]]:
+    """path -> (file id, calibration version, checkpoint hash, structure scores, artifact kinds) of the
+    folder's files, each stored once and scored (through the store's own reads)."""
+    engine = make_engine(url)
     try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                sa.text(
-                    "SELECT f.id, f.path, f.calibration_version, m.checkpoint_hash,"
-                    " (SELECT count(*) FROM structure_scores s WHERE s.file_id = f.id) AS n"
-                    " FROM mask_files f JOIN monitor_models m ON m.id = f.model_id WHERE f.status = 'scored'"
-                )
-            ).all()
-            assert connection.execute(sa.text("SELECT count(*) FROM mask_files")).scalar_one() == len(rows)
-            artifacts = connection.execute(sa.text("SELECT count(*) FROM artifacts")).scalar_one()
-            assert artifacts == 2 * len(rows)  # pGT and inconsistency map, once per file
+        with make_session_factory(engine)() as session:
+            known = known_files(session, [str(p) for p in folder.rglob("*.nii.gz")])
+            cases = {path: get_case(session, row.file_id) for (path, _), row in known.items()}
     finally:
         engine.dispose()
-    return {r.path: (r.id, r.calibration_version, r.checkpoint_hash, r.n) for r in rows}
+    assert len(cases) == len(known) == N_FILES
+    return {
+        path: (
+            c.file_id,
+            row.calibration_version,
+            row.checkpoint_hash,
+            len(c.structures),
+            frozenset(c.artifacts),
+        )
+        for (path, _), row in known.items()
+        if (c := cases[path]) is not None and c.status == FileStatus.SCORED
+    }
 
 
 def test_a_recalibrated_archive_is_rescored_once(
@@ -127,8 +131,9 @@ def test_a_recalibrated_archive_is_rescored_once(
     artifacts = tmp_path / "artifacts"
     first = _run(folder, database_url, artifacts, calibrations["site-a"])
     assert _counts(first) == (N_FILES, 0, 0, 0, 0)
-    before = _rows(database_url)
-    assert {v for _, v, _, _ in before.values()} == {"site-a"}
+    before = _rows(database_url, folder)
+    assert len(before) == N_FILES and {v for _, v, _, _, _ in before.values()} == {"site-a"}
+    assert {(n, len(kinds)) for _, _, _, n, kinds in before.values()} == {(3, 2)}  # LV, RV, MYO; 2 maps
 
     command = [
         *_CLI, "backfill", str(folder), "--db", database_url, "--address", ray_address,
@@ -141,20 +146,19 @@ def test_a_recalibrated_archive_is_rescored_once(
         f"{N_FILES} files: 0 scored, 0 rescored (stale), 0 rejected, {N_FILES} skipped "
         f"(already stored; {N_FILES} of them stale, kept (--keep-stale))"
     ), kept.stdout
-    assert _rows(database_url) == before
+    assert _rows(database_url, folder) == before
 
     rescored = _run(folder, database_url, artifacts, calibrations["site-b"])
     assert _counts(rescored) == (0, N_FILES, 0, 0, 0)
-    after = _rows(database_url)
-    assert {path: (i, n) for path, (i, _, _, n) in after.items()} == {
-        path: (i, n) for path, (i, _, _, n) in before.items()
-    }  # the same rows, their three structure rows replaced
-    assert {v for _, v, _, _ in after.values()} == {"site-b"}
+    after = _rows(database_url, folder)
+    same = {path: (i, n, kinds) for path, (i, _, _, n, kinds) in before.items()}
+    assert {path: (i, n, kinds) for path, (i, _, _, n, kinds) in after.items()} == same  # in place
+    assert {v for _, v, _, _, _ in after.values()} == {"site-b"}
     assert len(list(artifacts.rglob("*.nii.gz"))) == 2 * N_FILES  # the new maps over the old ones
 
     again = _run(folder, database_url, artifacts, calibrations["site-b"])
     assert _counts(again) == (0, 0, 0, N_FILES, 0)
-    assert _rows(database_url) == after
+    assert _rows(database_url, folder) == after
 
 
 def test_a_new_checkpoint_rescores_the_archive_once(
@@ -168,16 +172,17 @@ def test_a_new_checkpoint_rescores_the_archive_once(
     artifacts = tmp_path / "artifacts"
     calibration = calibrations["site-a"]
     assert _counts(_run(folder, database_url, artifacts, calibration)) == (N_FILES, 0, 0, 0, 0)
-    before = _rows(database_url)
+    before = _rows(database_url, folder)
 
     rescored = _run(folder, database_url, artifacts, calibration, checkpoint_b)
     assert _counts(rescored) == (0, N_FILES, 0, 0, 0)
-    after = _rows(database_url)
-    assert {i for i, _, _, _ in after.values()} == {i for i, _, _, _ in before.values()}
-    assert len({h for _, _, h, _ in before.values()} | {h for _, _, h, _ in after.values()}) == 2
+    after = _rows(database_url, folder)
+    assert {path: row[0] for path, row in after.items()} == {path: row[0] for path, row in before.items()}
+    assert len({row[2] for row in before.values()}) == len({row[2] for row in after.values()}) == 1
+    assert {row[2] for row in before.values()} != {row[2] for row in after.values()}
 
     again = _run(folder, database_url, artifacts, calibration, checkpoint_b)
     assert _counts(again) == (0, 0, 0, N_FILES, 0)
     back = _run(folder, database_url, artifacts, calibration, rescore_stale=False)  # checkpoint A: stale
     assert _counts(back) == (0, 0, 0, N_FILES, N_FILES)
-    assert _rows(database_url) == after
+    assert _rows(database_url, folder) == after
