@@ -19,9 +19,9 @@ The pipeline (Ray Data, streaming):
    On a cluster the artifacts folder must be one shared file system that every node mounts at the same
    path. The staging folder is removed at the end; those of killed runs on this host at the next start.
 
-Every input ends scored, rescored, rejected or skipped (``BackfillSummary``). A run killed part way leaves the
-committed batches; the next run skips them and does the rest. Ray is imported here only, inside
-``run_backfill`` (``pip install cmr-monitor[ray]``).
+Every input ends scored, rescored, rejected or skipped (``BackfillSummary``). A run killed part way
+leaves the committed batches; the next run skips them and does the rest. Ray is imported here only,
+inside ``run_backfill`` (``pip install cmr-monitor[ray]``).
 """
 
 from __future__ import annotations
