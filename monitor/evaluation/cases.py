@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from monitor.io.nifti import Limits, MaskVolume, load_mask
 from monitor.qc.clinical import indices_from_score, volume_indices
 from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import ACDC, LabelMap
+from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import describe_all
 from monitor.qc.records import StructureScore, VolumeScore
 from monitor.qc.scores import compare_structures
@@ -72,6 +74,8 @@ CASE_COLUMNS: tuple[str, ...] = (
     "ehd_mm",
     "ehd_mm_lo",
     "ehd_mm_hi",
+    "flag_review",
+    "volume_flag_review",
 )
 
 
@@ -222,6 +226,14 @@ def _estimates(score: StructureScore) -> dict[str, float]:
     return out
 
 
+def review_flag(score: StructureScore, policy: FlagPolicy) -> FlagLevel:
+    """A structure's level had every failed evidence check raised its code (``evidence_flags="all"``,
+    the review mode), beside the level under ``policy``."""
+    review = replace(policy, evidence_flags="all")
+    raised = (review.severity(c.code) for c in score.evidence if not c.passed)
+    return worst_flag([score.flag, *raised])
+
+
 def _case_rows(
     pair: CasePair, pred: MaskVolume, gt: MaskVolume, score: VolumeScore, policy: FlagPolicy
 ) -> list[dict[str, Any]]:
@@ -235,7 +247,11 @@ def _case_rows(
         for s in score.structures
     ]
     volume_plain = worst_flag(plain).value
-    for real, pseudo, flag_plain in zip(real_metrics, score.structures, plain, strict=True):
+    review = [review_flag(s, policy) for s in score.structures]
+    volume_review = worst_flag(review).value
+    for real, pseudo, flag_plain, flag_review in zip(
+        real_metrics, score.structures, plain, review, strict=True
+    ):
         rows.append(
             {
                 "segmenter": pair.segmenter,
@@ -263,6 +279,8 @@ def _case_rows(
                 "volume_flag_plain": volume_plain,
                 "image_used": score.image_used,
                 **_estimates(pseudo),
+                "flag_review": flag_review.value,
+                "volume_flag_review": volume_review,
             }
         )
     return rows

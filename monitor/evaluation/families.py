@@ -160,7 +160,8 @@ def volume_table(
 
     Columns: ``segmenter``, ``case``; ``dice`` / ``pdsc`` / ``pdsc_3d`` (mean over structures, nan
     skipped); ``hd_mm`` / ``phd_mm`` / ``phd_mm_3d`` (worst structure, mm); ``failure`` (any structure
-    a real failure); ``flagged`` (volume flag not ok), ``flagged_plain`` (the paper's flag not ok);
+    a real failure); ``flagged`` (volume flag not ok), ``flagged_plain`` (the paper's flag not ok),
+    ``flagged_review`` (not ok had every failed evidence check raised its code: the review mode);
     ``codes`` (reason codes of its structures, ``;``-separated, sorted).
     """
     data = cases.copy()
@@ -176,10 +177,12 @@ def volume_table(
         failure=("failure", "max"),
         volume_flag=("volume_flag", "first"),
         volume_flag_plain=("volume_flag_plain", "first"),
+        volume_flag_review=("volume_flag_review", "first"),
         codes=("reason_codes", lambda c: ";".join(sorted({x for v in c for x in str(v).split(";") if x}))),
     ).reset_index()
     out["flagged"] = out["volume_flag"] != "ok"
     out["flagged_plain"] = out["volume_flag_plain"] != "ok"
+    out["flagged_review"] = out["volume_flag_review"] != "ok"
     return out
 
 
@@ -209,10 +212,12 @@ def family_table(
         cases: the cases table (``evaluate_cases``), with the sets' names as segmenters.
         sets: from ``read_manifest``.
     Returns: ``{"sets": {name: {family, strength, unit, title, clearly_wrong, n_volumes, flagged,
-        flagged_rate, flagged_plain, flagged_plain_rate, real_failures, image_used, dice, pdsc,
+        flagged_rate, flagged_plain, flagged_plain_rate, flagged_review, flagged_review_rate, real_failures, image_used, dice, pdsc,
         pdsc_3d, hd_mm (median of the worst structure), phd_mm, phd_mm_3d (medians), codes (the five
         commonest reason codes: volumes)}}, "clearly_wrong": {n_volumes, flagged, flagged_rate,
-        flagged_plain, flagged_plain_rate, lowest_set, lowest_rate, sets_below_aim, aim}}``.
+        flagged_plain, flagged_plain_rate, flagged_review, flagged_review_rate, lowest_set, lowest_rate,
+        sets_below_aim, sets_below_aim_review, aim}}``. The review columns count a volume as flagged
+        when any failed evidence check would raise its code (``evidence_flags="all"``).
     """
     volumes = volume_table(cases, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
     images = cases.groupby("segmenter", sort=False)["image_used"].agg(lambda v: bool(v.astype(bool).all()))
@@ -235,6 +240,8 @@ def family_table(
             "flagged_rate": float(rows["flagged"].mean()) if n else math.nan,
             "flagged_plain": int(rows["flagged_plain"].sum()),
             "flagged_plain_rate": float(rows["flagged_plain"].mean()) if n else math.nan,
+            "flagged_review": int(rows["flagged_review"].sum()),
+            "flagged_review_rate": float(rows["flagged_review"].mean()) if n else math.nan,
             "real_failures": int(rows["failure"].sum()),
             "dice": _mean(rows["dice"]),
             "pdsc": _mean(rows["pdsc"]),
@@ -251,6 +258,7 @@ def _clearly_wrong(table: Mapping[str, Mapping[str, Any]], volumes: pd.DataFrame
     names = [k for k, v in table.items() if v["clearly_wrong"] and v["n_volumes"]]
     rows = volumes[volumes["segmenter"].isin(names)]
     rates = {k: table[k]["flagged_rate"] for k in names}
+    review = {k: table[k]["flagged_review_rate"] for k in names}
     lowest = min(rates, key=rates.__getitem__) if rates else None
     n = len(rows)
     return {
@@ -259,9 +267,12 @@ def _clearly_wrong(table: Mapping[str, Mapping[str, Any]], volumes: pd.DataFrame
         "flagged_rate": float(rows["flagged"].mean()) if n else math.nan,
         "flagged_plain": int(rows["flagged_plain"].sum()),
         "flagged_plain_rate": float(rows["flagged_plain"].mean()) if n else math.nan,
+        "flagged_review": int(rows["flagged_review"].sum()),
+        "flagged_review_rate": float(rows["flagged_review"].mean()) if n else math.nan,
         "lowest_set": lowest,
         "lowest_rate": rates[lowest] if lowest else math.nan,
         "sets_below_aim": sorted(k for k, r in rates.items() if r < CLEARLY_WRONG_AIM),
+        "sets_below_aim_review": sorted(k for k, r in review.items() if r < CLEARLY_WRONG_AIM),
         "aim": CLEARLY_WRONG_AIM,
     }
 
@@ -275,7 +286,8 @@ def families_markdown(summary: Mapping[str, Any]) -> list[str]:
         "## Failure families",
         "",
         "Edits of the ground truth, one set per family and strength. Flagged: volumes whose flag is not "
-        "ok, with the evidence (refined) and with the paper's plain thresholds. DSC and pDSC: means over "
+        "ok, with the evidence (refined), in review mode (every failed evidence check raising its code, "
+        "`CMR_MONITOR_EVIDENCE_FLAGS=all`) and with the paper's plain thresholds. DSC and pDSC: means over "
         "volumes of the structures' mean; HD and pHD: medians over volumes of the worst structure (mm). "
         "Clearly wrong (*): the issue's subset, which should be flagged at least "
         f"{100 * CLEARLY_WRONG_AIM:.0f} % of the time.",
@@ -288,6 +300,7 @@ def families_markdown(summary: Mapping[str, Any]) -> list[str]:
                 f"{name} *" if s["clearly_wrong"] else name,
                 s["n_volumes"],
                 f"{s['flagged']} ({fmt(s['flagged_rate'], 2)})",
+                f"{s['flagged_review']} ({fmt(s['flagged_review_rate'], 2)})",
                 f"{s['flagged_plain']} ({fmt(s['flagged_plain_rate'], 2)})",
                 s["dice"],
                 s["pdsc"],
@@ -303,6 +316,7 @@ def families_markdown(summary: Mapping[str, Any]) -> list[str]:
             "set",
             "volumes",
             "flagged",
+            "flagged review",
             "flagged plain",
             "DSC",
             "pDSC plain",
@@ -317,9 +331,11 @@ def families_markdown(summary: Mapping[str, Any]) -> list[str]:
     cw = table["clearly_wrong"]
     lines += [
         f"Clearly wrong: {cw['flagged']} of {cw['n_volumes']} volumes flagged ({fmt(cw['flagged_rate'])}; "
+        f"review {cw['flagged_review']}, {fmt(cw['flagged_review_rate'])}; "
         f"plain {cw['flagged_plain']}, {fmt(cw['flagged_plain_rate'])}); lowest set "
         f"{cw['lowest_set'] or '–'} at {fmt(cw['lowest_rate'])}; below the aim: "
-        f"{', '.join(cw['sets_below_aim']) or 'none'}.",
+        f"{', '.join(cw['sets_below_aim']) or 'none'} (review mode: "
+        f"{', '.join(cw['sets_below_aim_review']) or 'none'}).",
         "",
     ]
     return lines

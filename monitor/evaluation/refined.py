@@ -8,6 +8,7 @@ two columns of every figure are comparable. Pure: pandas in, plain dicts out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +66,8 @@ def plain_vs_refined(
     Returns: ``correlation_refined`` (``correlation_table`` of real vs ``pdsc_3d`` / ``phd_mm_3d``; the
         summary's ``correlation`` stays real vs plain), ``flags_plain`` (``flag_quality`` and
         ``false_alarm`` of the plain flags; the summary's ``flags`` are the refined ones) and
-        ``volume_failure`` (``{"refined", "plain"}``: ``volume_failure_quality``).
+        ``volume_failure`` (``{"refined", "plain", "review"}``: ``volume_failure_quality``; review: every
+        failed evidence check raising its code).
     """
     plain = _as_plain_flags(cases)
     limits = {"failure_dice": failure_dice, "failure_hd_mm": failure_hd_mm}
@@ -75,6 +77,11 @@ def plain_vs_refined(
         "volume_failure": {
             "refined": volume_failure_quality(cases, "volume_flag", **limits),
             "plain": volume_failure_quality(cases, "volume_flag_plain", **limits),
+            **(
+                {"review": volume_failure_quality(cases, "volume_flag_review", **limits)}
+                if "volume_flag_review" in cases
+                else {}
+            ),
         },
     }
 
@@ -97,27 +104,39 @@ def refined_markdown(summary: Mapping[str, Any]) -> list[str]:
             rows.append([title, structure, by_phase["all"]["pearson"], refined["pearson"], refined["n"]])
     lines += md_table(["metric", "structure", "r plain", "r refined", "n"], rows)
     rows = []
+    nan = {"precision": math.nan, "recall": math.nan}
     for key in summary["flags"]["flagged_vs_failure"]:
         plain = summary["flags_plain"]["flagged_vs_failure"][key]
         refined = summary["flags"]["flagged_vs_failure"][key]
-        rows.append([key, plain["precision"], plain["recall"], refined["precision"], refined["recall"]])
-    for name, pr in (("volume", summary["volume_failure"]),):
-        rows.append(
-            [
-                name,
-                pr["plain"]["precision"],
-                pr["plain"]["recall"],
-                pr["refined"]["precision"],
-                pr["refined"]["recall"],
-            ]
-        )
+        review = summary["flags"].get("review_vs_failure", {}).get(key, nan)
+        rows.append([key, *(pr[k] for pr in (plain, refined, review) for k in ("precision", "recall"))])
+    volume = summary["volume_failure"]
+    rows.append(
+        [
+            "volume",
+            *(
+                pr[k]
+                for pr in (volume["plain"], volume["refined"], volume.get("review", nan))
+                for k in ("precision", "recall")
+            ),
+        ]
+    )
     lines += [
         "Real failure (structure DSC or HD past the thresholds; a volume fails when any structure does) "
         "against a flag (suspicious or erroneous):",
         "",
     ]
     lines += md_table(
-        ["scope", "precision plain", "recall plain", "precision refined", "recall refined"], rows
+        [
+            "scope",
+            "precision plain",
+            "recall plain",
+            "precision refined",
+            "recall refined",
+            "precision review",
+            "recall review",
+        ],
+        rows,
     )
     plain, refined = summary["flags_plain"]["false_alarm"], summary["flags"]["false_alarm"]
     lines += ["Ground-truth masks flagged:", ""]

@@ -247,8 +247,9 @@ def _report_markdown(summary: Mapping[str, Any], plots: Mapping[str, str | None]
     for name, title in (
         ("erroneous_vs_missing", "erroneous vs structure missing"),
         ("flagged_vs_failure", "suspicious or erroneous vs real failure"),
+        ("review_vs_failure", "review mode (every failed check raises) vs real failure"),
     ):
-        for key, pr in flags[name].items():
+        for key, pr in flags.get(name, {}).items():
             rows.append([title, key, pr["precision"], pr["recall"], pr["tp"], pr["fp"], pr["fn"], pr["n"]])
     lines += _md_table(["detector", "structure", "precision", "recall", "tp", "fp", "fn", "n"], rows)
     lines += ["False alarms on the ground-truth masks (flag suspicious or erroneous):", ""]

@@ -225,7 +225,9 @@ def flag_quality(
 
     - ``erroneous_vs_missing``: flag ``erroneous`` against the structure being absent from the prediction
       while present in the ground truth (column ``missing``);
-    - ``flagged_vs_failure``: flag ``suspicious`` or ``erroneous`` against a real failure (``failures``).
+    - ``flagged_vs_failure``: flag ``suspicious`` or ``erroneous`` against a real failure (``failures``);
+    - ``review_vs_failure``: the same in review mode (column ``flag_review``: every failed evidence
+      check raising its code), when the table has that column.
 
     Returns: ``{name: {structure or "all": precision_recall(...)}}``.
     """
@@ -236,6 +238,11 @@ def flag_quality(
         out["flagged_vs_failure"][key] = precision_recall(
             rows["flag"] != "ok", failures(rows, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm)
         )
+        if "flag_review" in rows:
+            out.setdefault("review_vs_failure", {})[key] = precision_recall(
+                rows["flag_review"] != "ok",
+                failures(rows, failure_dice=failure_dice, failure_hd_mm=failure_hd_mm),
+            )
     return out
 
 

@@ -31,7 +31,12 @@ def test_write_report_files_and_stable_keys(evaluated, summary: dict, tmp_path: 
         "excluded",
         "segmenters",
     }
-    assert set(data["flags"]) == {"erroneous_vs_missing", "flagged_vs_failure", "false_alarm"}
+    assert set(data["flags"]) == {
+        "erroneous_vs_missing",
+        "flagged_vs_failure",
+        "review_vs_failure",
+        "false_alarm",
+    }
     assert set(data["aurc"]) == {"LV", "RV", "MYO", "all", "volume"}
     assert set(data["aurc"]["volume"]) == {"dice", "failure"}
     written_cases = pd.read_csv(out / "cases.csv")
