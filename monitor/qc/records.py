@@ -55,6 +55,9 @@ class StructureScore:
     evidence: tuple[Check, ...] = ()  #: the checks run on this structure (passed and failed)
     edsc: Estimate | None = None  #: calibrated estimate of the real Dice, 90 % interval
     ehd_mm: Estimate | None = None  #: calibrated estimate of the real Hausdorff distance (mm), 90 % interval
+    #: calibrated probability that the real Dice or HD is past the flag thresholds (a real failure);
+    #: None without a calibration that has a failure model for those thresholds
+    p_failure: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,8 @@
 them): each structure present in the mask gets ``edsc`` and ``ehd_mm`` (``Estimate`` with the
 calibration's interval), the volume its ``calibration_version``, and, under ``basis="estimates"``,
 the pseudo-metric reasons ``pdsc_low``/``phd_high`` give way to ``edsc_low``/``ehd_high``
-(``fail_probability``). A structure missing from the mask keeps no estimate: its flag already says why.
+(``fail_probability``): judged on the calibration's failure model (``p_failure``, P(real Dice or HD
+past the thresholds)) when it has one for the policy's thresholds, else on the intervals. A structure missing from the mask keeps no estimate: its flag already says why.
 """
 
 from __future__ import annotations
@@ -48,18 +49,30 @@ def probability_below(estimate: Estimate, threshold: float, target: Target, conf
 
 
 def reflag(item: StructureScore, policy: FlagPolicy, confidence: float = 0.9) -> StructureScore:
-    """A structure's reasons and level under ``policy`` once its estimates are known."""
+    """A structure's reasons and level under ``policy`` once its estimates are known.
+
+    With ``item.p_failure`` (the failure model's P(real Dice or HD past the thresholds)) the structure
+    is flagged when it is at least ``policy.fail_probability``, under the code of the metric its
+    intervals make the likelier culprit (both when both reach the threshold); without it, each metric
+    is flagged when its interval puts P(beyond its threshold) at least ``fail_probability``.
+    """
     if policy.basis != "estimates" or item.edsc is None or item.ehd_mm is None:
         return item
     reasons = [code for code in item.reasons if code not in _PSEUDO]
-    if (
-        probability_below(item.edsc, policy.suspicious_dice, Target.DSC, confidence)
-        >= policy.fail_probability
-    ):
-        reasons.append(ReasonCode.EDSC_LOW)
+    p_low = probability_below(item.edsc, policy.suspicious_dice, Target.DSC, confidence)
     p_high = 1.0 - probability_below(item.ehd_mm, policy.suspicious_hd_mm, Target.HD, confidence)
-    if p_high >= policy.fail_probability:
-        reasons.append(ReasonCode.EHD_HIGH)
+    if item.p_failure is not None:
+        if item.p_failure >= policy.fail_probability:
+            both = min(p_low, p_high) >= policy.fail_probability
+            if both or p_low >= p_high:
+                reasons.append(ReasonCode.EDSC_LOW)
+            if both or p_high > p_low:
+                reasons.append(ReasonCode.EHD_HIGH)
+    else:
+        if p_low >= policy.fail_probability:
+            reasons.append(ReasonCode.EDSC_LOW)
+        if p_high >= policy.fail_probability:
+            reasons.append(ReasonCode.EHD_HIGH)
     level = worst_flag(policy.severity(code) for code in reasons)
     return replace(item, reasons=tuple(reasons), flag=level)
 
@@ -94,13 +107,26 @@ def calibrate_scores(
     estimates: dict[tuple[int, Structure], dict[Target, Estimate]] = dict(
         zip(where, calibration.estimate(rows, structures), strict=True)
     )
+    p_failure = (
+        calibration.failure_probability(
+            calibration.matrix(rows, structures), policy.suspicious_dice, policy.suspicious_hd_mm
+        )
+        if rows
+        else None
+    )
+    failure = {} if p_failure is None else dict(zip(where, (float(p) for p in p_failure), strict=True))
     out = []
     for v, score in enumerate(scores):
         items = []
         for item in score.structures:
             found = estimates.get((v, item.structure))
             if found is not None:
-                item = replace(item, edsc=found[Target.DSC], ehd_mm=found[Target.HD])
+                item = replace(
+                    item,
+                    edsc=found[Target.DSC],
+                    ehd_mm=found[Target.HD],
+                    p_failure=failure.get((v, item.structure)),
+                )
                 item = reflag(item, policy, calibration.confidence)
             items.append(item)
         out.append(

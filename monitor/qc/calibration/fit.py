@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from mapie.regression import ConformalizedQuantileRegressor, CrossConformalRegressor
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import HuberRegressor
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from threadpoolctl import threadpool_limits
@@ -23,6 +23,7 @@ from monitor.qc.calibration.model import (
     STRUCTURE_FEATURE,
     BoostedModel,
     Calibration,
+    FailureModel,
     SiteCorrection,
     structure_codes,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "BoostingParams",
     "LabelledRows",
     "cross_predict",
+    "failed",
     "feature_names_of",
     "fit_calibration",
     "fit_correction",
@@ -50,6 +52,9 @@ class BoostingParams:
     min_samples_leaf: int = 20
     conformalize_share: float = 0.25  #: share of training groups held out to conformalize the quantiles
     seed: int = 0
+    #: the failure classifier: more, slower-learning trees (a probability, not a point, is wanted)
+    failure_max_iter: int = 200
+    failure_learning_rate: float = 0.05
 
     def model(self, **kwargs: object) -> HistGradientBoostingRegressor:
         """A fresh regressor with these settings.
@@ -130,8 +135,11 @@ def fit_calibration(
     params: BoostingParams = BoostingParams(),
     confidence: float = 0.9,
     description: str = "",
+    failure_dice: float = 0.5,
+    failure_hd_mm: float = 50.0,
 ) -> Calibration:
-    """Fit point and interval models of both targets.
+    """Fit point and interval models of both targets, and the failure model (P(real Dice below
+    ``failure_dice`` or real HD above ``failure_hd_mm``), the flag thresholds' defaults).
 
     The point model uses every row with a defined target; the quantile models (``(1 - confidence) / 2``,
     ``(1 + confidence) / 2``, 0.5) are fitted on ``1 - conformalize_share`` of the groups and
@@ -149,9 +157,42 @@ def fit_calibration(
     x = _matrix(data, names)
     with threadpool_limits(1):  # OpenMP start-up costs more than it saves on a few thousand rows
         models = _fit_models(data, x, groups, params, confidence)
+        failure = _fit_failure(data, x, params, failure_dice, failure_hd_mm)
     return Calibration(
-        version=version, feature_names=names, models=models, confidence=confidence, description=description
+        version=version,
+        feature_names=names,
+        models=models,
+        failure=failure,
+        confidence=confidence,
+        description=description,
     )
+
+
+def failed(data: LabelledRows, dice: float, hd_mm: float) -> np.ndarray:
+    """Whether each row is a real failure: Dice below ``dice`` or HD above ``hd_mm`` (mm)."""
+    return (np.nan_to_num(data.dsc, nan=1.0) < dice) | (np.nan_to_num(data.hd_mm, nan=0.0) > hd_mm)
+
+
+def _fit_failure(
+    data: LabelledRows, x: np.ndarray, params: BoostingParams, dice: float, hd_mm: float
+) -> FailureModel | None:
+    """The failure classifier (None when the rows hold only one class). Columns without a single
+    value in these rows are filled with 0 for the fit (the binning needs a value; at predict time
+    their missing values take the trees' default branch)."""
+    y = failed(data, dice, hd_mm)
+    if y.all() or not y.any():
+        return None
+    x = x.copy()
+    x[:, ~np.isfinite(x).any(axis=0)] = 0.0
+    classifier = HistGradientBoostingClassifier(
+        max_depth=params.max_depth,
+        max_iter=params.failure_max_iter,
+        learning_rate=params.failure_learning_rate,
+        min_samples_leaf=params.min_samples_leaf,
+        early_stopping=False,
+        random_state=params.seed,
+    ).fit(x, y, sample_weight=data.weights)
+    return FailureModel(classifier=classifier, dice=dice, hd_mm=hd_mm)
 
 
 def _fit_models(
@@ -207,6 +248,7 @@ def fit_correction(
         feature_names=base.feature_names,
         models=base.models,
         corrections=corrections,
+        failure=base.failure,
         confidence=base.confidence,
         description=description,
     )
@@ -223,17 +265,23 @@ def cross_predict(
     data: LabelledRows,
     fit: Callable[[LabelledRows], Calibration],
     folds: Iterator[tuple[np.ndarray, np.ndarray]],
+    failure: np.ndarray | None = None,
 ) -> dict[Target, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Out-of-fold (point, lower, upper) per target in real units; nan for rows no fold tested."""
+    """Out-of-fold (point, lower, upper) per target in real units; nan for rows no fold tested.
+
+    ``failure`` (float [n], if given) receives the out-of-fold P(real failure) of the failure model at
+    its fitted thresholds (nan where untested or without one).
+    """
     n = len(data)
     out = {t: (np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)) for t in Target}
     for train, test in folds:
         if len(test) == 0:
             continue
         model = fit(data.take(train))
-        predicted = model.predict(
-            model.matrix([data.rows[i] for i in test], [data.structures[i] for i in test])
-        )
+        x = model.matrix([data.rows[i] for i in test], [data.structures[i] for i in test])
+        predicted = model.predict(x)
+        if failure is not None and model.failure is not None:
+            failure[test] = model.failure.probability(x)
         for target, values in predicted.items():
             for slot, value in zip(out[target], values, strict=True):
                 slot[test] = value
