@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from monitor.qc.evidence.morphology import grow_cross, shrink_cross
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
 from monitor.qc.metrics import bounding_box, voxels_ml
 from monitor.qc.records import StructureScore, VolumeScore
@@ -48,17 +49,48 @@ def _slice_runs(present: np.ndarray) -> tuple[int, int]:
     return int(idx.size), int(idx[-1] - idx[0] + 1 - idx.size)
 
 
+def _own_box(m: np.ndarray) -> tuple[slice, slice, slice]:
+    """The bounding box of a non-empty bool [z, y, x] mask."""
+    zs = np.flatnonzero(m.any(axis=(1, 2)))
+    part = m[zs[0] : zs[-1] + 1]
+    ys = np.flatnonzero(part.any(axis=(0, 2)))
+    xs = np.flatnonzero(part.any(axis=(0, 1)))
+    return slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+
+
+def _surface(m: np.ndarray) -> np.ndarray:
+    """Voxels of ``m`` with a face neighbour outside it (outside the array counts as outside)."""
+    inner = m.copy()
+    inner[1:] &= m[:-1]
+    inner[:-1] &= m[1:]
+    inner[:, 1:] &= m[:, :-1]
+    inner[:, :-1] &= m[:, 1:]
+    inner[:, :, 1:] &= m[:, :, :-1]
+    inner[:, :, :-1] &= m[:, :, 1:]
+    inner[(0, -1), :, :] = False
+    inner[:, (0, -1), :] = False
+    inner[:, :, (0, -1)] = False
+    return m & ~inner
+
+
 def _off_component(m: np.ndarray, spacing_mm: Spacing3) -> tuple[float, float, float]:
-    """(components, share of voxels off the largest 3D component, farthest of them from it in mm)."""
-    labels, n = ndimage.label(m, structure=_FULL)
+    """(components, share of voxels off the largest 3D component, farthest of them from it in mm).
+
+    Work is on ``m``'s own box (same labels, offset); the nearest voxel of the largest component to
+    a voxel off it is on that component's surface, so only its surface goes into the k-d tree.
+    """
+    box = _own_box(m)
+    part = m[box]
+    labels, n = ndimage.label(part, structure=_FULL)
     if n <= 1:
         return float(n), 0.0, 0.0
     sizes = np.bincount(labels.ravel())[1:]
     main = labels == (int(np.argmax(sizes)) + 1)
-    off = m & ~main
+    off = part & ~main
+    offset = np.array([b.start for b in box])
     scale = np.asarray(spacing_mm, dtype=float)
-    tree = cKDTree(np.argwhere(main) * scale)
-    dist, _ = tree.query(np.argwhere(off) * scale, k=1)
+    tree = cKDTree((np.argwhere(_surface(main)) + offset) * scale, balanced_tree=False, compact_nodes=False)
+    dist, _ = tree.query((np.argwhere(off) + offset) * scale, k=1)
     return float(n), float(off.sum() / m.sum()), float(dist.max())
 
 
@@ -68,9 +100,11 @@ def _jumps(m: np.ndarray, spacing_mm: Spacing3) -> tuple[float, float]:
     idx = np.flatnonzero(areas)
     if idx.size < 2:
         return 0.0, 0.0
-    ys, xs = np.indices(m.shape[1:])
-    cy = np.array([(ys * m[k]).sum() / areas[k] for k in idx]) * spacing_mm[1]
-    cx = np.array([(xs * m[k]).sum() / areas[k] for k in idx]) * spacing_mm[2]
+    part = m[idx]  # exact integer first moments per slice, then the same divisions as one slice at a time
+    sum_y = part.sum(axis=2, dtype=np.int64) @ np.arange(m.shape[1], dtype=np.int64)
+    sum_x = part.sum(axis=1, dtype=np.int64) @ np.arange(m.shape[2], dtype=np.int64)
+    cy = sum_y / areas[idx] * spacing_mm[1]
+    cx = sum_x / areas[idx] * spacing_mm[2]
     centroid = float(np.max(np.hypot(np.diff(cy), np.diff(cx))))
     area = float(np.max(np.abs(np.diff(np.log(areas[idx])))))
     return centroid, area
@@ -140,14 +174,11 @@ def mask_features(mask: np.ndarray, pgt: np.ndarray | None, spacing_mm: Spacing3
     return out
 
 
-_IN_PLANE = np.array([[[0, 0, 0]] * 3, [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0]] * 3], dtype=bool)
-
-
 def _lv_open(lv: np.ndarray, crop: np.ndarray) -> float:
     """Share of the LV cavity's in-plane outline that touches background rather than MYO or RV."""
     if not lv.any():
         return _NAN
-    ring = ndimage.binary_dilation(lv, structure=_IN_PLANE) & ~lv
+    ring = grow_cross(lv, 1) & ~lv
     return float((ring & (crop == 0)).sum() / max(1, ring.sum()))
 
 
@@ -188,8 +219,8 @@ def image_features(image: np.ndarray, mask: np.ndarray) -> Features:
         if not m.any():
             out[s] = dict(empty)
             continue
-        inner = m & ~ndimage.binary_erosion(m, structure=_IN_PLANE, iterations=2)
-        outer = ndimage.binary_dilation(m, structure=_IN_PLANE, iterations=2) & ~m
+        inner = m & ~shrink_cross(m, 2)
+        outer = grow_cross(m, 2) & ~m
         edge = float(np.median(img[inner]) - np.median(img[outer])) if outer.any() else _NAN
         out[s] = {"img_mean": float(img[m].mean()), "img_std": float(img[m].std()), "img_edge": edge}
     return out
