@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +32,7 @@ __all__ = [
     "compare_structures",
     "score_structures",
     "score_volume",
+    "score_with_evidence",
     "structure_score",
     "volume_score",
 ]
@@ -175,7 +176,8 @@ def score_volume(
     With ``evidence`` (the default), the pGT is refined in 3D (``monitor.qc.evidence``) and the flags
     use the refined pDSC/pHD (``pdsc_3d``, ``phd_mm_3d``) and the failed checks; ``pdsc`` and
     ``phd_mm`` keep the paper's plain meaning. ``evidence=None`` skips the stage (the paper's scores
-    and flags alone; the refined fields stay nan).
+    and flags alone; the refined fields stay nan). ``score_with_evidence`` also returns what the
+    evidence stage found (the mask's ``Anatomy``, for the calibration features).
 
     Args:
         mask, pgt: uint8 [z, y, x] canonical labels, in the mask's own geometry.
@@ -190,14 +192,40 @@ def score_volume(
     Returns: the volume's scores; its flag is the worst of its structures.
     Raises: ValueError if the shapes of mask, pGT and image differ.
     """
+    score, _ = score_with_evidence(
+        mask,
+        pgt,
+        spacing_mm,
+        policy=policy,
+        slices_scored=slices_scored,
+        timings_s=timings_s,
+        image=image,
+        evidence=evidence,
+    )
+    return score
+
+
+def score_with_evidence(
+    mask: np.ndarray,
+    pgt: np.ndarray,
+    spacing_mm: Spacing3,
+    *,
+    policy: FlagPolicy,
+    slices_scored: int,
+    timings_s: Mapping[str, float] | None = None,
+    image: np.ndarray | None = None,
+    evidence: EvidenceSettings | None = EvidenceSettings(),
+) -> tuple[VolumeScore, Evidence | None]:
+    """``score_volume`` and the evidence stage's own record (None with ``evidence=None``)."""
     if evidence is None:
-        return volume_score(
+        plain = volume_score(
             score_structures(mask, pgt, spacing_mm, policy),
             shape=mask.shape,
             spacing_mm=spacing_mm,
             slices_scored=slices_scored,
             timings_s=timings_s,
         )
+        return plain, None
     plain = compare_structures(mask, pgt, spacing_mm)
     began = time.perf_counter()
     found = evaluate_evidence(mask, pgt, spacing_mm, image, evidence)
@@ -212,15 +240,7 @@ def score_volume(
         slices_scored=slices_scored,
         timings_s={**(timings_s or {}), "evidence": time.perf_counter() - began},
     )
-    return VolumeScore(
-        structures=score.structures,
-        flag=score.flag,
-        shape=score.shape,
-        spacing_mm=score.spacing_mm,
-        slices_scored=score.slices_scored,
-        timings_s=score.timings_s,
-        image_used=found.image_used,
-    )
+    return replace(score, image_used=found.image_used), found
 
 
 def _compare_refined(

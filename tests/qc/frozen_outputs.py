@@ -31,7 +31,7 @@ from monitor.sim import SEGMENTERS, make_image, make_patient
 from monitor.sim.failures import FAMILIES, NotApplicable, apply_failure
 from monitor.typing import Spacing3
 
-__all__ = ["FIXTURE", "Case", "cases", "outputs"]
+__all__ = ["FIXTURE", "Case", "cases", "features_record", "outputs"]
 
 FIXTURE = Path(__file__).parent / "data" / "frozen_outputs.json"
 
@@ -119,7 +119,8 @@ def _score(score: VolumeScore) -> dict[str, object]:
     }
 
 
-def _features(features: Features) -> dict[str, dict[str, float]]:
+def features_record(features: Features) -> dict[str, dict[str, float]]:
+    """Features as plain JSON types, structures by name."""
     return {s.value: dict(sorted(row.items())) for s, row in features.items()}
 
 
@@ -134,10 +135,10 @@ def outputs(case: Case) -> dict[str, object]:
         out[key] = _score(score)
     refined = evaluate_evidence(case.mask, case.pgt, case.spacing_mm).refined_pgt
     out["refined_pgt_sha256"] = hashlib.sha256(np.ascontiguousarray(refined).tobytes()).hexdigest()
-    out["mask_features"] = _features(mask_features(case.mask, case.pgt, case.spacing_mm))
-    out["mask_features_no_pgt"] = _features(mask_features(case.mask, None, case.spacing_mm))
+    out["mask_features"] = features_record(mask_features(case.mask, case.pgt, case.spacing_mm))
+    out["mask_features_no_pgt"] = features_record(mask_features(case.mask, None, case.spacing_mm))
     if case.image is not None:
-        out["image_features"] = _features(image_features(case.image, case.mask))
+        out["image_features"] = features_record(image_features(case.image, case.mask))
     return out
 
 

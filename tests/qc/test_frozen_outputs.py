@@ -13,7 +13,10 @@ import math
 
 import pytest
 
-from tests.qc.frozen_outputs import FIXTURE, Case, cases, outputs
+from monitor.qc.calibration.features import image_features, mask_features
+from monitor.qc.flags import FlagPolicy
+from monitor.qc.scores import score_with_evidence
+from tests.qc.frozen_outputs import FIXTURE, Case, cases, features_record, outputs
 
 _FROZEN = json.loads(FIXTURE.read_text())
 _CASES = cases()
@@ -46,3 +49,18 @@ def test_the_fixture_covers_every_case():
 @pytest.mark.parametrize("case", _CASES, ids=[c.name for c in _CASES])
 def test_outputs_equal_main(case: Case):
     assert _differences(outputs(case), _FROZEN[case.name]) == []
+
+
+@pytest.mark.parametrize("case", _CASES, ids=[c.name for c in _CASES])
+def test_features_from_the_evidence_stage_equal_main(case: Case):
+    """What the ``Scorer`` does: the features take the evidence stage's ``Anatomy`` of the mask."""
+    _, found = score_with_evidence(
+        case.mask, case.pgt, case.spacing_mm, policy=FlagPolicy(), slices_scored=0, image=case.image
+    )
+    assert found is not None and found.anatomy is not None
+    frozen = _FROZEN[case.name]
+    got = features_record(mask_features(case.mask, case.pgt, case.spacing_mm, anatomy=found.anatomy))
+    assert _differences(got, frozen["mask_features"]) == []
+    if case.image is not None:
+        got = features_record(image_features(case.image, case.mask, anatomy=found.anatomy))
+        assert _differences(got, frozen["image_features"]) == []
