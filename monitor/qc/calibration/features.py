@@ -29,7 +29,7 @@ from scipy.spatial import cKDTree
 from monitor.qc.evidence.anatomy import Anatomy, Box, build_anatomy, union_box
 from monitor.qc.evidence.morphology import grow_cross, shrink_cross
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
-from monitor.qc.metrics import bounding_box, voxels_ml
+from monitor.qc.metrics import boundary, bounding_box, voxels_ml
 from monitor.qc.records import StructureScore, VolumeScore
 from monitor.typing import Spacing3
 
@@ -52,27 +52,12 @@ def _slice_runs(present: np.ndarray) -> tuple[int, int]:
     return int(idx.size), int(idx[-1] - idx[0] + 1 - idx.size)
 
 
-def _surface(m: np.ndarray) -> np.ndarray:
-    """Voxels of ``m`` with a face neighbour outside it (outside the array counts as outside)."""
-    inner = m.copy()
-    inner[1:] &= m[:-1]
-    inner[:-1] &= m[1:]
-    inner[:, 1:] &= m[:, :-1]
-    inner[:, :-1] &= m[:, 1:]
-    inner[:, :, 1:] &= m[:, :, :-1]
-    inner[:, :, :-1] &= m[:, :, 1:]
-    inner[(0, -1), :, :] = False
-    inner[:, (0, -1), :] = False
-    inner[:, :, (0, -1)] = False
-    return m & ~inner
-
-
 def _off_component(part: np.ndarray, offset: np.ndarray, spacing_mm: Spacing3) -> tuple[float, float, float]:
     """(components, share of voxels off the largest 3D component, farthest of them from it in mm).
 
     ``part`` is the structure on its own box, whose first voxel is ``offset`` (int [3]) in the frame
     the distances are measured in. The nearest voxel of the largest component to a voxel off it is
-    on that component's surface, so only its surface goes into the k-d tree.
+    on that component's boundary, so only its boundary goes into the k-d tree.
     """
     labels, n = ndimage.label(part, structure=_FULL)
     if n <= 1:
@@ -81,7 +66,7 @@ def _off_component(part: np.ndarray, offset: np.ndarray, spacing_mm: Spacing3) -
     main = labels == (int(np.argmax(sizes)) + 1)
     off = part & ~main
     scale = np.asarray(spacing_mm, dtype=float)
-    tree = cKDTree((np.argwhere(_surface(main)) + offset) * scale, balanced_tree=False, compact_nodes=False)
+    tree = cKDTree((np.argwhere(boundary(main)) + offset) * scale, balanced_tree=False, compact_nodes=False)
     dist, _ = tree.query((np.argwhere(off) + offset) * scale, k=1)
     return float(n), float(off.sum() / part.sum()), float(dist.max())
 
