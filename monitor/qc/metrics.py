@@ -106,14 +106,42 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
+_NEAR_PX = 2  #: in-plane radius (px, square) within which points are left out of the first query
+
+
+def _next_to(targets: np.ndarray, r: int) -> np.ndarray:
+    """Voxels with a True voxel of ``targets`` within ``r`` px in-plane (square neighbourhood over
+    the last two axes, the same slice)."""
+    out = targets.copy()
+    for axis in (-2, -1):
+        for _ in range(r):
+            grown = out.copy()
+            head = [slice(None)] * targets.ndim
+            tail = [slice(None)] * targets.ndim
+            head[axis], tail[axis] = slice(1, None), slice(None, -1)
+            grown[tuple(head)] |= out[tuple(tail)]
+            grown[tuple(tail)] |= out[tuple(head)]
+            out = grown
+    return out
+
+
 def _farthest_mm(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> float:
     """Largest distance (mm) from a True voxel of ``points`` to its nearest True voxel of ``targets``;
-    0 when ``points`` is empty. ``targets`` must not be empty."""
+    0 when ``points`` is empty. ``targets`` must not be empty.
+
+    Points within ``_NEAR_PX`` px of a target in-plane are at most that many in-plane diagonals from
+    it: they are queried only when every other point is nearer than that (the same maximum, most
+    points left out)."""
     if not points.any():
         return 0.0
     tree = cKDTree(np.argwhere(targets) * spacing, balanced_tree=False, compact_nodes=False)
-    distances, _ = tree.query(np.argwhere(points) * spacing)
-    return float(distances.max())
+    near = points & _next_to(targets, _NEAR_PX)
+    far = points & ~near
+    farthest = float(tree.query(np.argwhere(far) * spacing)[0].max()) if far.any() else 0.0
+    reach = _NEAR_PX * float(np.hypot(spacing[-2], spacing[-1])) * (1 + 1e-9)  # rounding of the coordinates
+    if farthest >= reach or not near.any():
+        return farthest
+    return max(farthest, float(tree.query(np.argwhere(near) * spacing)[0].max()))
 
 
 def inconsistency_map(mask: np.ndarray, pgt: np.ndarray) -> np.ndarray:
