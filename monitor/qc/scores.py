@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from monitor.qc.evidence import Evidence, EvidenceSettings, evaluate_evidence
+from monitor.qc.evidence.anatomy import union_box
 from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
 from monitor.qc.metrics import bounding_box, dice, hausdorff_mm, voxels_ml
@@ -74,20 +75,25 @@ def compare_structures(
     box = bounding_box((mask > 0) | (ref > 0))
     mask, ref = mask[box], ref[box]
     wanted = set(STRUCTURES if only is None else only)
-    out = []
-    for structure in STRUCTURES:
-        channel = CANONICAL_CHANNEL[structure]
-        m, r = mask == channel, ref == channel
-        out.append(
-            StructureComparison(
-                structure=structure,
-                dice=dice(m, r),
-                hd_mm=hausdorff_mm(m, r, spacing_mm) if hausdorff and structure in wanted else math.nan,
-                mask_voxels=int(np.count_nonzero(m)),
-                ref_voxels=int(np.count_nonzero(r)),
-            )
-        )
-    return tuple(out)
+    return tuple(
+        _comparison(s, mask, ref, spacing_mm, hausdorff=hausdorff and s in wanted) for s in STRUCTURES
+    )
+
+
+def _comparison(
+    structure: Structure, mask: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3, *, hausdorff: bool
+) -> StructureComparison:
+    """One structure of ``compare_structures`` on any box holding both label volumes' foreground (the
+    Hausdorff distance works in the tight box of the two, so the values do not depend on it)."""
+    channel = CANONICAL_CHANNEL[structure]
+    m, r = mask == channel, ref == channel
+    return StructureComparison(
+        structure=structure,
+        dice=dice(m, r),
+        hd_mm=hausdorff_mm(m, r, spacing_mm) if hausdorff else math.nan,
+        mask_voxels=int(np.count_nonzero(m)),
+        ref_voxels=int(np.count_nonzero(r)),
+    )
 
 
 def structure_score(
@@ -229,7 +235,7 @@ def score_with_evidence(
     plain = compare_structures(mask, pgt, spacing_mm)
     began = time.perf_counter()
     found = evaluate_evidence(mask, pgt, spacing_mm, image, evidence)
-    refined = _compare_refined(mask, pgt, found.refined_pgt, plain, spacing_mm)
+    refined = _compare_refined(mask, pgt, found, plain, spacing_mm)
     structures = tuple(
         _evidence_score(c, r, found, spacing_mm, policy) for c, r in zip(plain, refined, strict=True)
     )
@@ -246,22 +252,32 @@ def score_with_evidence(
 def _compare_refined(
     mask: np.ndarray,
     pgt: np.ndarray,
-    refined_pgt: np.ndarray,
+    found: Evidence,
     plain: tuple[StructureComparison, ...],
     spacing_mm: Spacing3,
 ) -> tuple[StructureComparison, ...]:
     """``compare_structures(mask, refined_pgt)``, reusing the plain result of each structure the
-    refinement left unchanged (most structures of most volumes)."""
-    box = bounding_box((pgt > 0) | (refined_pgt > 0))
-    changed = {
-        s
-        for s in STRUCTURES
-        if not np.array_equal(pgt[box] == CANONICAL_CHANNEL[s], refined_pgt[box] == CANONICAL_CHANNEL[s])
-    }
-    if not changed:
+    refinement left unchanged (most structures of most volumes).
+
+    The refinement only writes inside the pGT's in-plane box (every slice), so the comparison works
+    in that box joined with the mask's (``found.anatomy.box``), not on whole volumes."""
+    refined_pgt = found.refined_pgt
+    _, ys, xs = bounding_box(pgt > 0)
+    inside = (slice(None), ys, xs)
+    before, after = pgt[inside], refined_pgt[inside]
+    differ = before != after
+    if not differ.any():
         return plain
-    fresh = compare_structures(mask, refined_pgt, spacing_mm, only=changed)
-    return tuple(f if p.structure in changed else p for p, f in zip(plain, fresh, strict=True))
+    labels = np.union1d(before[differ], after[differ])  # the labels whose voxels moved
+    changed = {s for s in STRUCTURES if CANONICAL_CHANNEL[s] in labels}
+    mask_box = found.anatomy.box if found.anatomy is not None else bounding_box(mask > 0)
+    box = union_box(mask_box, (slice(0, mask.shape[0]), ys, xs))
+    return tuple(
+        _comparison(p.structure, mask[box], refined_pgt[box], spacing_mm, hausdorff=True)
+        if p.structure in changed
+        else p
+        for p in plain
+    )
 
 
 def _evidence_score(
