@@ -123,13 +123,14 @@ def label_components(binary: np.ndarray, link: int = 0, bridge: bool = True) -> 
     labels = np.zeros(binary.shape, dtype=np.int32)
     box = _grown_box(binary, link)
     part = binary[box]
-    grown = grow(part, link) if link > 0 else part.copy()
-    bridged = grown.copy()
+    grown = grow(part, link) if link > 0 else part
+    bridged = grown
     if bridge:  # a one-slice gap does not split a structure (the stack checks see gaps)
+        bridged = grown.copy()
         bridged[1:] |= grown[:-1]
         bridged[:-1] |= grown[1:]
     inner, n = ndimage.label(bridged, structure=IN_PLANE_8)
-    inner[~part] = 0
+    np.multiply(inner, part, out=inner)  # labels on the structure's own voxels only
     labels[box] = inner
     sizes = np.bincount(inner.ravel(), minlength=n + 1)
     sizes[0] = 0
