@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -166,49 +167,12 @@ def volume_score(
     )
 
 
-def score_volume(
-    mask: np.ndarray,
-    pgt: np.ndarray,
-    spacing_mm: Spacing3,
-    *,
-    policy: FlagPolicy,
-    slices_scored: int,
-    timings_s: Mapping[str, float] | None = None,
-    image: np.ndarray | None = None,
-    evidence: EvidenceSettings | None = EvidenceSettings(),
-) -> VolumeScore:
+def score_volume(mask: np.ndarray, pgt: np.ndarray, spacing_mm: Spacing3, **options: Any) -> VolumeScore:
     """The post-model step of one volume: mask and pseudo ground truth -> scores, evidence and flags.
 
-    With ``evidence`` (the default), the pGT is refined in 3D (``monitor.qc.evidence``) and the flags
-    use the refined pDSC/pHD (``pdsc_3d``, ``phd_mm_3d``) and the failed checks; ``pdsc`` and
-    ``phd_mm`` keep the paper's plain meaning. ``evidence=None`` skips the stage (the paper's scores
-    and flags alone; the refined fields stay nan). ``score_with_evidence`` also returns what the
-    evidence stage found (the mask's ``Anatomy``, for the calibration features).
-
-    Args:
-        mask, pgt: uint8 [z, y, x] canonical labels, in the mask's own geometry.
-        spacing_mm: (dz, dy, dx) in mm.
-        policy: flag thresholds and severities.
-        slices_scored: slices that went through the autoencoder.
-        timings_s: seconds per stage, kept for profiling (``evidence`` is added when it runs: the
-            checks, the refinement and the refined metrics).
-        image: the MR image [z, y, x] (any real dtype) in the mask's geometry, or None; recorded as
-            ``VolumeScore.image_used``.
-        evidence: the evidence stage's rules and tolerances; None = no evidence stage.
-    Returns: the volume's scores; its flag is the worst of its structures.
-    Raises: ValueError if the shapes of mask, pGT and image differ.
+    ``score_with_evidence`` without the evidence stage's own record; the same arguments.
     """
-    score, _ = score_with_evidence(
-        mask,
-        pgt,
-        spacing_mm,
-        policy=policy,
-        slices_scored=slices_scored,
-        timings_s=timings_s,
-        image=image,
-        evidence=evidence,
-    )
-    return score
+    return score_with_evidence(mask, pgt, spacing_mm, **options)[0]
 
 
 def score_with_evidence(
@@ -222,7 +186,28 @@ def score_with_evidence(
     image: np.ndarray | None = None,
     evidence: EvidenceSettings | None = EvidenceSettings(),
 ) -> tuple[VolumeScore, Evidence | None]:
-    """``score_volume`` and the evidence stage's own record (None with ``evidence=None``)."""
+    """The post-model step of one volume, and what the evidence stage found (for the calibration).
+
+    With ``evidence`` (the default), the pGT is refined in 3D (``monitor.qc.evidence``) and the flags
+    use the refined pDSC/pHD (``pdsc_3d``, ``phd_mm_3d``) and the failed checks; ``pdsc`` and
+    ``phd_mm`` keep the paper's plain meaning. ``evidence=None`` skips the stage (the paper's scores
+    and flags alone; the refined fields stay nan).
+
+    Args:
+        mask, pgt: uint8 [z, y, x] canonical labels, in the mask's own geometry.
+        spacing_mm: (dz, dy, dx) in mm.
+        policy: flag thresholds and severities.
+        slices_scored: slices that went through the autoencoder.
+        timings_s: seconds per stage, kept for profiling (``evidence`` is added when it runs: the
+            checks, the refinement and the refined metrics).
+        image: the MR image [z, y, x] (any real dtype) in the mask's geometry, or None; recorded as
+            ``VolumeScore.image_used``.
+        evidence: the evidence stage's rules and tolerances; None = no evidence stage.
+    Returns: the volume's scores (its flag is the worst of its structures), and the evidence stage's
+        ``Evidence`` (the refined pGT, the checks and the mask's ``Anatomy``, which the calibration
+        features reuse); None with ``evidence=None``.
+    Raises: ValueError if the shapes of mask, pGT and image differ.
+    """
     if evidence is None:
         plain = volume_score(
             score_structures(mask, pgt, spacing_mm, policy),

@@ -50,22 +50,10 @@ def shrink(binary: np.ndarray, r: int) -> np.ndarray:
 
 
 def _cross_step(binary: np.ndarray, grow_: bool) -> np.ndarray:
-    out = binary.copy()
-    for axis in (1, 2):
-        n = binary.shape[axis]
-        head = [slice(None)] * 3
-        tail = [slice(None)] * 3
-        head[axis], tail[axis] = slice(1, None), slice(None, n - 1)
-        if grow_:
-            out[tuple(head)] |= binary[tuple(tail)]
-            out[tuple(tail)] |= binary[tuple(head)]
-        else:
-            out[tuple(head)] &= binary[tuple(tail)]
-            out[tuple(tail)] &= binary[tuple(head)]
-    if not grow_:
-        out[:, (0, -1), :] = False
-        out[:, :, (0, -1)] = False
-    return out
+    """One step of the 4-neighbour cross: the union (or intersection) of the one-pixel steps along y
+    and along x."""
+    along_y, along_x = _along(binary, 1, 1, grow_), _along(binary, 1, 2, grow_)
+    return along_y | along_x if grow_ else along_y & along_x
 
 
 def grow_cross(binary: np.ndarray, r: int) -> np.ndarray:
