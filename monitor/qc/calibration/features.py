@@ -165,11 +165,7 @@ def mask_features(
         row["slices_without"] = float(np.count_nonzero(others & ~slices[s]))
         if n_slices:
             own = anatomy.boxes[s]
-            part = anatomy.binary[s][
-                own[0],
-                own[1].start - anatomy.cut[1].start : own[1].stop - anatomy.cut[1].start,
-                own[2].start - anatomy.cut[2].start : own[2].stop - anatomy.cut[2].start,
-            ]
+            part = anatomy.binary[s][_local(own, anatomy.cut)]
             offset = np.array([b.start for b in own], dtype=np.int64) - frame
             row["components"], row["off_share"], row["off_mm"] = _off_component(part, offset, spacing_mm)
             row["centroid_jump_mm"], row["area_jump"] = _jumps(
