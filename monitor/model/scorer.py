@@ -37,7 +37,7 @@ from monitor.qc.evidence import EvidenceSettings
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.metrics import inconsistency_map
 from monitor.qc.records import VolumeScore
-from monitor.qc.scores import score_volume
+from monitor.qc.scores import score_with_evidence
 
 __all__ = ["ScoredVolume", "Scorer", "calibration_from_setting", "pass_sizes"]
 
@@ -276,7 +276,7 @@ class Scorer:
         ta = time.perf_counter()
         pgt = from_model_space(probs, info)
         tb = time.perf_counter()
-        score = score_volume(
+        score, found = score_with_evidence(
             volume.labels,
             pgt,
             volume.spacing_mm,
@@ -291,9 +291,11 @@ class Scorer:
         timings = {**shared, "postprocess": tb - ta, "metrics": tc - tb - evidence_s, "evidence": evidence_s}
         features: Features = {}
         if self.calibration is not None:
-            features = mask_features(volume.labels, pgt, volume.spacing_mm)
+            # the evidence stage's layout of the mask (boxes, structures, slice moments) is reused
+            anatomy = found.anatomy if found is not None else None
+            features = mask_features(volume.labels, pgt, volume.spacing_mm, anatomy=anatomy)
             if image is not None:
-                for structure, values in image_features(image, volume.labels).items():
+                for structure, values in image_features(image, volume.labels, anatomy=anatomy).items():
                     features[structure].update(values)
             timings["calibration"] = time.perf_counter() - tc
         score = replace(score, timings_s=timings)

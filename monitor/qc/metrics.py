@@ -7,7 +7,6 @@ Dice is 0 when exactly one mask is empty and nan when both are; Hausdorff is nan
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from monitor.typing import Spacing3
@@ -42,13 +41,25 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
 def boundary(mask: np.ndarray) -> np.ndarray:
     """Boundary voxels: the mask minus its 6-connected erosion (voxels on the array border count).
 
+    Computed with array shifts (the same voxels as ``scipy.ndimage.binary_erosion`` with the
+    face-connected structure and ``border_value=0``, in about half the time on heart-sized boxes).
+
     Args:
         mask: bool [z, y, x] (a 2D [y, x] mask uses 4-connectivity).
     Returns: bool array of the same shape.
     """
     m = np.asarray(mask, dtype=bool)
-    structure = ndimage.generate_binary_structure(m.ndim, 1)
-    return m & ~ndimage.binary_erosion(m, structure=structure, border_value=0)
+    inner = m.copy()
+    for axis in range(m.ndim):
+        head = [slice(None)] * m.ndim
+        tail = [slice(None)] * m.ndim
+        head[axis], tail[axis] = slice(1, None), slice(None, -1)
+        inner[tuple(head)] &= m[tuple(tail)]
+        inner[tuple(tail)] &= m[tuple(head)]
+        head[axis], tail[axis] = slice(0, 1), slice(-1, None)
+        inner[tuple(head)] = False
+        inner[tuple(tail)] = False
+    return m & ~inner
 
 
 def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3 | tuple[float, ...]) -> float:
@@ -95,14 +106,42 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
+_NEAR_PX = 2  #: in-plane radius (px, square) within which points are left out of the first query
+
+
+def _next_to(targets: np.ndarray, r: int) -> np.ndarray:
+    """Voxels with a True voxel of ``targets`` within ``r`` px in-plane (square neighbourhood over
+    the last two axes, the same slice)."""
+    out = targets.copy()
+    for axis in (-2, -1):
+        for _ in range(r):
+            grown = out.copy()
+            head = [slice(None)] * targets.ndim
+            tail = [slice(None)] * targets.ndim
+            head[axis], tail[axis] = slice(1, None), slice(None, -1)
+            grown[tuple(head)] |= out[tuple(tail)]
+            grown[tuple(tail)] |= out[tuple(head)]
+            out = grown
+    return out
+
+
 def _farthest_mm(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> float:
     """Largest distance (mm) from a True voxel of ``points`` to its nearest True voxel of ``targets``;
-    0 when ``points`` is empty. ``targets`` must not be empty."""
+    0 when ``points`` is empty. ``targets`` must not be empty.
+
+    Points within ``_NEAR_PX`` px of a target in-plane are at most that many in-plane diagonals from
+    it: they are queried only when every other point is nearer than that (the same maximum, most
+    points left out)."""
     if not points.any():
         return 0.0
     tree = cKDTree(np.argwhere(targets) * spacing, balanced_tree=False, compact_nodes=False)
-    distances, _ = tree.query(np.argwhere(points) * spacing)
-    return float(distances.max())
+    near = points & _next_to(targets, _NEAR_PX)
+    far = points & ~near
+    farthest = float(tree.query(np.argwhere(far) * spacing)[0].max()) if far.any() else 0.0
+    reach = _NEAR_PX * float(np.hypot(spacing[-2], spacing[-1])) * (1 + 1e-9)  # rounding of the coordinates
+    if farthest >= reach or not near.any():
+        return farthest
+    return max(farthest, float(tree.query(np.argwhere(near) * spacing)[0].max()))
 
 
 def inconsistency_map(mask: np.ndarray, pgt: np.ndarray) -> np.ndarray:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from monitor.qc.evidence import Evidence, EvidenceSettings, evaluate_evidence
+from monitor.qc.evidence.anatomy import union_box
 from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
 from monitor.qc.metrics import bounding_box, dice, hausdorff_mm, voxels_ml
@@ -32,6 +34,7 @@ __all__ = [
     "compare_structures",
     "score_structures",
     "score_volume",
+    "score_with_evidence",
     "structure_score",
     "volume_score",
 ]
@@ -73,20 +76,25 @@ def compare_structures(
     box = bounding_box((mask > 0) | (ref > 0))
     mask, ref = mask[box], ref[box]
     wanted = set(STRUCTURES if only is None else only)
-    out = []
-    for structure in STRUCTURES:
-        channel = CANONICAL_CHANNEL[structure]
-        m, r = mask == channel, ref == channel
-        out.append(
-            StructureComparison(
-                structure=structure,
-                dice=dice(m, r),
-                hd_mm=hausdorff_mm(m, r, spacing_mm) if hausdorff and structure in wanted else math.nan,
-                mask_voxels=int(np.count_nonzero(m)),
-                ref_voxels=int(np.count_nonzero(r)),
-            )
-        )
-    return tuple(out)
+    return tuple(
+        _comparison(s, mask, ref, spacing_mm, hausdorff=hausdorff and s in wanted) for s in STRUCTURES
+    )
+
+
+def _comparison(
+    structure: Structure, mask: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3, *, hausdorff: bool
+) -> StructureComparison:
+    """One structure of ``compare_structures`` on any box holding both label volumes' foreground (the
+    Hausdorff distance works in the tight box of the two, so the values do not depend on it)."""
+    channel = CANONICAL_CHANNEL[structure]
+    m, r = mask == channel, ref == channel
+    return StructureComparison(
+        structure=structure,
+        dice=dice(m, r),
+        hd_mm=hausdorff_mm(m, r, spacing_mm) if hausdorff else math.nan,
+        mask_voxels=int(np.count_nonzero(m)),
+        ref_voxels=int(np.count_nonzero(r)),
+    )
 
 
 def structure_score(
@@ -159,7 +167,15 @@ def volume_score(
     )
 
 
-def score_volume(
+def score_volume(mask: np.ndarray, pgt: np.ndarray, spacing_mm: Spacing3, **options: Any) -> VolumeScore:
+    """The post-model step of one volume: mask and pseudo ground truth -> scores, evidence and flags.
+
+    ``score_with_evidence`` without the evidence stage's own record; the same arguments.
+    """
+    return score_with_evidence(mask, pgt, spacing_mm, **options)[0]
+
+
+def score_with_evidence(
     mask: np.ndarray,
     pgt: np.ndarray,
     spacing_mm: Spacing3,
@@ -169,8 +185,8 @@ def score_volume(
     timings_s: Mapping[str, float] | None = None,
     image: np.ndarray | None = None,
     evidence: EvidenceSettings | None = EvidenceSettings(),
-) -> VolumeScore:
-    """The post-model step of one volume: mask and pseudo ground truth -> scores, evidence and flags.
+) -> tuple[VolumeScore, Evidence | None]:
+    """The post-model step of one volume, and what the evidence stage found (for the calibration).
 
     With ``evidence`` (the default), the pGT is refined in 3D (``monitor.qc.evidence``) and the flags
     use the refined pDSC/pHD (``pdsc_3d``, ``phd_mm_3d``) and the failed checks; ``pdsc`` and
@@ -187,21 +203,24 @@ def score_volume(
         image: the MR image [z, y, x] (any real dtype) in the mask's geometry, or None; recorded as
             ``VolumeScore.image_used``.
         evidence: the evidence stage's rules and tolerances; None = no evidence stage.
-    Returns: the volume's scores; its flag is the worst of its structures.
+    Returns: the volume's scores (its flag is the worst of its structures), and the evidence stage's
+        ``Evidence`` (the refined pGT, the checks and the mask's ``Anatomy``, which the calibration
+        features reuse); None with ``evidence=None``.
     Raises: ValueError if the shapes of mask, pGT and image differ.
     """
     if evidence is None:
-        return volume_score(
+        plain = volume_score(
             score_structures(mask, pgt, spacing_mm, policy),
             shape=mask.shape,
             spacing_mm=spacing_mm,
             slices_scored=slices_scored,
             timings_s=timings_s,
         )
+        return plain, None
     plain = compare_structures(mask, pgt, spacing_mm)
     began = time.perf_counter()
     found = evaluate_evidence(mask, pgt, spacing_mm, image, evidence)
-    refined = _compare_refined(mask, pgt, found.refined_pgt, plain, spacing_mm)
+    refined = _compare_refined(mask, pgt, found, plain, spacing_mm)
     structures = tuple(
         _evidence_score(c, r, found, spacing_mm, policy) for c, r in zip(plain, refined, strict=True)
     )
@@ -212,36 +231,38 @@ def score_volume(
         slices_scored=slices_scored,
         timings_s={**(timings_s or {}), "evidence": time.perf_counter() - began},
     )
-    return VolumeScore(
-        structures=score.structures,
-        flag=score.flag,
-        shape=score.shape,
-        spacing_mm=score.spacing_mm,
-        slices_scored=score.slices_scored,
-        timings_s=score.timings_s,
-        image_used=found.image_used,
-    )
+    return replace(score, image_used=found.image_used), found
 
 
 def _compare_refined(
     mask: np.ndarray,
     pgt: np.ndarray,
-    refined_pgt: np.ndarray,
+    found: Evidence,
     plain: tuple[StructureComparison, ...],
     spacing_mm: Spacing3,
 ) -> tuple[StructureComparison, ...]:
     """``compare_structures(mask, refined_pgt)``, reusing the plain result of each structure the
-    refinement left unchanged (most structures of most volumes)."""
-    box = bounding_box((pgt > 0) | (refined_pgt > 0))
-    changed = {
-        s
-        for s in STRUCTURES
-        if not np.array_equal(pgt[box] == CANONICAL_CHANNEL[s], refined_pgt[box] == CANONICAL_CHANNEL[s])
-    }
-    if not changed:
+    refinement left unchanged (most structures of most volumes).
+
+    The refinement only writes inside the pGT's in-plane box (every slice), so the comparison works
+    in that box joined with the mask's (``found.anatomy.box``), not on whole volumes."""
+    refined_pgt = found.refined_pgt
+    _, ys, xs = bounding_box(pgt > 0)
+    inside = (slice(None), ys, xs)
+    before, after = pgt[inside], refined_pgt[inside]
+    differ = before != after
+    if not differ.any():
         return plain
-    fresh = compare_structures(mask, refined_pgt, spacing_mm, only=changed)
-    return tuple(f if p.structure in changed else p for p, f in zip(plain, fresh, strict=True))
+    labels = np.union1d(before[differ], after[differ])  # the labels whose voxels moved
+    changed = {s for s in STRUCTURES if CANONICAL_CHANNEL[s] in labels}
+    mask_box = found.anatomy.box if found.anatomy is not None else bounding_box(mask > 0)
+    box = union_box(mask_box, (slice(0, mask.shape[0]), ys, xs))
+    return tuple(
+        _comparison(p.structure, mask[box], refined_pgt[box], spacing_mm, hausdorff=True)
+        if p.structure in changed
+        else p
+        for p in plain
+    )
 
 
 def _evidence_score(

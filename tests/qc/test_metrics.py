@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from monitor.qc.metrics import boundary, dice, hausdorff_mm, inconsistency_map, volume_ml
 
@@ -99,6 +100,33 @@ def test_hausdorff_matches_brute_force_on_random_blobs():
     d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
     expected = max(d.min(axis=1).max(), d.min(axis=0).max())
     assert hausdorff_mm(a, b, SPACING) == pytest.approx(expected)
+
+
+def _brute_force_hd(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> float:
+    structure = ndimage.generate_binary_structure(a.ndim, 1)
+    pa = np.argwhere(a & ~ndimage.binary_erosion(a, structure)) * np.array(spacing)
+    pb = np.argwhere(b & ~ndimage.binary_erosion(b, structure)) * np.array(spacing)
+    d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
+    return float(max(d.min(axis=1).max(), d.min(axis=0).max()))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["dilate_1", "shift_1", "shift_4", "speck_far", "speck_near"],
+)
+@pytest.mark.parametrize("spacing", [SPACING, (5.0, 0.7, 2.5)], ids=["10x1.5x1.25", "5x0.7x2.5"])
+def test_hausdorff_equals_brute_force_near_and_far(edit, spacing):
+    """Points near the other boundary are queried only when the rest are nearer still: exact anyway,
+    whether the distance is under that reach (a 1-px edit) or over it (a shift, a far speck)."""
+    a = _cylinder((8, 40, 40), 9.0, spacing, z=(1, 7))
+    b = {
+        "dilate_1": lambda: ndimage.binary_dilation(a, ndimage.generate_binary_structure(3, 1)),
+        "shift_1": lambda: np.roll(a, 1, axis=2),
+        "shift_4": lambda: np.roll(a, 4, axis=1),
+        "speck_far": lambda: a | _box(a.shape, (3, 4), (36, 38), (1, 3)),
+        "speck_near": lambda: a | _box(a.shape, (7, 8), (19, 21), (19, 21)),
+    }[edit]()
+    assert hausdorff_mm(a, b, spacing) == pytest.approx(_brute_force_hd(a, b, spacing), rel=1e-12)
 
 
 def test_boundary_counts_array_border_voxels():

@@ -50,12 +50,30 @@ def intensity_range(image: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _rings(binary: np.ndarray) -> tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray]:
+    """The ``_RING_PX`` rings inside and outside a structure's boundary, in-plane, on its own box grown
+    by the ring (every slice; the same rings as on any larger box): (box, inner, outer)."""
+    ys = np.flatnonzero(binary.any(axis=(0, 2)))
+    xs = np.flatnonzero(binary.any(axis=(0, 1)))
+    if ys.size == 0:
+        box = (slice(None), slice(0, 0), slice(0, 0))
+        return box, binary[box], binary[box]
+    ny, nx = binary.shape[1:]
+    box = (
+        slice(None),
+        slice(max(int(ys[0]) - _RING_PX, 0), min(int(ys[-1]) + 1 + _RING_PX, ny)),
+        slice(max(int(xs[0]) - _RING_PX, 0), min(int(xs[-1]) + 1 + _RING_PX, nx)),
+    )
+    b = binary[box]
+    return box, b & ~shrink(b, _RING_PX), grow(b, _RING_PX) & ~b
+
+
 def _contrast(image: np.ndarray, binary: np.ndarray, scale: float) -> float:
-    inner = binary & ~shrink(binary, _RING_PX)
-    outer = grow(binary, _RING_PX) & ~binary
+    box, inner, outer = _rings(binary)
     if not inner.any() or not outer.any():
         return float("nan")
-    return float((np.median(image[inner]) - np.median(image[outer])) / scale)
+    part = image[box]
+    return float((np.median(part[inner]) - np.median(part[outer])) / scale)
 
 
 def edge_offset_px(image: np.ndarray, binary: np.ndarray) -> float:
@@ -108,11 +126,11 @@ def edge_offset_px(image: np.ndarray, binary: np.ndarray) -> float:
 
 def slice_contrast(image: np.ndarray, binary: np.ndarray, scale: float) -> np.ndarray:
     """Per-slice boundary contrast (inside minus outside ring median, over ``scale``); nan where absent."""
-    inner = binary & ~shrink(binary, _RING_PX)
-    outer = grow(binary, _RING_PX) & ~binary
+    box, inner, outer = _rings(binary)
+    part = image[box]
     out = np.full(binary.shape[0], np.nan)
     for z in np.flatnonzero(inner.any(axis=(1, 2)) & outer.any(axis=(1, 2))):
-        out[z] = (np.median(image[z][inner[z]]) - np.median(image[z][outer[z]])) / scale
+        out[z] = (np.median(part[z][inner[z]]) - np.median(part[z][outer[z]])) / scale
     return out
 
 

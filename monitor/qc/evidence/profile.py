@@ -22,7 +22,9 @@ __all__ = [
     "label_components",
     "largest_component",
     "link_px",
+    "moments_profile",
     "runs",
+    "slice_moments",
     "slice_profile",
 ]
 
@@ -45,17 +47,39 @@ class SliceProfile:
         return np.flatnonzero(self.area > 0)
 
 
+def slice_moments(binary: np.ndarray, origin_yx: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice area and first moments of a boolean [z, y, x] mask, exact integers.
+
+    Args:
+        binary: bool [z, y, x].
+        origin_yx: the (y, x) index of ``binary``'s first pixel in the frame the moments are wanted in.
+    Returns: (area int64 [z], moments int64 [z, 2]: sums of the y and x indices of the voxels).
+    """
+    area = binary.sum(axis=(1, 2), dtype=np.int64)
+    ys = np.arange(origin_yx[0], origin_yx[0] + binary.shape[1], dtype=np.int64)
+    xs = np.arange(origin_yx[1], origin_yx[1] + binary.shape[2], dtype=np.int64)
+    moments = np.stack(
+        (binary.sum(axis=2, dtype=np.int64) @ ys, binary.sum(axis=1, dtype=np.int64) @ xs), axis=1
+    )
+    return area, moments
+
+
+def moments_profile(
+    area: np.ndarray, moments: np.ndarray, origin_yx: tuple[int, int] = (0, 0)
+) -> SliceProfile:
+    """The ``SliceProfile`` of ``slice_moments`` output, centroids in the frame whose first pixel has
+    index ``origin_yx`` in the moments' frame (exact: integer moments are shifted before dividing)."""
+    centroid = np.full((area.size, 2), np.nan)
+    if area.any():
+        shift = np.asarray(origin_yx, dtype=np.int64) * area[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centroid[:] = (moments - shift).astype(np.float64) / area[:, None]
+    return SliceProfile(area=area, centroid=centroid)
+
+
 def slice_profile(binary: np.ndarray) -> SliceProfile:
     """Per-slice area (voxels) and centroid (y, x voxel indices) of a boolean [z, y, x] mask."""
-    area = binary.sum(axis=(1, 2), dtype=np.int64)
-    centroid = np.full((binary.shape[0], 2), np.nan)
-    if area.any():
-        ys = np.arange(binary.shape[1], dtype=np.float64)
-        xs = np.arange(binary.shape[2], dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            centroid[:, 0] = binary.sum(axis=2, dtype=np.float64) @ ys / area
-            centroid[:, 1] = binary.sum(axis=1, dtype=np.float64) @ xs / area
-    return SliceProfile(area=area, centroid=centroid)
+    return moments_profile(*slice_moments(binary))
 
 
 def runs(present: np.ndarray) -> list[tuple[int, int]]:
@@ -99,13 +123,14 @@ def label_components(binary: np.ndarray, link: int = 0, bridge: bool = True) -> 
     labels = np.zeros(binary.shape, dtype=np.int32)
     box = _grown_box(binary, link)
     part = binary[box]
-    grown = grow(part, link) if link > 0 else part.copy()
-    bridged = grown.copy()
+    grown = grow(part, link) if link > 0 else part
+    bridged = grown
     if bridge:  # a one-slice gap does not split a structure (the stack checks see gaps)
+        bridged = grown.copy()
         bridged[1:] |= grown[:-1]
         bridged[:-1] |= grown[1:]
     inner, n = ndimage.label(bridged, structure=IN_PLANE_8)
-    inner[~part] = 0
+    np.multiply(inner, part, out=inner)  # labels on the structure's own voxels only
     labels[box] = inner
     sizes = np.bincount(inner.ravel(), minlength=n + 1)
     sizes[0] = 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from monitor.qc.evidence.anatomy import Anatomy, build_anatomy
 from monitor.qc.evidence.image import (
     check_image,
     confirmed_by_image,
@@ -24,14 +25,11 @@ from monitor.qc.evidence.settings import EvidenceSettings
 from monitor.qc.evidence.stack import StackView, centroid_deviation_mm, check_stack, stack_view
 from monitor.qc.evidence.topology import check_topology
 from monitor.qc.labels import STRUCTURES, Structure
-from monitor.qc.metrics import bounding_box
 from monitor.qc.reasons import ReasonCode
 from monitor.qc.records import Check
 from monitor.typing import Spacing3
 
 __all__ = ["Evidence", "evaluate_evidence"]
-
-_MARGIN_PX = 8  #: in-plane margin around the mask's foreground (image rings and edge profile)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,16 +40,9 @@ class Evidence:
     #: structure -> its checks (passed and failed), in a fixed order; absent structures have none
     checks: Mapping[Structure, tuple[Check, ...]] = field(default_factory=dict)
     image_used: bool = False  #: whether image checks ran
-
-
-def _box(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    _, ys, xs = bounding_box(mask > 0)
-    ny, nx = mask.shape[1:]
-    return (
-        slice(None),
-        slice(max(ys.start - _MARGIN_PX, 0), min(ys.stop + _MARGIN_PX, ny)),
-        slice(max(xs.start - _MARGIN_PX, 0), min(xs.stop + _MARGIN_PX, nx)),
-    )
+    #: the mask's layout the checks worked from (boxes, structures, slice moments), for the
+    #: calibration features; None only on records built elsewhere
+    anatomy: Anatomy | None = None
 
 
 def _displaced_slices(
@@ -148,11 +139,11 @@ def evaluate_evidence(
     if image is not None and image.shape != mask.shape:
         raise ValueError(f"image and mask must have the same shape, got {image.shape} and {mask.shape}")
     refined = refine_pgt(pgt, spacing_mm, settings)
-    if not mask.any():
-        return Evidence(refined_pgt=refined, checks={s: () for s in STRUCTURES}, image_used=False)
-    box = _box(mask)
-    labels = mask[box]
-    view = stack_view(labels, float(spacing_mm[0]))
+    anatomy = build_anatomy(mask)
+    if anatomy.box[0].stop <= anatomy.box[0].start:  # an empty mask
+        return Evidence(refined_pgt=refined, checks={s: () for s in STRUCTURES}, anatomy=anatomy)
+    box, labels = anatomy.cut, anatomy.labels
+    view = stack_view(anatomy, float(spacing_mm[0]))
     parts = [check_stack(view, spacing_mm, settings), check_topology(view, spacing_mm, settings)]
     image_used = False
     if image is not None:
@@ -163,4 +154,4 @@ def evaluate_evidence(
             parts[0] = _with_image(parts[0], cut, view, spacing_mm, hi - lo, settings)
             image_used = True
     checks = {s: tuple(c for part in parts for c in part[s]) for s in STRUCTURES}
-    return Evidence(refined_pgt=refined, checks=checks, image_used=image_used)
+    return Evidence(refined_pgt=refined, checks=checks, image_used=image_used, anatomy=anatomy)

@@ -29,9 +29,16 @@ import math
 import numpy as np
 from scipy.spatial import cKDTree
 
-from monitor.qc.evidence.profile import SliceProfile, apex_direction, label_components, link_px, slice_profile
+from monitor.qc.evidence.anatomy import Anatomy
+from monitor.qc.evidence.profile import (
+    SliceProfile,
+    apex_direction,
+    label_components,
+    link_px,
+    moments_profile,
+)
 from monitor.qc.evidence.settings import EvidenceSettings
-from monitor.qc.labels import CANONICAL_CHANNEL, STRUCTURES, Structure
+from monitor.qc.labels import STRUCTURES, Structure
 from monitor.qc.metrics import boundary
 from monitor.qc.reasons import ReasonCode
 from monitor.qc.records import Check
@@ -43,21 +50,31 @@ _HEART = (Structure.LV, Structure.MYO)
 
 
 class StackView:
-    """Profiles of a mask shared by the checks: per-structure slices, the heart's and the apex side."""
+    """Profiles of a mask shared by the checks: per-structure slices, the heart's and the apex side.
 
-    def __init__(self, labels: np.ndarray, dz_mm: float) -> None:
-        self.labels = labels
+    Built from the volume's ``Anatomy`` (its ``cut``: every slice, the heart's in-plane box); centroids
+    are in the cut's indices.
+    """
+
+    def __init__(self, anatomy: Anatomy, dz_mm: float) -> None:
+        self.labels = anatomy.labels
         self.dz_mm = dz_mm  #: slice spacing, mm
-        self.binary = {s: labels == CANONICAL_CHANNEL[s] for s in STRUCTURES}
-        self.profile: dict[Structure, SliceProfile] = {s: slice_profile(self.binary[s]) for s in STRUCTURES}
-        self.heart = slice_profile(self.binary[Structure.LV] | self.binary[Structure.MYO])
+        self.binary = anatomy.binary
+        origin = (anatomy.cut[1].start, anatomy.cut[2].start)
+        self.profile: dict[Structure, SliceProfile] = {
+            s: moments_profile(anatomy.area[s], anatomy.moments[s], origin) for s in STRUCTURES
+        }
+        heart = (Structure.LV, Structure.MYO)  # disjoint: their areas and moments add up
+        self.heart = moments_profile(
+            sum(anatomy.area[s] for s in heart), sum(anatomy.moments[s] for s in heart), origin
+        )
         #: +1 when the apex is towards higher z, -1 when towards lower z
         self.direction = apex_direction(self.heart.area)
 
 
-def stack_view(labels: np.ndarray, dz_mm: float) -> StackView:
-    """The shared profiles of ``labels`` (uint8 [z, y, x], canonical) at slice spacing ``dz_mm``."""
-    return StackView(labels, dz_mm)
+def stack_view(anatomy: Anatomy, dz_mm: float) -> StackView:
+    """The shared profiles of a mask's ``anatomy`` at slice spacing ``dz_mm``."""
+    return StackView(anatomy, dz_mm)
 
 
 def _check(code: ReasonCode, value: float, limit: float, slices: object = ()) -> Check:
