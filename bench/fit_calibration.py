@@ -179,11 +179,16 @@ def patient_folds(data: LabelledRows, n_splits: int = 5):
 
 
 def _p_flags(data: LabelledRows, pred: dict, policy: FlagPolicy) -> np.ndarray:
+    """The estimate flags: the failure model's P(failure) where it ran, else the intervals."""
     from monitor.qc.calibration.apply import probability_below
     from monitor.qc.records import Estimate
 
     out = np.zeros(len(data), dtype=bool)
+    failure = pred.get("failure")
     for i in range(len(data)):
+        if failure is not None and np.isfinite(failure[i]):
+            out[i] = failure[i] >= policy.fail_probability
+            continue
         d = Estimate(value=pred[Target.DSC][0][i], lo=pred[Target.DSC][1][i], hi=pred[Target.DSC][2][i])
         h = Estimate(value=pred[Target.HD][0][i], lo=pred[Target.HD][1][i], hi=pred[Target.HD][2][i])
         if not math.isfinite(d.value) or not math.isfinite(h.value):
@@ -204,9 +209,30 @@ def _end_to_end_flags(data: LabelledRows, pred: dict, policy: FlagPolicy) -> np.
     for i, item in enumerate(data.extra["item"]):
         d = Estimate(value=pred[Target.DSC][0][i], lo=pred[Target.DSC][1][i], hi=pred[Target.DSC][2][i])
         h = Estimate(value=pred[Target.HD][0][i], lo=pred[Target.HD][1][i], hi=pred[Target.HD][2][i])
+        p = pred["failure"][i] if "failure" in pred and np.isfinite(pred["failure"][i]) else None
         if math.isfinite(d.value) and math.isfinite(h.value):
-            item = reflag(replace(item, edsc=d, ehd_mm=h), policy)
+            item = reflag(replace(item, edsc=d, ehd_mm=h, p_failure=p), policy)
         out[i] = item.flag != FlagLevel.OK
+    return out
+
+
+def _volume_flags(
+    data: LabelledRows, failed: np.ndarray, flagged: np.ndarray, pred_rows: np.ndarray, gt_rows: np.ndarray
+) -> dict:
+    """Volume level (a volume fails / is flagged when any of its present structures is): precision and
+    recall on the segmenters' volumes, flag rate on the ground truths."""
+    keys = np.array(
+        [f"{s}|{g}|{p}" for s, g, p in zip(data.segmenters, data.groups, data.extra["phase"], strict=True)]
+    )
+
+    def by_volume(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        found: dict[str, bool] = {}
+        for k, v in zip(keys[rows], values[rows], strict=True):
+            found[k] = found.get(k, False) or bool(v)
+        return np.array(list(found.values()), dtype=bool)
+
+    out = flag_figures(by_volume(pred_rows, failed), by_volume(pred_rows, flagged)).as_dict()
+    out["gt_flag_rate"] = float(by_volume(gt_rows, flagged).mean()) if gt_rows.any() else math.nan
     return out
 
 
@@ -238,6 +264,7 @@ def summarize(data: LabelledRows, pred: dict, policy: FlagPolicy = POLICY) -> di
     out["gt_flag_rate"] = float(flagged[gt_rows].mean()) if gt_rows.any() else math.nan
     out["gt_flag_rate_paper"] = float(paper[gt_rows].mean()) if gt_rows.any() else math.nan
     out["gt_flag_rate_end_to_end"] = float(pipeline[gt_rows].mean()) if gt_rows.any() else math.nan
+    out["volumes_end_to_end"] = _volume_flags(data, failed, pipeline, pred_rows, gt_rows)
     ranking = {}
     for s in STRUCTURES:
         for phase in ("ED", "ES"):
@@ -269,7 +296,9 @@ def print_summary(name: str, figures: dict) -> None:
     e2e = figures["flags_end_to_end"]
     print(
         f"  end-to-end (evidence + estimate flags) P {e2e['precision']:.3f} R {e2e['recall']:.3f}; "
-        f"GT flag rate {figures['gt_flag_rate_end_to_end']:.4f}"
+        f"GT flag rate {figures['gt_flag_rate_end_to_end']:.4f}; volumes P "
+        f"{figures['volumes_end_to_end']['precision']:.3f} R {figures['volumes_end_to_end']['recall']:.3f} "
+        f"GT {figures['volumes_end_to_end']['gt_flag_rate']:.4f}"
     )
     rs = figures["ranking_rs"]
     print("  r_s eHD " + " ".join(f"{k} {v['ehd_mm']:.2f}" for k, v in rs.items()))
@@ -413,12 +442,17 @@ def main() -> None:
     with threadpool_limits(1):
         t0 = time.perf_counter()
         for name, folds in (("by_patient", patient_folds(data)), ("loso", loso_folds(data))):
-            predicted = cross_predict(data, fit, folds)
+            failure = np.full(len(data), np.nan)
+            predicted = {**cross_predict(data, fit, folds, failure=failure), "failure": failure}
             (args.cache / f"oof_{name}.pkl").write_bytes(pickle.dumps((data, predicted)))
             for subset, keep in _subsets(data):
                 key = name if subset == "" else f"{name}{subset}"
                 figures[key] = summarize(
-                    data.take(keep), {t: tuple(v[keep] for v in p) for t, p in predicted.items()}
+                    data.take(keep),
+                    {
+                        **{t: tuple(v[keep] for v in predicted[t]) for t in Target},
+                        "failure": predicted["failure"][keep],
+                    },
                 )
                 print_summary(key, figures[key])
         print(f"cross-validation {time.perf_counter() - t0:.0f} s")

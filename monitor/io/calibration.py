@@ -23,7 +23,7 @@ from pathlib import Path
 import skops.io as sio
 
 from monitor.errors import CalibrationError
-from monitor.qc.calibration.model import BoostedModel, Calibration, SiteCorrection
+from monitor.qc.calibration.model import BoostedModel, Calibration, FailureModel, SiteCorrection
 from monitor.qc.calibration.targets import Target
 
 __all__ = [
@@ -37,7 +37,10 @@ __all__ = [
 ]
 
 #: Format name and version written into every calibration file.
-FORMAT = ("cmr-monitor-calibration", 1)
+FORMAT = ("cmr-monitor-calibration", 2)
+
+#: Format versions read: 1 (no failure model) and 2 (with ``failure``).
+READ_VERSIONS = frozenset({1, 2})
 
 #: Largest calibration file read (bytes).
 MAX_BYTES = 64 * 1024**2
@@ -62,6 +65,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn._loss.loss.PinballLoss",
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss.link.LogitLink",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.linear_model._huber.HuberRegressor",
         "sklearn.model_selection._split.GroupKFold",
@@ -96,16 +102,26 @@ def _state(calibration: Calibration) -> dict:
             t.value: {"point": m.point, "interval": m.interval} for t, m in calibration.models.items()
         },
         "corrections": {t.value: c.regressor for t, c in calibration.corrections.items()},
+        "failure": None
+        if calibration.failure is None
+        else {
+            "classifier": calibration.failure.classifier,
+            "dice": float(calibration.failure.dice),
+            "hd_mm": float(calibration.failure.hd_mm),
+        },
     }
 
 
 def _from_state(state: object, path: Path | None) -> Calibration:
     if not isinstance(state, dict) or state.get("format") != FORMAT[0]:
         raise CalibrationError("bad_format", "not a cmr-monitor calibration file", path)
-    if state.get("format_version") != FORMAT[1]:
+    if state.get("format_version") not in READ_VERSIONS:
         raise CalibrationError(
-            "bad_format", f"format version {FORMAT[1]} expected, got {state.get('format_version')!r}", path
+            "bad_format",
+            f"format version {sorted(READ_VERSIONS)} expected, got {state.get('format_version')!r}",
+            path,
         )
+    failure = state.get("failure")
     try:
         return Calibration(
             version=str(state["version"]),
@@ -117,6 +133,11 @@ def _from_state(state: object, path: Path | None) -> Calibration:
                 for k, v in state["models"].items()
             },
             corrections={Target(k): SiteCorrection(regressor=v) for k, v in state["corrections"].items()},
+            failure=None
+            if failure is None
+            else FailureModel(
+                classifier=failure["classifier"], dice=float(failure["dice"]), hd_mm=float(failure["hd_mm"])
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CalibrationError("bad_format", f"calibration state incomplete or invalid: {exc}", path) from exc

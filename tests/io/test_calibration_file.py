@@ -27,6 +27,8 @@ def _same_predictions(a, b, rows) -> None:
     for target in Target:
         for u, v in zip(pa[target], pb[target], strict=True):
             assert np.array_equal(u, v)
+    assert b.failure is not None and (b.failure.dice, b.failure.hd_mm) == (a.failure.dice, a.failure.hd_mm)
+    assert np.array_equal(a.failure_probability(x, 0.5, 50.0), b.failure_probability(x, 0.5, 50.0))
 
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["boosted", "site-stacked"])

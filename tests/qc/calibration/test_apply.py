@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -86,3 +87,35 @@ def test_calibrate_scores_fills_estimates_version_and_flags():
         for e in (item.edsc, item.ehd_mm):
             assert e.lo <= e.value <= e.hi and not math.isnan(e.value)
     assert calibrate_scores(tiny_calibration(), [], policy=FlagPolicy()) == []
+
+
+def test_the_failure_probability_decides_when_the_calibration_has_one():
+    # intervals that point at a low Dice (P ~0.7) more than at a high HD (P ~0.3)
+    doubtful = _structure(
+        edsc=Estimate(value=0.45, lo=0.2, hi=0.7), ehd_mm=Estimate(value=40.0, lo=20.0, hi=70.0)
+    )
+    policy = FlagPolicy(fail_probability=0.5)
+    assert reflag(replace(doubtful, p_failure=0.2), policy).flag == FlagLevel.OK  # the model says no
+    likely = reflag(replace(doubtful, p_failure=0.8), policy)
+    assert likely.flag == FlagLevel.SUSPICIOUS and likely.reasons == (ReasonCode.EDSC_LOW,)
+    # without a failure probability the intervals decide: Dice alone passes 0.5
+    assert reflag(doubtful, policy).reasons == (ReasonCode.EDSC_LOW,)
+
+
+def test_calibrate_scores_uses_the_failure_model_only_at_its_thresholds():
+    rv = _structure(structure=Structure.RV, pdsc=0.35, phd_mm=75.0)
+    lv = _structure(pdsc=0.95, phd_mm=5.0, flag=FlagLevel.OK, reasons=())
+    score = VolumeScore(
+        structures=(lv, rv),
+        flag=FlagLevel.SUSPICIOUS,
+        shape=(8, 64, 64),
+        spacing_mm=(10.0, 1.5, 1.5),
+        slices_scored=8,
+    )
+    (out,) = calibrate_scores(tiny_calibration(), [score], policy=FlagPolicy())
+    lv_out, rv_out = out.structures
+    assert lv_out.p_failure is not None and lv_out.p_failure < 0.1
+    assert rv_out.p_failure is not None and rv_out.p_failure > 0.9 and rv_out.flag == FlagLevel.SUSPICIOUS
+    # other thresholds than the model was fitted for: no probability, the intervals decide
+    (other,) = calibrate_scores(tiny_calibration(), [score], policy=FlagPolicy(suspicious_dice=0.7))
+    assert all(s.p_failure is None for s in other.structures)

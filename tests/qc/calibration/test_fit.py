@@ -97,3 +97,30 @@ def test_down_weighted_rows_train_but_do_not_widen_the_intervals(test_rows):
         assert 0.85 <= np.mean((real_values >= lo) & (real_values <= hi)) <= 0.96
         width = np.median(np.abs(to_space(target, hi) - to_space(target, lo)))
         assert width <= 1.5 * 2 * Z90 * NOISE_SIGMA
+
+
+def test_the_failure_model_learns_the_failure_rule(test_rows):
+    """Failures (real Dice < 0.5 or HD > 50 mm) follow from pDSC/pHD up to the noise: the model's
+    probability ranks fresh rows almost perfectly, and is near 0 / 1 far from the boundary."""
+    from sklearn.metrics import roc_auc_score
+
+    from monitor.qc.calibration.fit import failed
+
+    calibration = tiny_calibration()
+    x = calibration.matrix(test_rows.rows, test_rows.structures)
+    p = calibration.failure_probability(x, 0.5, 50.0)
+    truth = failed(test_rows, 0.5, 50.0)
+    assert 0.2 < truth.mean() < 0.8
+    assert roc_auc_score(truth, p) > 0.9
+    pdsc = np.array([r["pdsc"] for r in test_rows.rows])
+    phd = np.array([r["phd_mm"] for r in test_rows.rows])
+    assert np.median(p[(pdsc > 0.9) & (phd < 10)]) < 0.1
+    assert np.median(p[phd > 75]) > 0.9
+    assert calibration.failure_probability(x, 0.5, 40.0) is None  # fitted for 50 mm only
+
+
+def test_no_failure_model_without_both_classes():
+    from monitor.qc.calibration.fit import fit_calibration
+
+    rows = synthetic_rows(8, seed=5)
+    assert fit_calibration(rows, version="t", failure_hd_mm=1e9, failure_dice=0.0).failure is None
