@@ -76,6 +76,7 @@ CASE_COLUMNS: tuple[str, ...] = (
     "ehd_mm_hi",
     "flag_review",
     "volume_flag_review",
+    "p_failure",
 )
 
 
@@ -281,6 +282,7 @@ def _case_rows(
                 **_estimates(pseudo),
                 "flag_review": flag_review.value,
                 "volume_flag_review": volume_review,
+                "p_failure": math.nan if pseudo.p_failure is None else pseudo.p_failure,
             }
         )
     return rows

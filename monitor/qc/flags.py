@@ -72,7 +72,7 @@ class FlagPolicy:
     suspicious_hd_mm: float = 50.0  #: (estimated real) HD above this (mm) is suspicious
     suspicious_dice: float = 0.5  #: (estimated real) Dice below this is suspicious
     basis: str = "estimates"  #: ``estimates`` (when a calibration ran) or ``paper`` (pDSC/pHD)
-    fail_probability: float = 0.4  #: flag when P(real beyond a threshold) is at least this (estimates)
+    fail_probability: float = 0.5  #: flag when P(real beyond a threshold) is at least this (estimates)
     #: ``hard``: only ``HARD_CHECKS`` raise the flag, other failed checks are recorded; ``all``: every
     #: check raises its code's default severity (review mode)
     evidence_flags: str = "hard"
