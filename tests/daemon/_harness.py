@@ -39,6 +39,7 @@ __all__ = [
     "Stream",
     "TcpProxy",
     "assert_end_state",
+    "free_pid",
     "free_port",
     "mask_bytes",
     "read_rows",
@@ -75,6 +76,19 @@ FAST_OPTIONS: tuple[str, ...] = (
     "--log-format",
     "json",
 )
+
+
+def free_pid() -> int:
+    """A process id that no process has now (a dead writer's, for the temporary files of artifacts)."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
 
 
 def free_port() -> int:
