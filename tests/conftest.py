@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.telemetry.server import free_port
 from tests.cli.console import Ran, cli_env, run_cli
-from tests.daemon._harness import free_port
 from tests.daemon.conftest import checkpoint  # noqa: F401  (fixture)
 
 

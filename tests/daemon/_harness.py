@@ -32,6 +32,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from monitor.sim import SEGMENTERS, make_patient
+from monitor.telemetry.server import free_port
 
 __all__ = [
     "INVALID_REASONS",
@@ -89,13 +90,6 @@ def free_pid() -> int:
         except PermissionError:
             pass
         pid -= 1
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _to_gz(image: nib.Nifti1Image) -> bytes:
