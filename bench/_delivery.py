@@ -37,6 +37,22 @@ def segmented_mask(
     return data
 
 
+def mask_pool(n: int, *, staging: Path) -> list[bytes]:
+    """``n`` ACDC-like masks (6-14 slices, 180-260 px) as ``.nii.gz`` bytes, alternating ES and ED (even
+    ``i`` is ES), of the good segmenter with every third one fair (``segmented_mask`` of patient
+    ``100 + i``)."""
+    return [
+        segmented_mask(
+            100 + i,
+            phase="ES" if i % 2 == 0 else "ED",
+            quality="good" if i % 3 else "fair",
+            segmenter_seed=i,
+            staging=staging,
+        )
+        for i in range(n)
+    ]
+
+
 def mr_image(patient_seed: int, *, phase: str, path: Path, **overrides: object) -> Path:
     """Write the MR-like image of a patient's phase (``monitor.sim.make_image``, the geometry of
     ``segmented_mask``'s mask for the same seed and overrides) to ``path``; return it."""

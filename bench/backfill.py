@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from _delivery import segmented_mask
+from _delivery import mask_pool
 from prometheus_client.parser import text_string_to_metric_families
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -88,16 +88,7 @@ class Run:
 
 
 def _write_archive(folder: Path, files: int, pool: int, staging: Path) -> None:
-    masks = [
-        segmented_mask(
-            100 + i,
-            phase="ES" if i % 2 == 0 else "ED",
-            quality="good" if i % 3 else "fair",
-            segmenter_seed=i,
-            staging=staging,
-        )
-        for i in range(pool)
-    ]
+    masks = mask_pool(pool, staging=staging)
     folder.mkdir(parents=True)
     for i in range(files):
         (folder / f"case{i:05d}_{'ES' if (i % pool) % 2 == 0 else 'ED'}.nii.gz").write_bytes(masks[i % pool])

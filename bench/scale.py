@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from _delivery import deliver, segmented_mask
+from _delivery import deliver, mask_pool
 from prometheus_client.parser import text_string_to_metric_families
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -207,20 +207,6 @@ def _host_jiffies() -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------- daemons
-
-
-def _make_masks(staging: Path) -> list[bytes]:
-    """``_POOL`` ACDC-like masks (6-14 slices, 180-260 px) as .nii.gz bytes: good and fair segmenters."""
-    return [
-        segmented_mask(
-            100 + i,
-            phase="ES" if i % 2 == 0 else "ED",
-            quality="good" if i % 3 else "fair",
-            segmenter_seed=i,
-            staging=staging,
-        )
-        for i in range(_POOL)
-    ]
 
 
 def _serial_ms(masks: list[bytes], staging: Path) -> tuple[float, float]:
@@ -742,7 +728,7 @@ def main() -> None:
             work = Path(tempfile.mkdtemp(prefix="cmr-scale-"))
             staging = work / "staging"
             staging.mkdir()
-            masks = _make_masks(staging)
+            masks = mask_pool(_POOL, staging=staging)
             load_ms, write_ms = _serial_ms(masks, staging)
             print(
                 f"\n1. daemons: {args.files} ACDC-like masks per configuration, layout {args.layout}, batch size "

@@ -15,7 +15,21 @@ class MonitorError(Exception):
         self.detail = detail or (self.__doc__ or "").strip()
 
 
-class InvalidMask(MonitorError, ValueError):
+class _Refusal(MonitorError):
+    """A refusal of a file: a stable ``reason`` code, a detail and the file, shown as
+    ``name: detail [reason]``."""
+
+    def __init__(self, reason: str, detail: str, path: Path | str | None = None) -> None:
+        self.reason = reason
+        self.path = Path(path) if path is not None else None
+        super().__init__(detail)
+
+    def __str__(self) -> str:
+        where = f"{self.path.name}: " if self.path is not None else ""
+        return f"{where}{self.detail} [{self.reason}]"
+
+
+class InvalidMask(_Refusal, ValueError):
     """The file is not a usable segmentation mask.
 
     Attributes:
@@ -24,21 +38,12 @@ class InvalidMask(MonitorError, ValueError):
         detail: one sentence that names what was expected and what arrived.
     """
 
-    def __init__(self, reason: str, detail: str, path: Path | str | None = None) -> None:
-        self.reason = reason
-        self.path = Path(path) if path is not None else None
-        super().__init__(detail)
-
-    def __str__(self) -> str:
-        where = f"{self.path.name}: " if self.path is not None else ""
-        return f"{where}{self.detail} [{self.reason}]"
-
 
 class CheckpointError(MonitorError):
     """The checkpoint cannot be used."""
 
 
-class CalibrationError(MonitorError):
+class CalibrationError(_Refusal):
     """The calibration file cannot be used.
 
     Attributes:
@@ -46,15 +51,6 @@ class CalibrationError(MonitorError):
             ``checksum_mismatch``, ``bad_format``.
         path: the file, when known.
     """
-
-    def __init__(self, reason: str, detail: str, path: Path | str | None = None) -> None:
-        self.reason = reason
-        self.path = Path(path) if path is not None else None
-        super().__init__(detail)
-
-    def __str__(self) -> str:
-        where = f"{self.path.name}: " if self.path is not None else ""
-        return f"{where}{self.detail} [{self.reason}]"
 
 
 class StoreError(MonitorError):

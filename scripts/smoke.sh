@@ -9,6 +9,9 @@
 #      -e .` (CMR_MONITOR_SMOKE_FULL=1 installs everything from the index instead, as README does);
 #   3. runs the README's quick-start demo with --fast instead of the three-minute run, then every
 #      command of the README blocks marked `<!-- smoke -->`, as written, with `bash -euo pipefail`.
+#      With CMR_MONITOR_SMOKE_DEMO=DIR, a folder where `cmr-monitor demo --fast` already ran (its
+#      cmr-monitor-demo/ and its output in demo.out), that run is copied into the clone instead (the
+#      test suite runs the demo once and shares it); the clone then only imports the demo's modules.
 #
 # Usage: bash scripts/smoke.sh            (tests/test_smoke.py runs it in CI)
 # Needs: git, python3 >= 3.11, and the built environment (bash scripts/test.sh makes it).
@@ -49,8 +52,14 @@ PY
 # --- the README's commands
 unset CMR_MONITOR_CONFIG CMR_MONITOR_DATABASE_URL CMR_MONITOR_ARTIFACTS_DIR
 export COLUMNS=${COLUMNS:-120}
-echo "smoke: cmr-monitor demo --fast"
-cmr-monitor demo --fast --device cpu > demo.out
+if [ -n "${CMR_MONITOR_SMOKE_DEMO:-}" ]; then
+    echo "smoke: cmr-monitor demo --fast, as run in $CMR_MONITOR_SMOKE_DEMO"
+    cp -R "$CMR_MONITOR_SMOKE_DEMO/cmr-monitor-demo" "$CMR_MONITOR_SMOKE_DEMO/demo.out" .
+    python -c "import monitor.cli.demo, monitor.sim.demo, monitor.daemon, dashboard.launch"
+else
+    echo "smoke: cmr-monitor demo --fast"
+    cmr-monitor demo --fast --device cpu > demo.out
+fi
 tail -n 8 demo.out
 python - <<'PY' > readme-commands.sh
 import re, sys

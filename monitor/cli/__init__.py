@@ -5,7 +5,8 @@
 - ``db``: ``db upgrade|downgrade|current``, ``status``, ``export``;
 - ``evaluate``: pseudo vs real metrics, as a report;
 - ``dashboard``: the Streamlit dashboard (``dashboard.launch`` starts it);
-- ``options``, ``logs``: what the command modules share; ``app``: the app and ``main``.
+- ``options``, ``exits``, ``logs``: what the command modules share (options, error exits, logging);
+  ``app``: the app and ``main``.
 
 Each command parses options and calls a library function with keyword arguments. ``python -m
 monitor.cli`` runs the same app as the ``cmr-monitor`` console script.

@@ -27,7 +27,7 @@ import typer
 
 from monitor import __version__
 from monitor.cli import backfill, calibrate, dashboard, db, demo, evaluate, score, synth, train, watch
-from monitor.cli.options import report_error
+from monitor.cli.exits import report_error
 
 __all__ = ["EXIT_ERROR", "EXIT_FLAGGED", "EXIT_INTERRUPTED", "EXIT_USAGE", "app", "main", "run"]
 

@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.options import DbOption, Precision, fail
+from monitor.cli.exits import fail
+from monitor.cli.options import (
+    ArtifactsOption,
+    CheckpointOption,
+    DbOption,
+    LabelMapOption,
+    MigrateOption,
+    Precision,
+)
 
 __all__ = ["backfill"]
 
@@ -44,29 +52,18 @@ def backfill(
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Files per scoring batch.")] = 64,
     write_batch: Annotated[int, typer.Option(min=1, help="Files per database transaction.")] = 512,
-    artifacts: Annotated[
-        Path | None,
-        typer.Option(help="Where pGT and inconsistency maps go (env CMR_MONITOR_ARTIFACTS_DIR)."),
-    ] = None,
+    artifacts: ArtifactsOption = None,
     no_artifacts: Annotated[bool, typer.Option("--no-artifacts", help="Write no artifacts.")] = False,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     precision: Annotated[
         Precision | None, typer.Option(help="Model arithmetic (env CMR_MONITOR_PRECISION; default fp32).")
     ] = None,
-    label_map: Annotated[
-        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP).")
-    ] = None,
+    label_map: LabelMapOption = None,
     folders_mean: Annotated[
         str,
         typer.Option(help="What the folders under a source folder mean, e.g. segmenter/version."),
     ] = "segmenter/version",
-    migrate: Annotated[
-        bool,
-        typer.Option("--migrate", help="Upgrade the database schema to head instead of refusing an old one."),
-    ] = False,
+    migrate: MigrateOption = False,
     progress: Annotated[bool, typer.Option(help="Ray Data's progress bars.")] = True,
     rescore_stale: Annotated[
         bool,

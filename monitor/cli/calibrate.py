@@ -11,22 +11,13 @@ from typing import Annotated
 import typer
 
 from monitor.cli.evaluate import parse_pred_specs
-from monitor.cli.options import Device
+from monitor.cli.options import CheckpointOption, DeviceOption, GroundTruthOption, LabelledLabelMapOption
 
 __all__ = ["calibrate"]
 
 
 def calibrate(
-    gt: Annotated[
-        Path,
-        typer.Option(
-            help="Ground truth: ACDC layout (patientNNN/*_frameFF_gt.nii.gz + Info.cfg) or a folder of "
-            "X.nii.gz / X_gt.nii.gz.",
-            exists=True,
-            file_okay=False,
-            dir_okay=True,
-        ),
-    ],
+    gt: GroundTruthOption,
     pred: Annotated[
         list[str],
         typer.Option(help="NAME=DIR of a segmenter's predictions; repeat for several segmenters."),
@@ -51,17 +42,9 @@ def calibrate(
         str | None, typer.Option(help="Version of the new calibration (default: <base>+site-<UTC time>).")
     ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds by patient.")] = 5,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
-    ] = None,
-    label_map: Annotated[
-        str | None,
-        typer.Option(
-            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
-        ),
-    ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
+    checkpoint: CheckpointOption = None,
+    label_map: LabelledLabelMapOption = None,
+    device: DeviceOption = None,
     db: Annotated[
         str | None,
         typer.Option(

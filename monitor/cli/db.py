@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.cli.options import DbOption, database_url, fail
+from monitor.cli.exits import fail
+from monitor.cli.options import DbOption, database_url
 
 if TYPE_CHECKING:
     from monitor.store.records import StatusCounts

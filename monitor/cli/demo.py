@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from monitor.cli.exits import fail
 from monitor.cli.logs import log_to_file
-from monitor.cli.options import Device, fail
+from monitor.cli.options import CheckpointOption, Device, DeviceAutoOption
 
 if TYPE_CHECKING:
     from monitor.sim.demo import DemoProgress, DemoResult
@@ -29,14 +30,11 @@ def demo(
         bool, typer.Option("--fast", help="A quick run: small phantoms, 10 s at 3 masks/s (for tests).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[Device, typer.Option(help="auto, cpu or cuda.")] = Device.auto,
+    device: DeviceAutoOption = Device.auto,
     metrics_port: Annotated[
         int, typer.Option(help="Port of /metrics, /healthz, /readyz (0 or busy = any free port).")
     ] = 9750,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     dashboard_port: Annotated[
         int, typer.Option(help="Port of the dashboard (busy = any free port); 0 = no dashboard.")
     ] = 8501,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.options import Device
+from monitor.cli.options import CheckpointOption, DeviceOption, GroundTruthOption, LabelledLabelMapOption
 
 __all__ = ["evaluate", "parse_pred_specs"]
 
@@ -41,16 +41,7 @@ def parse_pred_specs(specs: list[str]) -> dict[str, Path]:
 
 
 def evaluate(
-    gt: Annotated[
-        Path,
-        typer.Option(
-            help="Ground truth: ACDC layout (patientNNN/*_frameFF_gt.nii.gz + Info.cfg) or a folder of "
-            "X.nii.gz / X_gt.nii.gz.",
-            exists=True,
-            file_okay=False,
-            dir_okay=True,
-        ),
-    ],
+    gt: GroundTruthOption,
     out: Annotated[Path, typer.Option(help="Report folder: report.md, cases.csv, summary.json, PNG plots.")],
     pred: Annotated[
         list[str] | None,
@@ -68,17 +59,9 @@ def evaluate(
             dir_okay=False,
         ),
     ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
-    ] = None,
-    label_map: Annotated[
-        str | None,
-        typer.Option(
-            help="Labels of GT and predictions: acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
-        ),
-    ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
+    checkpoint: CheckpointOption = None,
+    label_map: LabelledLabelMapOption = None,
+    device: DeviceOption = None,
     batch: Annotated[int, typer.Option(min=1, help="Volumes per scoring batch.")] = 8,
     ground_truth: Annotated[
         bool,

@@ -1,32 +1,35 @@
-"""What the command modules share: option types (device, precision, database URL) and error exits."""
+"""The options that several commands share, as ``Annotated`` types: one name, help text and type each.
+
+A command declares ``checkpoint: CheckpointOption = None``; the option's name, help and check live here
+once, so ``--help`` reads the same in every command. Options that ``Settings`` knows default to ``None``
+and fall back to it (environment ``CMR_MONITOR_*``, see ``monitor.config``).
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
-import traceback
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 __all__ = [
     "DB_HELP",
+    "ArtifactsOption",
+    "CalibrationOption",
+    "CheckpointOption",
     "DbOption",
     "Device",
+    "DeviceAutoOption",
+    "DeviceOption",
+    "GroundTruthOption",
+    "LabelMapOption",
+    "LabelledLabelMapOption",
+    "MigrateOption",
     "Precision",
-    "cause_chain",
+    "PrecisionOption",
     "database_url",
-    "fail",
-    "report_error",
 ]
-
-DB_HELP = (
-    "Database URL, e.g. sqlite:///cmr-monitor.db or postgresql://user@host/db. "
-    "Default: the environment variable CMR_MONITOR_DATABASE_URL, else sqlite:///cmr-monitor.db."
-)
-#: The ``--db`` option of every command that opens the results database.
-DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
 
 
 class Device(StrEnum):
@@ -46,6 +49,74 @@ class Precision(StrEnum):
     fp16 = "fp16"
 
 
+DB_HELP = (
+    "Database URL, e.g. sqlite:///cmr-monitor.db or postgresql://user@host/db. "
+    "Default: the environment variable CMR_MONITOR_DATABASE_URL, else sqlite:///cmr-monitor.db."
+)
+_LABEL_MAP_HELP = "acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
+
+#: ``--db``: the results database (``database_url`` resolves ``None``).
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+#: ``--checkpoint``: the autoencoder checkpoint.
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint", help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."
+    ),
+]
+#: ``--label-map`` of the masks scored.
+LabelMapOption = Annotated[str | None, typer.Option("--label-map", help=_LABEL_MAP_HELP)]
+#: ``--label-map`` of ground truth and predictions (``evaluate``, ``calibrate``).
+LabelledLabelMapOption = Annotated[
+    str | None, typer.Option("--label-map", help=f"Labels of GT and predictions: {_LABEL_MAP_HELP}")
+]
+#: ``--device``, falling back to the settings.
+DeviceOption = Annotated[
+    Device | None, typer.Option("--device", help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")
+]
+#: ``--device`` of the commands that do not read it from the settings (``train``, ``demo``; default auto).
+DeviceAutoOption = Annotated[Device, typer.Option("--device", help="auto, cpu or cuda.")]
+#: ``--precision`` of scoring.
+PrecisionOption = Annotated[
+    Precision | None,
+    typer.Option(
+        "--precision",
+        help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION).",
+    ),
+]
+#: ``--calibration`` of eDSC/eHD.
+CalibrationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--calibration",
+        help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
+        "(env CMR_MONITOR_CALIBRATION; default: shipped).",
+    ),
+]
+#: ``--artifacts``: where the commands that store scores write pGT and inconsistency maps.
+ArtifactsOption = Annotated[
+    Path | None,
+    typer.Option("--artifacts", help="Where pGT and inconsistency maps go (env CMR_MONITOR_ARTIFACTS_DIR)."),
+]
+#: ``--migrate``: upgrade an old schema instead of refusing it.
+MigrateOption = Annotated[
+    bool,
+    typer.Option("--migrate", help="Upgrade the database schema to head instead of refusing an old one."),
+]
+#: ``--gt``: a folder of ground-truth masks (``evaluate``, ``calibrate``; required).
+GroundTruthOption = Annotated[
+    Path,
+    typer.Option(
+        "--gt",
+        help="Ground truth: ACDC layout (patientNNN/*_frameFF_gt.nii.gz + Info.cfg) or a folder of "
+        "X.nii.gz / X_gt.nii.gz.",
+        exists=True,
+        file_okay=False,
+        dir_okay=True,
+    ),
+]
+
+
 def database_url(db: str | None) -> str:
     """``--db`` when given, else the configured ``database_url``."""
     if db:
@@ -53,31 +124,3 @@ def database_url(db: str | None) -> str:
     from monitor.config import get_settings
 
     return get_settings().database_url
-
-
-def cause_chain(exc: BaseException) -> list[str]:
-    """``Type: message`` of the error and of each cause that adds something (a database driver's error,
-    wrapped by SQLAlchemy and quoted by ours, is shown once)."""
-    lines: list[str] = []
-    texts: list[str] = []
-    link: BaseException | None = exc
-    while link is not None:
-        text = str(getattr(link, "orig", None) or link)
-        if not text or not any(text in seen for seen in texts):
-            texts.append(text)
-            lines.append(f"{type(link).__name__}: {text}" if text else type(link).__name__)
-        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
-    return lines
-
-
-def report_error(exc: BaseException) -> None:
-    """Print ``error: Type: message`` and its causes to stderr; the traceback too under ``--verbose``."""
-    typer.echo("error: " + "\n  caused by: ".join(cause_chain(exc)), err=True)
-    if logging.getLogger().isEnabledFor(logging.DEBUG):  # ``cmr-monitor --verbose``
-        traceback.print_exception(exc, file=sys.stderr)
-
-
-def fail(exc: BaseException) -> NoReturn:
-    """Print the error and its causes to stderr (``report_error``) and exit with status 1."""
-    report_error(exc)
-    raise typer.Exit(1)

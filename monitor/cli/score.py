@@ -12,7 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from monitor.cli.options import Device, Precision
+from monitor.cli.options import (
+    CalibrationOption,
+    CheckpointOption,
+    DeviceOption,
+    LabelMapOption,
+    PrecisionOption,
+)
 
 if TYPE_CHECKING:
     from monitor.qc.records import VolumeScore
@@ -136,35 +142,19 @@ def score(
             help="Mask files (.nii/.nii.gz) or folders (searched recursively).", metavar="PATHS..."
         ),
     ],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     out: Annotated[
         Path | None, typer.Option(help="Write pGT and inconsistency maps (NIfTI) and scores.csv/json here.")
     ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output on stdout.")] = OutputFormat.table,
-    label_map: Annotated[
-        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP).")
-    ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
-    precision: Annotated[
-        Precision | None,
-        typer.Option(
-            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."
-        ),
-    ] = None,
+    label_map: LabelMapOption = None,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
     batch: Annotated[int, typer.Option(help="Volumes scored together.")] = 8,
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 3 when any mask is flagged at this level or worse (for pipelines).")
     ] = FailOn.never,
-    calibration: Annotated[
-        str | None,
-        typer.Option(
-            help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
-            "(env CMR_MONITOR_CALIBRATION; default: shipped)."
-        ),
-    ] = None,
+    calibration: CalibrationOption = None,
     patients: Annotated[
         Path | None,
         typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from monitor.cli.options import Device
+from monitor.cli.options import Device, DeviceAutoOption
 
 __all__ = ["train"]
 
@@ -23,7 +23,7 @@ def train(
     ],
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 500,
     batch_size: Annotated[int, typer.Option(help="Slices per step.")] = 8,
-    device: Annotated[Device, typer.Option(help="auto, cpu or cuda.")] = Device.auto,
+    device: DeviceAutoOption = Device.auto,
     precision: Annotated[
         str, typer.Option(help="auto (bf16 where the hardware is fast at it), fp32 or bf16.")
     ] = "auto",

@@ -12,8 +12,17 @@ from typing import Annotated
 
 import typer
 
+from monitor.cli.exits import fail
 from monitor.cli.logs import LogFormat, configure_logging
-from monitor.cli.options import Device, Precision, fail
+from monitor.cli.options import (
+    ArtifactsOption,
+    CalibrationOption,
+    CheckpointOption,
+    DeviceOption,
+    LabelMapOption,
+    MigrateOption,
+    PrecisionOption,
+)
 
 __all__ = ["watch"]
 
@@ -35,11 +44,8 @@ def watch(
             "--db", help="Database URL (env CMR_MONITOR_DATABASE_URL; default sqlite:///cmr-monitor.db)."
         ),
     ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Autoencoder checkpoint (env CMR_MONITOR_CHECKPOINT; default: shipped)."),
-    ] = None,
-    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda (env CMR_MONITOR_DEVICE).")] = None,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     polling: Annotated[
         bool,
         typer.Option(
@@ -51,23 +57,15 @@ def watch(
     ] = 9750,
     metrics_addr: Annotated[str, typer.Option(help="Address the endpoint binds.")] = "127.0.0.1",
     no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Serve no HTTP endpoint.")] = False,
-    artifacts: Annotated[
-        Path | None,
-        typer.Option(help="Where pGT and inconsistency maps go (env CMR_MONITOR_ARTIFACTS_DIR)."),
-    ] = None,
+    artifacts: ArtifactsOption = None,
     quarantine: Annotated[
         Path | None, typer.Option(help="Move rejected files here (never deleted); default: leave them.")
     ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="text (for people) or json (one object a line).")] = (
         LogFormat.text
     ),
-    migrate: Annotated[
-        bool,
-        typer.Option("--migrate", help="Upgrade the database schema to head instead of refusing an old one."),
-    ] = False,
-    label_map: Annotated[
-        str | None, typer.Option(help="acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP).")
-    ] = None,
+    migrate: MigrateOption = False,
+    label_map: LabelMapOption = None,
     include: Annotated[
         list[str] | None,
         typer.Option(help="File name pattern to take (repeatable; default *.nii, *.nii.gz)."),
@@ -108,19 +106,8 @@ def watch(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for torch (env CMR_MONITOR_TORCH_THREADS).")
     ] = None,
-    precision: Annotated[
-        Precision | None,
-        typer.Option(
-            help="Model arithmetic (default fp32); auto = fp16 on CUDA, fp32 on CPU (env CMR_MONITOR_PRECISION)."
-        ),
-    ] = None,
-    calibration: Annotated[
-        str | None,
-        typer.Option(
-            help="Calibration for eDSC/eHD: 'shipped', 'none' or a file from 'cmr-monitor calibrate' "
-            "(env CMR_MONITOR_CALIBRATION; default: shipped)."
-        ),
-    ] = None,
+    precision: PrecisionOption = None,
+    calibration: CalibrationOption = None,
 ) -> None:
     """Watch folders and score every mask that appears in them, into the results database."""
     configure_logging(log_format)

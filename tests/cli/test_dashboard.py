@@ -13,15 +13,10 @@ from pathlib import Path
 import pytest
 
 from dashboard.launch import wait_for_dashboard
+from monitor.telemetry.server import free_port
 from tests.cli.console import cli_env, console_script, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -43,7 +38,7 @@ def test_a_stop_signal_stops_the_streamlit_child(tmp_path: Path, stop_with: sign
     migrated = stop_with == signal.SIGTERM  # SIGINT: on an empty database, which is reported
     if migrated:
         assert run_cli("db", "upgrade", "--db", url, cwd=tmp_path).returncode == 0
-    port = _free_port()
+    port = free_port()
     out, err = (tmp_path / "out.txt").open("w"), (tmp_path / "err.txt").open("w")
     process = subprocess.Popen(
         [str(console_script()), "dashboard", "--db", url, "--port", str(port), "--artifacts", str(tmp_path)],

@@ -1,5 +1,6 @@
-"""``cmr-monitor demo --fast`` through the installed console script: what it prints next works when
-pasted as printed, even in a narrow terminal, and the seeded recent alerts have maps on disk."""
+"""``cmr-monitor demo --fast`` through the installed console script (the session's one run in a narrow
+terminal, ``tests/conftest.py``): what it prints next works when pasted as printed, and the seeded
+recent alerts have maps on disk."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from monitor.store import (
     list_alerts,
     open_session,
 )
-from tests.cli.console import Ran, cli_env, console_script, run_cli
+from tests.cli.console import cli_env, console_script
+from tests.conftest import DemoRun
 
 pytestmark = pytest.mark.slow
 
@@ -29,24 +31,9 @@ def _paste(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Ran]:
-    """One ``demo --fast`` run in a narrow terminal (the old hint wrapped there): (its folder, result)."""
-    folder = tmp_path_factory.mktemp("demo")
-    ran = run_cli(
-        *("demo", "--fast", "--history-weeks", "2", "--device", "cpu"),
-        *("--metrics-port", "0", "--dashboard-port", "0"),
-        cwd=folder,
-        env=cli_env(COLUMNS="60"),
-        timeout_s=300,
-    )
-    assert ran.returncode == 0, ran
-    return folder, ran
-
-
-def test_the_printed_next_steps_work_as_pasted(demo: tuple[Path, Ran]) -> None:
-    folder, ran = demo
-    lines = ran.stdout.splitlines()
+def test_the_printed_next_steps_work_as_pasted(demo_run: DemoRun) -> None:
+    folder = demo_run.folder
+    lines = demo_run.ran.stdout.splitlines()
     start = lines.index("next, paste any of these (from this folder):")
     commands = [line.strip() for line in lines[start:] if line.startswith("  ")]
     assert len(commands) == 5, commands
@@ -66,9 +53,8 @@ def test_the_printed_next_steps_work_as_pasted(demo: tuple[Path, Ran]) -> None:
     assert not (folder / "cmr-monitor.db").exists()  # nothing looked at the default database
 
 
-def test_recent_seeded_alerts_have_their_maps(demo: tuple[Path, Ran]) -> None:
-    folder, _ = demo
-    url = f"sqlite:///{folder / 'cmr-monitor-demo' / 'cmr-monitor.db'}"
+def test_recent_seeded_alerts_have_their_maps(demo_run: DemoRun) -> None:
+    url = f"sqlite:///{demo_run.workdir / 'cmr-monitor.db'}"
     week = FileFilter(start=datetime.now(UTC) - timedelta(days=6), levels=("suspicious", "erroneous"))
     with open_session(url) as session:
         recent = list_alerts(session, week, limit=500)

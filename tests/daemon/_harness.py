@@ -32,6 +32,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from monitor.sim import SEGMENTERS, make_patient
+from monitor.telemetry.server import free_port
 
 __all__ = [
     "INVALID_REASONS",
@@ -39,6 +40,7 @@ __all__ = [
     "Stream",
     "TcpProxy",
     "assert_end_state",
+    "free_pid",
     "free_port",
     "mask_bytes",
     "read_rows",
@@ -77,11 +79,17 @@ FAST_OPTIONS: tuple[str, ...] = (
 )
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_pid() -> int:
+    """A process id that no process has now (a dead writer's, for the temporary files of artifacts)."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
 
 
 def _to_gz(image: nib.Nifti1Image) -> bytes:

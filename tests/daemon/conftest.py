@@ -1,5 +1,5 @@
-"""Fixtures for the daemon tests: a fresh database per test (SQLite and PostgreSQL), a checkpoint,
-small phantom masks.
+"""Fixtures for the daemon tests: a fresh database per test (SQLite and PostgreSQL), small phantom masks
+(the checkpoint snapshot is the session's, ``tests/conftest.py``).
 
 PostgreSQL: the test server of ``tests/pg.py``. A template database migrated to head is made once per
 session; each test gets ``CREATE DATABASE ... TEMPLATE`` of it and drops it afterwards. When the server
@@ -69,23 +69,3 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     postgres: PostgresServer = request.getfixturevalue("postgres")
     return postgres.url_of(request.getfixturevalue("pg_database"))
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A snapshot of the shipped checkpoint (it may be rewritten by training while tests run), or an
-    untrained autoencoder when none is shipped: the daemon tests need a model, not a good one."""
-    from monitor.model.autoencoder import (
-        CheckpointMeta,
-        ConvAutoencoder,
-        default_checkpoint_path,
-        save_checkpoint,
-    )
-
-    target = tmp_path_factory.mktemp("checkpoint") / "ca.pt"
-    shipped = default_checkpoint_path()
-    if shipped.is_file():
-        shutil.copyfile(shipped, target)
-    else:
-        save_checkpoint(target, ConvAutoencoder(dropout=0.0), CheckpointMeta(dropout=0.0))
-    return target

@@ -15,6 +15,7 @@ from monitor.daemon.artifacts import ArtifactsFolder, artifact_paths, errno_name
 from monitor.io.nifti import MaskVolume
 from monitor.qc.labels import ACDC
 from monitor.telemetry import build_metrics
+from tests.daemon._harness import free_pid
 
 
 class _Scored:
@@ -27,18 +28,6 @@ class _Scored:
 
 def _volume() -> MaskVolume:
     return MaskVolume(labels=np.zeros((2, 8, 8), np.uint8), spacing_mm=(8.0, 1.5, 1.5), affine=np.eye(4))
-
-
-def _dead_pid() -> int:
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
 
 
 def test_a_failed_file_leaves_nothing_and_the_folder_recovers(tmp_path: Path) -> None:
@@ -76,8 +65,8 @@ def test_sweep_at_start_and_discard_on_abandon(tmp_path: Path) -> None:
     old = time.time() - 120
     names = {
         "own": f".1_pgt.nii.gz.{os.getpid()}.tmp.nii.gz",
-        "dead_old": f".2_pgt.nii.gz.{_dead_pid()}.tmp.nii.gz",
-        "dead_fresh": f".3_pgt.nii.gz.{_dead_pid()}.tmp.nii.gz",
+        "dead_old": f".2_pgt.nii.gz.{free_pid()}.tmp.nii.gz",
+        "dead_fresh": f".3_pgt.nii.gz.{free_pid()}.tmp.nii.gz",
         "live_old": f".4_pgt.nii.gz.{os.getppid()}.tmp.nii.gz",
     }
     for key, name in names.items():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 
 from dashboard.launch import launch_dashboard, wait_for_dashboard
 from monitor.store import get_case, make_engine, make_session_factory
+from monitor.telemetry.server import free_port
 from tests.dashboard.conftest import Seeded
 from tests.requirements import skip_or_fail
 
@@ -60,12 +60,6 @@ def _require_browser() -> None:
         skip_or_fail("browser test needs " + " and ".join(missing))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(seeded_sqlite: Seeded, tmp_path: Path) -> Iterator[tuple[str, Seeded]]:
     """The dashboard on a private copy of the seeded SQLite database, behind a password."""
@@ -79,7 +73,7 @@ def server(seeded_sqlite: Seeded, tmp_path: Path) -> Iterator[tuple[str, Seeded]
         artifacts_dir=seeded_sqlite.artifacts_dir,
         summary=seeded_sqlite.summary,
     )
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "streamlit.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
     process = launch_dashboard(

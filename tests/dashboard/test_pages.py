@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,13 @@ def _texts(elements: object) -> list[str]:
 
 def _metrics(at: object) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}  # type: ignore[attr-defined]
+
+
+def _case_page(at: Any, file_id: int | str) -> Any:
+    """``at`` (an ``AppTest``) run, then switched to the case page of ``file_id`` (the URL's value)."""
+    at.run()
+    at.query_params["file_id"] = str(file_id)
+    return at.switch_page("views/case.py").run()
 
 
 def _ok(at: object) -> None:
@@ -122,9 +130,7 @@ def test_case_shows_slices_scores_and_reviews(seeded: Seeded, app_test) -> None:
     with open_session(seeded.url) as session:
         record = get_case(session, file_id)
     assert record is not None
-    at = app_test(seeded).run()
-    at.query_params["file_id"] = str(file_id)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded), file_id)
     _ok(at)
     assert _metrics(at)["Flag"] == str(record.flag)
     assert _metrics(at)["Segmenter"] == f"{record.segmenter_name} {record.segmenter_version}"
@@ -146,9 +152,7 @@ def test_case_without_artifacts_explains_why(seeded_sqlite: Seeded, app_test) ->
     plain = next(
         i for i in seeded_sqlite.summary.file_ids if i not in seeded_sqlite.summary.artifact_file_ids
     )
-    at = app_test(seeded_sqlite).run()
-    at.query_params["file_id"] = str(plain)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded_sqlite), plain)
     assert not at.exception
     assert any("Images not shown" in t for t in _texts(at.info))
 
@@ -157,18 +161,14 @@ def test_case_refuses_files_outside_configured_folders(
     seeded_sqlite: Seeded, app_test, tmp_path: Path
 ) -> None:
     file_id = seeded_sqlite.summary.artifact_file_ids[0]
-    at = app_test(seeded_sqlite.url, artifacts_dir=str(tmp_path / "elsewhere")).run()
-    at.query_params["file_id"] = str(file_id)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded_sqlite.url, artifacts_dir=str(tmp_path / "elsewhere")), file_id)
     assert not at.exception
     assert len(at.get("image")) == 0
     assert any("outside the configured folders" in t for t in _texts(at.info))
 
 
 def test_unknown_case_id(seeded_sqlite: Seeded, app_test) -> None:
-    at = app_test(seeded_sqlite).run()
-    at.query_params["file_id"] = "999999"
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded_sqlite), "999999")
     assert not at.exception
     assert _texts(at.warning) == ["No file with id 999999."]
 
@@ -178,9 +178,7 @@ def test_review_form_stores_review(writable: Seeded, app_test) -> None:
     with open_session(writable.url) as session:
         before = get_case(session, file_id)
     assert before is not None
-    at = app_test(writable).run()
-    at.query_params["file_id"] = str(file_id)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(writable), file_id)
     _ok(at)
     at.radio(key=f"verdict_{file_id}").set_value("false_alarm")
     at.text_input(key=f"reviewer_{file_id}").input("dr.tester")
@@ -208,9 +206,7 @@ def test_review_needs_a_verdict_and_a_name(writable: Seeded, app_test) -> None:
     with open_session(writable.url) as session:
         before = get_case(session, file_id)
     assert before is not None
-    at = app_test(writable).run()
-    at.query_params["file_id"] = str(file_id)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(writable), file_id)
     assert at.radio(key=f"verdict_{file_id}").value is None  # nothing preselected
     next(b for b in at.button if b.label == "Save review").click().run()
     assert _texts(at.error) == ["Choose a verdict and enter your name to save the review."]
@@ -226,9 +222,7 @@ def test_a_rejected_file_says_when_it_was_rejected(seeded_sqlite: Seeded, app_te
     with open_session(seeded_sqlite.url) as session:
         records = [get_case(session, i) for i in seeded_sqlite.summary.file_ids[:400]]
     rejected = next(r for r in records if r is not None and r.status == "rejected")
-    at = app_test(seeded_sqlite).run()
-    at.query_params["file_id"] = str(rejected.file_id)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded_sqlite), rejected.file_id)
     assert not at.exception
     captions = _texts(at.caption)
     when = rejected.rejected_at.strftime("%Y-%m-%d %H:%M")
@@ -332,9 +326,7 @@ def test_sidebar_auto_refresh_refresh_now_and_logout(seeded_sqlite: Seeded, app_
 
 @pytest.mark.parametrize("raw", ["abc", "-3", "0", "9" * 40], ids=["text", "negative", "zero", "huge"])
 def test_case_ignores_bad_file_ids(seeded_sqlite: Seeded, app_test, raw: str) -> None:
-    at = app_test(seeded_sqlite).run()
-    at.query_params["file_id"] = raw
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded_sqlite), raw)
     assert not at.exception
     assert any("enter its file id" in t for t in _texts(at.info))
 
@@ -346,9 +338,7 @@ def test_case_of_a_rejected_file(seeded_sqlite: Seeded, app_test) -> None:
             for i in seeded_sqlite.summary.file_ids
             if (c := get_case(session, i)) and c.status == "rejected"
         )
-    at = app_test(seeded_sqlite).run()
-    at.query_params["file_id"] = str(rejected)
-    at.switch_page("views/case.py").run()
+    at = _case_page(app_test(seeded_sqlite), rejected)
     assert not at.exception
     assert any(t.startswith("This file is rejected") for t in _texts(at.info))
     assert "Only scored files can be reviewed." in _texts(at.caption)

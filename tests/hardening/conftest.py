@@ -1,5 +1,6 @@
-"""Fixtures for the hardening tests: a migrated SQLite template and a checkpoint snapshot (shared with
-``tests/daemon``), a hostile-input toolbox, and a daemon subprocess per test module.
+"""Fixtures for the hardening tests: a migrated SQLite template (shared with ``tests/daemon``; the
+checkpoint snapshot is the session's, ``tests/conftest.py``), a hostile-input toolbox, and a daemon
+subprocess per test module.
 
 The daemon's peak resident memory is read from ``/proc/<pid>/status`` (``VmHWM``), so the memory
 bound covers everything the process ever held, not a sample.
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon._harness import DaemonProcess
-from tests.daemon.conftest import checkpoint, sqlite_template  # noqa: F401  (fixtures)
+from tests.daemon.conftest import sqlite_template  # noqa: F401  (fixture)
 
 #: The bound on the daemon's peak resident memory while it is fed hostile input.
 MEMORY_LIMIT_BYTES = 1024**3

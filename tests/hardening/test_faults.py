@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.daemon._harness import mask_bytes, read_rows, wait_for_end_state, write_renamed
+from tests.daemon._harness import free_pid, mask_bytes, read_rows, wait_for_end_state, write_renamed
 from tests.hardening.conftest import fresh_sqlite, start_daemon
 
 pytestmark = pytest.mark.timeout(600)
@@ -73,19 +73,6 @@ def _tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def _free_pid() -> int:
-    """A process id that no process has now."""
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
-
-
 def _feed_one(incoming: Path, seed: int, url: str) -> Path:
     """Deliver one mask and wait for its row (so that file ids follow the order of delivery)."""
     (path,) = _feed(incoming, range(seed, seed + 1))
@@ -118,7 +105,7 @@ def test_artifacts_outage_never_blocks_other_files(
     with _tmpfs(tmp_path / "artifacts", "2m") as artifacts:
         shard = artifacts / "000000"
         shard.mkdir()
-        stale = shard / f".16_pgt.nii.gz.{_free_pid()}.tmp.nii.gz"  # a dead writer's, two minutes old
+        stale = shard / f".16_pgt.nii.gz.{free_pid()}.tmp.nii.gz"  # a dead writer's, two minutes old
         stale.write_bytes(b"")
         os.utime(stale, (time.time() - 120, time.time() - 120))
         live = shard / f".17_pgt.nii.gz.{os.getpid()}.tmp.nii.gz"  # a live writer's: left alone

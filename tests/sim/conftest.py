@@ -1,10 +1,9 @@
-"""Fixtures of the simulation tests: phantoms, and (shared with the dashboard and daemon suites) a seeded
-dashboard database and the small trained checkpoint."""
+"""Fixtures of the simulation tests: phantoms, and (shared with the dashboard suite) a seeded dashboard
+database; the demo run is the session's (``tests/conftest.py``)."""
 
 import pytest
 
 from monitor.sim import Phantom, make_patient, make_phantom
-from tests.daemon.conftest import checkpoint  # noqa: F401  (fixture)
 from tests.dashboard.conftest import seeded_sqlite  # noqa: F401  (fixture)
 from tests.sim._helpers import SEEDS, rng
 

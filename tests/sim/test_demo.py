@@ -1,19 +1,16 @@
-"""Tests of the live demo: its schedule, its work folder, and ``cmr-monitor demo --fast`` end to end."""
+"""Tests of the live demo: its schedule, its work folder, and ``cmr-monitor demo --fast`` end to end
+(the session's one run, ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from monitor.sim.deliveries import DEMO_VERSIONS, plan_deliveries
 from monitor.sim.demo import prepare_workdir
-
-_REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import DemoRun
 
 
 def test_plan_switches_version_half_way() -> None:
@@ -41,25 +38,9 @@ def test_workdir_of_someone_else_is_refused(tmp_path: Path) -> None:
     assert [p.name for p in demo.iterdir()] == [".cmr-monitor-demo"]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
-def test_demo_fast_runs_on_cpu(tmp_path: Path, checkpoint: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_MONITOR_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "demo", "--fast", "--workdir", str(tmp_path / "demo"),
-         "--device", "cpu", "--metrics-port", "0", "--checkpoint", str(checkpoint),
-         "--dashboard-port", str(_free_port())],
-        cwd=_REPO, env=env, capture_output=True, text=True, timeout=150,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+def test_demo_fast_runs_on_cpu(demo_run: DemoRun) -> None:
+    out = demo_run.ran.stdout
     assert "metrics:   http://127.0.0.1:" in out
     assert "dashboard: http://127.0.0.1:" in out  # the Streamlit app answered beside the daemon
     assert "written 30/30" in out
@@ -67,11 +48,11 @@ def test_demo_fast_runs_on_cpu(tmp_path: Path, checkpoint: Path) -> None:
     for version in DEMO_VERSIONS:
         assert f"│ {version} " in table
     assert "rejected files by reason:" in out
-    assert (tmp_path / "demo" / "cmr-monitor.db").is_file()
+    assert (demo_run.workdir / "cmr-monitor.db").is_file()
     # weeks of simulated history were seeded before the live part, so the drift charts have data
     from monitor.store import make_engine, make_session_factory, status_counts
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo' / 'cmr-monitor.db'}")
+    engine = make_engine(f"sqlite:///{demo_run.workdir / 'cmr-monitor.db'}")
     with make_session_factory(engine)() as session:
         counts = status_counts(session)
     with engine.connect() as connection:  # the live masks came with their MR image, used as evidence

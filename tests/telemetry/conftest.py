@@ -1,7 +1,8 @@
 """Fixtures of the telemetry and deployment tests.
 
-The databases (a fresh SQLite file or PostgreSQL database per test, migrated to head) and the checkpoint
-snapshot are the daemon tests' fixtures, re-exported here so that both suites make them the same way.
+The databases (a fresh SQLite file or PostgreSQL database per test, migrated to head) are the daemon
+tests' fixtures, re-exported here so that both suites make them the same way; the checkpoint snapshot is
+the session's (``tests/conftest.py``).
 ``prometheus`` and ``promtool`` are the Debian binaries (scripts/test.sh installs them): tests that need
 them are skipped when they are missing, except under ``CI=true``, where they fail.
 """
@@ -15,7 +16,6 @@ import pytest
 
 from tests.daemon.conftest import (  # noqa: F401  (fixtures, re-exported)
     backend_fixture,
-    checkpoint,
     db_url,
     pg_database,
     postgres,

@@ -7,28 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.sim.failures.components import (
-    attached_leak,
-    far_component,
-    stray_in_empty_slice,
-    stray_in_heart_slice,
-)
-from monitor.sim.failures.inplane import (
-    broken_myocardium,
-    displaced_slice,
-    lv_holes,
-    swapped_slices,
-    uniform_dilation,
-    uniform_erosion,
-)
-from monitor.sim.failures.stack import (
-    extra_apical_slices,
-    extra_basal_slices,
-    missing_apical_slices,
-    missing_basal_slices,
-    missing_rv,
-    rv_short,
-)
+from monitor.sim.failures import components, inplane, stack
 from monitor.sim.phantoms import as_label_volume
 from monitor.typing import Spacing3
 
@@ -63,6 +42,16 @@ def _family(
     return FailureFamily(name=name, title=title, unit=unit, strengths=strengths, edit=edit, **kw)  # type: ignore[arg-type]
 
 
+def _count(edit: Callable[[np.ndarray, int], np.ndarray]) -> Edit:
+    """``edit(labels, n)`` as an ``Edit`` whose strength is the whole number ``n`` (slices or px)."""
+    return lambda labels, spacing_mm, rng, strength: edit(labels, int(strength))
+
+
+def _drawn_count(edit: Callable[[np.ndarray, np.random.Generator, int], np.ndarray]) -> Edit:
+    """``edit(labels, rng, n)`` as an ``Edit`` whose strength is the whole number ``n`` (slices or px)."""
+    return lambda labels, spacing_mm, rng, strength: edit(labels, rng, int(strength))
+
+
 #: Every family by name, in the order of the report.
 FAMILIES: dict[str, FailureFamily] = {
     f.name: f
@@ -72,7 +61,7 @@ FAMILIES: dict[str, FailureFamily] = {
             "basal slices missing",
             "slices",
             (1, 2, 3),
-            lambda m, s, r, k: missing_basal_slices(m, int(k)),
+            _count(stack.missing_basal_slices),
             clearly_wrong_from=2,
         ),
         _family(
@@ -80,36 +69,24 @@ FAMILIES: dict[str, FailureFamily] = {
             "apical slices missing",
             "slices",
             (1, 2, 3),
-            lambda m, s, r, k: missing_apical_slices(m, int(k)),
+            _count(stack.missing_apical_slices),
         ),
-        _family(
-            "rv_short",
-            "RV stops early at the apex",
-            "slices",
-            (1, 2, 3),
-            lambda m, s, r, k: rv_short(m, int(k)),
-        ),
-        _family("missing_rv", "RV missing", "", (1,), lambda m, s, r, k: missing_rv(m)),
+        _family("rv_short", "RV stops early at the apex", "slices", (1, 2, 3), _count(stack.rv_short)),
+        _family("missing_rv", "RV missing", "", (1,), lambda m, s, r, k: stack.missing_rv(m)),
         _family(
             "extra_basal",
             "LV leaking into the atrium past the base",
             "slices",
             (1, 2),
-            lambda m, s, r, k: extra_basal_slices(m, int(k)),
+            _count(stack.extra_basal_slices),
         ),
-        _family(
-            "extra_apical",
-            "slices past the apex",
-            "slices",
-            (1, 2),
-            lambda m, s, r, k: extra_apical_slices(m, int(k)),
-        ),
+        _family("extra_apical", "slices past the apex", "slices", (1, 2), _count(stack.extra_apical_slices)),
         _family(
             "stray_heart_slice",
             "stray component beside the heart",
             "mm",
             (3, 6, 10),
-            lambda m, s, r, k: stray_in_heart_slice(m, s, r, k),
+            components.stray_in_heart_slice,
             clearly_wrong_from=3,
         ),
         _family(
@@ -117,7 +94,7 @@ FAMILIES: dict[str, FailureFamily] = {
             "stray component on a slice without heart",
             "mm",
             (3, 6, 10),
-            lambda m, s, r, k: stray_in_empty_slice(m, s, r, k),
+            components.stray_in_empty_slice,
             clearly_wrong_from=3,
         ),
         _family(
@@ -125,22 +102,18 @@ FAMILIES: dict[str, FailureFamily] = {
             "component far from the heart",
             "mm",
             (3, 6, 10),
-            lambda m, s, r, k: far_component(m, s, r, k),
+            components.far_component,
             clearly_wrong_from=3,
         ),
         _family(
-            "attached_leak",
-            "extra area attached to the heart",
-            "mm",
-            (5, 10, 15),
-            lambda m, s, r, k: attached_leak(m, s, r, k),
+            "attached_leak", "extra area attached to the heart", "mm", (5, 10, 15), components.attached_leak
         ),
         _family(
             "displaced_slice",
             "one slice displaced in-plane",
             "mm",
             (5, 10, 15),
-            lambda m, s, r, k: displaced_slice(m, s, r, k),
+            inplane.displaced_slice,
             clearly_wrong_from=10,
         ),
         _family(
@@ -148,7 +121,7 @@ FAMILIES: dict[str, FailureFamily] = {
             "RV and LV swapped",
             "slices",
             (1, 2),
-            lambda m, s, r, k: swapped_slices(m, r, int(k)),
+            _drawn_count(inplane.swapped_slices),
             clearly_wrong_from=1,
         ),
         _family(
@@ -156,7 +129,7 @@ FAMILIES: dict[str, FailureFamily] = {
             "myocardial ring broken",
             "px",
             (2, 4, 8),
-            lambda m, s, r, k: broken_myocardium(m, r, int(k)),
+            _drawn_count(inplane.broken_myocardium),
             clearly_wrong_from=2,
         ),
         _family(
@@ -164,7 +137,7 @@ FAMILIES: dict[str, FailureFamily] = {
             "every contour out (over-segmentation)",
             "px",
             (1, 2, 3),
-            lambda m, s, r, k: uniform_dilation(m, int(k)),
+            _count(inplane.uniform_dilation),
             clearly_wrong_from=2,
             needs_image=True,
         ),
@@ -173,13 +146,11 @@ FAMILIES: dict[str, FailureFamily] = {
             "every contour in (under-segmentation)",
             "px",
             (1, 2, 3),
-            lambda m, s, r, k: uniform_erosion(m, int(k)),
+            _count(inplane.uniform_erosion),
             clearly_wrong_from=2,
             needs_image=True,
         ),
-        _family(
-            "lv_holes", "holes in the LV cavity", "mm", (2, 4, 6), lambda m, s, r, k: lv_holes(m, s, r, k)
-        ),
+        _family("lv_holes", "holes in the LV cavity", "mm", (2, 4, 6), inplane.lv_holes),
     )
 }
 

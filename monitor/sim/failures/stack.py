@@ -28,13 +28,7 @@ def missing_basal_slices(labels: np.ndarray, n: int) -> np.ndarray:
 
     Raises: NotApplicable when the heart has no more than ``n`` slices.
     """
-    labels = as_label_volume(labels)
-    order = heart_slices_base_to_apex(labels)
-    if order.size <= n:
-        raise NotApplicable(f"{order.size} heart slices, cannot remove {n} and keep a heart")
-    out = labels.copy()
-    out[order[:n]] = 0
-    return out
+    return _erase_heart_slices(labels, n, apical=False)
 
 
 def missing_apical_slices(labels: np.ndarray, n: int) -> np.ndarray:
@@ -42,12 +36,16 @@ def missing_apical_slices(labels: np.ndarray, n: int) -> np.ndarray:
 
     Raises: NotApplicable when the heart has no more than ``n`` slices.
     """
+    return _erase_heart_slices(labels, n, apical=True)
+
+
+def _erase_heart_slices(labels: np.ndarray, n: int, *, apical: bool) -> np.ndarray:
     labels = as_label_volume(labels)
     order = heart_slices_base_to_apex(labels)
     if order.size <= n:
         raise NotApplicable(f"{order.size} heart slices, cannot remove {n} and keep a heart")
     out = labels.copy()
-    out[order[-n:]] = 0
+    out[order[-n:] if apical else order[:n]] = 0
     return out
 
 
