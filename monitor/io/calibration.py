@@ -39,7 +39,8 @@ __all__ = [
 #: Format name and version written into every calibration file.
 FORMAT = ("cmr-monitor-calibration", 2)
 
-#: Format versions read: 1 (no failure model) and 2 (with ``failure``).
+#: Format versions read: 1 (no failure model, point models in the learning space) and 2 (``failure``,
+#: and point models in real units where a model says ``real_units``).
 READ_VERSIONS = frozenset({1, 2})
 
 #: Largest calibration file read (bytes).
@@ -99,7 +100,8 @@ def _state(calibration: Calibration) -> dict:
         "confidence": float(calibration.confidence),
         "feature_names": list(calibration.feature_names),
         "models": {
-            t.value: {"point": m.point, "interval": m.interval} for t, m in calibration.models.items()
+            t.value: {"point": m.point, "interval": m.interval, "real_units": m.real_units is not None}
+            for t, m in calibration.models.items()
         },
         "corrections": {t.value: c.regressor for t, c in calibration.corrections.items()},
         "failure": None
@@ -129,7 +131,11 @@ def _from_state(state: object, path: Path | None) -> Calibration:
             confidence=float(state["confidence"]),
             feature_names=tuple(str(n) for n in state["feature_names"]),
             models={
-                Target(k): BoostedModel(point=v["point"], interval=v["interval"])
+                Target(k): BoostedModel(
+                    point=v["point"],
+                    interval=v["interval"],
+                    real_units=Target(k) if v.get("real_units", False) else None,
+                )
                 for k, v in state["models"].items()
             },
             corrections={Target(k): SiteCorrection(regressor=v) for k, v in state["corrections"].items()},

@@ -205,7 +205,7 @@ def _fit_models(
         keep = np.flatnonzero(~np.isnan(y))
         t = to_space(target, y[keep])
         w = None if weights is None else weights[keep]
-        point = params.model().fit(x[keep], t, sample_weight=w)
+        point = params.model().fit(x[keep], y[keep], sample_weight=w)  # real units (BoostedModel)
         split = GroupShuffleSplit(n_splits=1, test_size=params.conformalize_share, random_state=params.seed)
         fit_idx, cal_idx = next(split.split(keep, groups=groups[keep]))
         cqr = ConformalizedQuantileRegressor(params.model(loss="quantile"), confidence_level=confidence)
@@ -213,7 +213,7 @@ def _fit_models(
         if w is not None and (w[cal_idx] >= 1.0).any():
             cal_idx = cal_idx[w[cal_idx] >= 1.0]
         cqr.conformalize(x[keep][cal_idx], t[cal_idx])
-        models[target] = BoostedModel(point=point, interval=cqr)
+        models[target] = BoostedModel(point=point, interval=cqr, real_units=target)
     return models
 
 
