@@ -62,10 +62,12 @@ class ReasonCode(StrEnum):
 
     @property
     def default_severity(self) -> FlagLevel:
-        """The level the code raises unless a ``FlagPolicy`` overrides it; ``ok`` for a check that is
-        recorded in the evidence without raising the flag by default (minor defects that real
-        segmenters' acceptable masks often have: holes, area jumps, the LV cavity touching background,
-        the RV off the septum; see docs/evidence.md)."""
+        """The level the code raises when it raises: a ``FlagPolicy`` may override it, and under its
+        default ``evidence_flags="hard"`` only the hard anatomical checks (``flags.HARD_CHECKS``)
+        among the evidence codes raise at all; ``ok`` for a check that is recorded in the evidence
+        without raising the flag even in review mode (minor defects that real segmenters' acceptable
+        masks often have: holes, area jumps, the LV cavity touching background, the RV off the septum;
+        see docs/evidence.md)."""
         return _INFO[self].severity
 
 
