@@ -25,8 +25,9 @@ st.caption(
 frame = data.realized(ctx.url, FileFilter(start=f.start, end=f.end))
 if frame.empty:
     st.info(
-        "No scored file in this range has realized metrics. `cmr-monitor calibrate --db URL` records the "
-        "real Dice and HD of the labelled cases it finds in the database."
+        "No scored file in this range has realized metrics. `cmr-monitor calibrate --db URL` and "
+        "`cmr-monitor evaluate --db URL` record the real Dice and HD of the labelled cases they find in "
+        "the database."
     )
     st.stop()
 labels = sorted(set(with_version(frame)["version"]))

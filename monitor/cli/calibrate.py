@@ -11,7 +11,14 @@ from typing import Annotated
 import typer
 
 from monitor.cli.evaluate import parse_pred_specs
-from monitor.cli.options import CheckpointOption, DeviceOption, GroundTruthOption, LabelledLabelMapOption
+from monitor.cli.options import (
+    CheckpointOption,
+    DeviceOption,
+    GroundTruthOption,
+    LabelledLabelMapOption,
+    RealizedDbOption,
+    checked_realized_db,
+)
 
 __all__ = ["calibrate"]
 
@@ -45,13 +52,7 @@ def calibrate(
     checkpoint: CheckpointOption = None,
     label_map: LabelledLabelMapOption = None,
     device: DeviceOption = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            help="Also record the real Dice/HD of the labelled predictions already scored in this database "
-            "(found by content hash) for the dashboard's 'Estimated vs realized' page."
-        ),
-    ] = None,
+    db: RealizedDbOption = None,
 ) -> None:
     """Fit a new calibration version on labelled cases; report it against the base, cross-validated."""
     from monitor.config import get_settings
@@ -64,6 +65,7 @@ def calibrate(
     if mode not in MODES:
         raise typer.BadParameter(f"expected one of {', '.join(MODES)}, got {mode!r}", param_hint="--mode")
     pred_dirs = parse_pred_specs(pred)
+    db = checked_realized_db(db)
     settings = get_settings().with_overrides(
         checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
     )

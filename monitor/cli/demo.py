@@ -169,6 +169,8 @@ def _print_summary(result: DemoResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from monitor.sim.deliveries import LABELLED_EVERY
+
     def fmt(value: float) -> str:
         return "-" if math.isnan(value) else f"{value:.3f}"
 
@@ -189,6 +191,11 @@ def _print_summary(result: DemoResult) -> None:
         )
     console = Console()
     console.print(table)
+    if result.realized_files:
+        console.print(
+            f"real Dice/HD of {result.realized_files} labelled masks (every {LABELLED_EVERY}th patient) recorded "
+            "beside their estimates: the dashboard's 'Estimated vs realized' page"
+        )
     if result.rejection_reasons:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(result.rejection_reasons.items()))
         console.print(f"rejected files by reason: {reasons}")

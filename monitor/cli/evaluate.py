@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.options import CheckpointOption, DeviceOption, GroundTruthOption, LabelledLabelMapOption
+from monitor.cli.options import (
+    CheckpointOption,
+    DeviceOption,
+    GroundTruthOption,
+    LabelledLabelMapOption,
+    RealizedDbOption,
+    checked_realized_db,
+)
 
 __all__ = ["evaluate", "parse_pred_specs"]
 
@@ -81,6 +88,7 @@ def evaluate(
             "as evidence.",
         ),
     ] = True,
+    db: RealizedDbOption = None,
 ) -> None:
     """Compare pseudo metrics (pDSC, pHD, flags) with real ones against ground truth; write a report."""
     from monitor.config import get_settings
@@ -105,6 +113,7 @@ def evaluate(
         raise typer.BadParameter(
             f"segmenter names also used by the failure set: {clash}", param_hint="--pred"
         )
+    db = checked_realized_db(db)
     settings = get_settings().with_overrides(
         checkpoint=checkpoint, label_map=label_map, device=device.value if device else None
     )
@@ -125,6 +134,7 @@ def evaluate(
         clinical_policy=ClinicalPolicy(lvef_error_limit_pct=settings.lvef_error_limit_pct)
         if settings.clinical
         else None,
+        database_url=db,
     )
     _print_summary(summary, out)
 
@@ -209,5 +219,11 @@ def _print_summary(summary: dict, out: Path) -> None:
             f"clinical ({clinical['n_patients']} patients): |LVEF error| real vs estimated r={fmt(lvef['pearson_abs_error'])}, "
             f"MAE {fmt(lvef['mae'])} points, 90% coverage {fmt(lvef['coverage'])}; LVEF flag precision "
             f"{fmt(lvef['flag_precision'])}, recall {fmt(lvef['flag_recall'])} (real error > {clinical['limit_pct']:g} points)"
+        )
+    realized = summary.get("realized")
+    if realized is not None:
+        typer.echo(
+            f"realized metrics recorded for {realized['recorded']} scored files "
+            f"({realized['not_in_database']} evaluated predictions not in the database)"
         )
     typer.echo(f"report: {out / 'report.md'}")

@@ -28,6 +28,8 @@ __all__ = [
     "MigrateOption",
     "Precision",
     "PrecisionOption",
+    "RealizedDbOption",
+    "checked_realized_db",
     "database_url",
 ]
 
@@ -57,6 +59,16 @@ _LABEL_MAP_HELP = "acdc, mnms or 'LV=a,MYO=b,RV=c' (env CMR_MONITOR_LABEL_MAP)."
 
 #: ``--db``: the results database (``database_url`` resolves ``None``).
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+#: ``--db`` of ``evaluate`` and ``calibrate``: where to record realized metrics (no default database).
+RealizedDbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Also record the real Dice/HD of the labelled predictions already scored in this database "
+        "(found by content hash) for the dashboard's 'Estimated vs realized' page.",
+        show_default=False,
+    ),
+]
 #: ``--checkpoint``: the autoencoder checkpoint.
 CheckpointOption = Annotated[
     Path | None,
@@ -124,3 +136,19 @@ def database_url(db: str | None) -> str:
     from monitor.config import get_settings
 
     return get_settings().database_url
+
+
+def checked_realized_db(db: str | None) -> str | None:
+    """``RealizedDbOption``, checked before the long scoring: the database answers and its schema is at
+    head; else the error is printed and the command exits with status 1."""
+    if db is None:
+        return None
+    from monitor.cli.exits import fail
+    from monitor.errors import StoreError
+    from monitor.store import check_at_head
+
+    try:
+        check_at_head(db)
+    except StoreError as exc:
+        fail(exc)
+    return db

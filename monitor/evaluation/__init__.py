@@ -6,6 +6,8 @@
 - ``refined``: the paper's plain pseudo metrics and flags beside the refined ones (``plain_vs_refined``);
 - ``families``: failure-set manifests and the per-family table (``read_manifest``, ``family_table``);
 - ``report``: ``cases.csv``, ``summary.json``, plots and ``report.md`` (``write_report``);
+- ``realized``: real metrics recorded for the predictions a results database scored
+  (``record_realized_files``, ``calibrate --db``, ``evaluate --db``, the demo);
 - ``run``: all of it (``run_evaluation``, the ``cmr-monitor evaluate`` command).
 
 Example::

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.evaluation.pairing import pair_cases
+from monitor.evaluation.realized import record_realized_files
 from monitor.io.calibration import dump_calibration
-from monitor.io.files import file_sha256
 from monitor.io.nifti import Limits, load_mask
 from monitor.qc.calibration.features import feature_rows, mask_features
 from monitor.qc.calibration.figures import estimate_figures
@@ -43,7 +43,6 @@ from monitor.qc.calibration.model import Calibration
 from monitor.qc.calibration.targets import Target
 from monitor.qc.labels import ACDC, STRUCTURES, LabelMap, Structure
 from monitor.qc.scores import compare_structures
-from monitor.store import file_ids_by_hash, open_session, record_realized
 
 if TYPE_CHECKING:
     from monitor.model.scorer import Scorer
@@ -122,22 +121,6 @@ def labelled_rows(
         segmenters=np.array(segmenters),
         extra={"volume": np.array(cases)},
     ), realized
-
-
-def record_realized_files(
-    database_url: str, realized: Mapping[str, Mapping[Structure, tuple[float, float]]], *, source: str
-) -> int:
-    """Record the real metrics of prediction files that are scored in the database (by content hash).
-
-    Returns: how many files were found and recorded.
-    """
-    hashes = {path: file_sha256(Path(path)) for path in realized}
-    with open_session(database_url) as session:
-        ids = file_ids_by_hash(session, sorted(set(hashes.values())))
-        for path, digest in hashes.items():
-            if digest in ids:
-                record_realized(session, ids[digest], realized[path], source=source)
-    return sum(1 for digest in hashes.values() if digest in ids)
 
 
 def _figures(data: LabelledRows, predicted: Mapping[Target, tuple[np.ndarray, ...]]) -> dict[str, Any]:
@@ -230,7 +213,8 @@ def run_calibration(
         },
     }
     if database_url is not None:
-        report["realized_recorded"] = record_realized_files(database_url, realized, source="calibrate")
+        recorded = record_realized_files(database_url, realized, source="calibrate")
+        report["realized_recorded"] = len(recorded.recorded)
     (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=True))
     (out / "report.md").write_text(_markdown(report))
     return CalibrationRun(calibration=calibration, path=path, sha256=digest, report=report)

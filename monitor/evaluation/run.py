@@ -17,6 +17,7 @@ from monitor.evaluation.clinical import ClinicalVolume, clinical_table, summaris
 from monitor.evaluation.estimates import estimate_summary
 from monitor.evaluation.families import FamilySet, family_table
 from monitor.evaluation.pairing import SkippedCase, pair_cases
+from monitor.evaluation.realized import realized_from_cases, record_realized_files
 from monitor.evaluation.refined import plain_vs_refined
 from monitor.evaluation.report import write_cases, write_report
 from monitor.evaluation.statistics import FAILURE_DICE, FAILURE_HD_MM, summarise
@@ -77,6 +78,7 @@ def run_evaluation(
     images: bool = True,
     clinical_calibration: ClinicalCalibration | None = None,
     clinical_policy: ClinicalPolicy | None = None,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     """Pair, score, summarise and write the report: the whole ``cmr-monitor evaluate``.
 
@@ -87,13 +89,16 @@ def run_evaluation(
     as soon as the volumes are scored, before anything is summarised. ``clinical_policy`` (None: no
     clinical section) and ``clinical_calibration`` give the per-patient indices
     (``monitor.evaluation.clinical``: ``patients.csv``, ``clinical_bland_altman.png`` and the
-    ``clinical`` section of the summary), of the real segmenters only.
+    ``clinical`` section of the summary), of the real segmenters only. With ``database_url``, the real
+    Dice and HD (mm) of every evaluated prediction that the database holds as scored (by content hash)
+    are recorded there (source ``evaluate``; ``monitor.evaluation.realized``).
 
     Returns: the summary written to ``summary.json`` (nan as float nan), with ``inputs``, ``pairing``
         (``unpaired``, ``skipped``, ``missing_predictions`` per segmenter), ``checkpoint``,
         ``checkpoint_sha256``, ``checkpoint_meta``, ``versions``, ``images`` (volumes scored with
         their MR image), the plain-vs-refined figures (``plain_vs_refined``: ``correlation_refined``,
-        ``flags_plain``, ``volume_failure``) and, with ``families``, ``families`` (``family_table``)
+        ``flags_plain``, ``volume_failure``) and, with ``families``, ``families`` (``family_table``),
+        with ``database_url``, ``realized`` (``recorded``, ``not_in_database``: prediction files)
         added.
     Raises: FileNotFoundError / ValueError from ``pair_cases``; ValueError when no prediction pairs
         with a ground truth or a family set's name is also a segmenter's.
@@ -123,6 +128,11 @@ def run_evaluation(
         clinical=clinical,
     )
     write_cases(cases, out_dir)
+    realized = (
+        record_realized_files(database_url, realized_from_cases(cases), source="evaluate")
+        if database_url is not None
+        else None
+    )
     limits_kw = {"failure_dice": failure_dice, "failure_hd_mm": failure_hd_mm}
     # With real segmenters beside a failure set, the segmenter figures are theirs alone: the edits of
     # the ground truth are summarised in the family table, not pooled into the correlations and flags.
@@ -187,6 +197,11 @@ def run_evaluation(
             "versions": _versions(),
         }
     )
+    if realized is not None:
+        summary["realized"] = {
+            "recorded": len(realized.recorded),
+            "not_in_database": len(realized.not_in_database),
+        }
     write_report(cases, summary, out_dir, plots=plots)
     if patients is not None:
         write_clinical(patients, out_dir, plots=plots)

@@ -1,8 +1,9 @@
 """The demo's simulated segmenter: what it delivers, when, and how it writes each file.
 
 ``plan_deliveries`` schedules the masks (ED then ES of each patient, version 1.1 taking over half way,
-one in 17 broken); ``DeliveryWriter`` makes each mask from a phantom (``monitor.sim``) and writes it the
-way pipelines do (renamed into place, slowly in chunks, or at once), remembering its real Dice. Given
+one in 17 broken, every 5th patient labelled by the site); ``DeliveryWriter`` makes each mask from a
+phantom (``monitor.sim``) and writes it the way pipelines do (renamed into place, slowly in chunks, or at
+once), remembering its real Dice, and of a labelled mask its real Dice and HD (mm) per structure. Given
 an images folder, it also writes each mask's MR-like image there and a sidecar naming it (written before
 the mask, as a segmenter should), so that the daemon uses the image as evidence.
 """
@@ -13,6 +14,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +22,15 @@ import nibabel as nib
 import numpy as np
 
 from monitor.io.nifti import save_labels
-from monitor.qc.labels import ACDC
-from monitor.qc.scores import compare_structures
+from monitor.qc.labels import ACDC, Structure
+from monitor.qc.scores import StructureComparison, compare_structures
 from monitor.sim.phantoms import Phantom, make_image, make_patient
 from monitor.sim.segmenters import SEGMENTERS
-from monitor.typing import Spacing3
 
 __all__ = [
     "DEMO_SEGMENTER",
     "DEMO_VERSIONS",
+    "LABELLED_EVERY",
     "SMALL_PHANTOM",
     "Delivery",
     "DeliveryWriter",
@@ -47,6 +49,9 @@ _MIX: dict[str, dict[str, float]] = {
 }
 #: Every ``_INVALID_EVERY``-th delivery (from the ``_INVALID_FIRST``-th) is a broken file.
 _INVALID_EVERY, _INVALID_FIRST = 17, 11
+#: Every ``LABELLED_EVERY``-th patient (the 1st, 6th, ...) has ground truth at the site: its masks' real
+#: metrics are recorded beside their estimates (the dashboard's "Estimated vs realized" page).
+LABELLED_EVERY = 5
 #: How files are written: renamed into place, written slowly in chunks, or written at once.
 _WRITE_MODES: dict[str, float] = {"rename": 0.7, "chunks": 0.2, "direct": 0.1}
 #: Phantom geometry of quick runs (``demo --fast``): 5 slices of 128 x 128.
@@ -63,6 +68,7 @@ class Delivery:
     write_mode: str  #: rename, chunks or direct
     patient: int  #: patient number (1-based)
     phase: str  #: ED or ES
+    labelled: bool = False  #: the site has its ground truth (``LABELLED_EVERY``; never a broken file)
 
     @property
     def relative_path(self) -> Path:
@@ -72,7 +78,8 @@ class Delivery:
 
 def plan_deliveries(*, duration_s: float, rate_per_s: float, seed: int = 0) -> list[Delivery]:
     """The simulated segmenter's schedule: about ``duration_s * rate_per_s`` masks, ED then ES of each
-    patient, at jittered regular times; the second half comes from version 1.1; one in 17 is broken."""
+    patient, at jittered regular times; the second half comes from version 1.1; one in 17 is broken;
+    the valid masks of every ``LABELLED_EVERY``-th patient are labelled."""
     rng = np.random.default_rng([seed, 1])
     n = max(2, round(duration_s * rate_per_s))
     step = duration_s / n
@@ -80,23 +87,30 @@ def plan_deliveries(*, duration_s: float, rate_per_s: float, seed: int = 0) -> l
     for i in range(n):
         version = DEMO_VERSIONS[0] if i < n // 2 else DEMO_VERSIONS[1]
         mix = _MIX[version]
+        at_s = float(min(duration_s, i * step + rng.uniform(0, 0.9 * step)))  # drawn first, as always
+        quality = (
+            str(rng.choice(list(mix), p=list(mix.values())))
+            if i % _INVALID_EVERY != _INVALID_FIRST
+            else "invalid"
+        )
         deliveries.append(
             Delivery(
-                at_s=float(min(duration_s, i * step + rng.uniform(0, 0.9 * step))),
+                at_s=at_s,
                 version=version,
-                quality=str(rng.choice(list(mix), p=list(mix.values())))
-                if i % _INVALID_EVERY != _INVALID_FIRST
-                else "invalid",
+                quality=quality,
                 write_mode=str(rng.choice(list(_WRITE_MODES), p=list(_WRITE_MODES.values()))),
                 patient=i // 2 + 1,
                 phase="ED" if i % 2 == 0 else "ES",
+                labelled=(i // 2) % LABELLED_EVERY == 0 and quality != "invalid",
             )
         )
     return deliveries
 
 
 class DeliveryWriter:
-    """Makes and writes the planned masks, remembering their real Dice.
+    """Makes and writes the planned masks, remembering their real Dice (``real_dice``: mask path -> mean
+    over the structures) and, of the labelled ones, their real metrics (``realized``: mask path ->
+    structure -> (Dice, HD mm)).
 
     Args:
         incoming: the watched folder.
@@ -116,6 +130,7 @@ class DeliveryWriter:
         self.small = small
         self.images = images
         self.real_dice: dict[str, float] = {}
+        self.realized: dict[str, dict[Structure, tuple[float, float]]] = {}
         self._patients: dict[int, tuple[Phantom, Phantom]] = {}
 
     def write(self, delivery: Delivery) -> Path:
@@ -135,7 +150,10 @@ class DeliveryWriter:
         else:
             labels, _ = SEGMENTERS[delivery.quality](phantom.labels, rng, phantom.spacing_mm)
             save_labels(staged, labels, phantom.affine, label_map=ACDC)
-            self.real_dice[str(target)] = _mean_dice(labels, phantom.labels, phantom.spacing_mm)
+            real = compare_structures(labels, phantom.labels, phantom.spacing_mm, hausdorff=delivery.labelled)
+            self.real_dice[str(target)] = _mean_dice(real)
+            if delivery.labelled:
+                self.realized[str(target)] = {c.structure: (c.dice, c.hd_mm) for c in real}
             if self.images is not None:
                 self._write_image(self.images, delivery, phantom, target)
         data = staged.read_bytes()
@@ -166,10 +184,9 @@ class DeliveryWriter:
             nib.save(nib.Nifti1Image(probabilities, phantom.affine), str(staged))
 
 
-def _mean_dice(pred: np.ndarray, ref: np.ndarray, spacing_mm: Spacing3) -> float:
+def _mean_dice(real: Sequence[StructureComparison]) -> float:
     """Mean real Dice over the structures (nan ones left out; nan when all are)."""
-    values = [c.dice for c in compare_structures(pred, ref, spacing_mm, hausdorff=False)]
-    finite = [v for v in values if not math.isnan(v)]
+    finite = [c.dice for c in real if not math.isnan(c.dice)]
     return float(np.mean(finite)) if finite else math.nan
 
 

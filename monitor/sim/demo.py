@@ -8,7 +8,9 @@ in chunks, a few broken). Half way through, version ``1.1`` takes over and is wo
 and the pseudo Dice drift. The daemon (``monitor.daemon``) watches the folder with a SQLite database in
 the work folder, and the dashboard (``dashboard.launch``) shows it; at the end a table compares, per
 version, the real Dice (known here only because the phantoms are ground truth) with the pseudo Dice
-the monitor estimated without it.
+the monitor estimated without it. The masks of every 5th patient count as labelled by the site: as soon
+as each is scored, its real Dice and HD are recorded beside the estimates (``realized_metrics``, source
+``demo``), so the dashboard's "Estimated vs realized" page fills while the demo runs.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class DemoResult:
     interrupted: bool  #: stopped early (Ctrl-C)
     drained: bool  #: every written file reached scored or rejected
     history_files: int = 0  #: simulated past files seeded before the live part
+    realized_files: int = 0  #: labelled live masks whose real metrics were recorded
     settings_file: Path | None = None  #: ``cmr-monitor.toml`` naming the demo's database and folders
 
 
@@ -168,6 +171,7 @@ def run_demo(
     Raises: FileExistsError for a work folder that is not the demo's; MonitorError when the daemon
         cannot start (its error is re-raised here).
     """
+    from monitor.evaluation.realized import record_realized_files
     from monitor.store import iter_export_rows, make_engine, make_session_factory, status_counts
 
     stop = stop or threading.Event()
@@ -240,8 +244,17 @@ def run_demo(
     past_status: dict[str, int] = {}
     past_flagged = 0
     past_status, past_flagged = live_counts()
+    realized: set[str] = set()
+
+    def record_realized() -> None:
+        """The real metrics of the labelled masks scored since the last call (``realized_metrics``)."""
+        waiting = {path: m for path, m in writer.realized.items() if path not in realized}
+        if waiting:
+            with sessions() as session:
+                realized.update(record_realized_files(session, waiting, source="demo").recorded)
 
     def report(version: str) -> dict[str, int]:
+        record_realized()
         by_status, flagged = live_counts()
         if on_progress is not None:
             on_progress(
@@ -290,6 +303,7 @@ def run_demo(
     if failure:
         raise failure[0]
 
+    record_realized()  # those scored since the last report
     with sessions() as session:
         rows = list(iter_export_rows(session))
     engine.dispose()
@@ -308,6 +322,7 @@ def run_demo(
         interrupted=interrupted,
         drained=drained,
         history_files=history_files,
+        realized_files=len(realized),
         settings_file=settings_file,
     )
 

@@ -1,11 +1,13 @@
 """``cmr-monitor calibrate`` through the console script: a phantom segmenter with a known bias (its RV
 dilated by 3 voxels and its LV eroded by 2, so pDSC barely moves while the real Dice drops) is
 re-calibrated from 24 labelled volumes, and its estimates on held-out phantoms get closer to the truth
-than the shipped calibration's."""
+than the shipped calibration's; with ``--db``, the real metrics of the labelled volumes that the database
+scored are recorded there."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,8 @@ from monitor.io.nifti import save_labels
 from monitor.qc.labels import Structure
 from monitor.qc.scores import compare_structures
 from monitor.sim import dilate_structure, erode_structure
+from monitor.store import estimated_vs_realized, open_session
+from tests.cli.console import run_cli
 from tests.phantoms import phantom_volume
 
 pytestmark = pytest.mark.slow
@@ -65,14 +69,30 @@ def test_calibrate_learns_a_known_bias(tmp_path: Path) -> None:
     if not default_calibration_path().is_file():
         pytest.skip("no shipped calibration in this checkout")
     site, held_out = tmp_path / "site", tmp_path / "held"
-    _write(site, range(12))
+    site_real = _write(site, range(12))
     real = _write(held_out, range(40, 43))
+    # two of the site's labelled volumes were scored into a database (a copy: found by their bytes)
+    for name in ("p003_ED.nii.gz", "p003_ES.nii.gz"):
+        (tmp_path / "archive" / "biased").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(site / "pred" / name, tmp_path / "archive" / "biased" / name)
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    scored = run_cli(
+        "backfill", "archive", "--db", db, "--migrate", "--local-cpus", "1", "--folders-mean", "segmenter",
+        "--no-artifacts", "--no-progress", cwd=tmp_path, timeout_s=300,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored
     out = tmp_path / "calib"
     result = _cli(
         "calibrate", "--gt", str(site / "gt"), "--pred", f"biased={site / 'pred'}", "--out", str(out),
-        "--device", "cpu", "--version", "site-test-1", cwd=tmp_path,
+        "--device", "cpu", "--version", "site-test-1", "--db", db, cwd=tmp_path,
     )  # fmt: skip
     assert "calibration site-test-1 (stack, 24 volumes, 12 patients)" in result.stdout
+    assert "realized metrics recorded for 2 scored files" in result.stdout
+    with open_session(db) as session:
+        realized = estimated_vs_realized(session)
+    assert len(realized) == 6 and set(realized["source"]) == {"calibrate"}
+    for row in realized.itertuples():
+        assert row.dsc == pytest.approx(site_real[f"p003_{row.phase}.nii.gz"][row.structure], abs=1e-12)
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "stack" and report["volumes"] == 24
     # cross-validated by patient, the site calibration beats the shipped one on the site's cases

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from monitor.sim.deliveries import DEMO_VERSIONS, plan_deliveries
+from monitor.sim.deliveries import DEMO_VERSIONS, LABELLED_EVERY, SMALL_PHANTOM, plan_deliveries
 from monitor.sim.demo import prepare_workdir
 from tests.conftest import DemoRun
 
@@ -24,6 +26,9 @@ def test_plan_switches_version_half_way() -> None:
     }
     assert bad_share[DEMO_VERSIONS[1]] > bad_share[DEMO_VERSIONS[0]]
     assert len({d.relative_path for d in plan}) == len(plan)
+    labelled = [d for d in plan if d.labelled]  # patients 1, 6, ..., 41 less the broken files
+    assert {d.patient for d in labelled} == set(range(1, 46, LABELLED_EVERY))
+    assert len(labelled) == 17 and all(d.quality != "invalid" for d in labelled)
 
 
 def test_workdir_of_someone_else_is_refused(tmp_path: Path) -> None:
@@ -64,3 +69,36 @@ def test_demo_fast_runs_on_cpu(demo_run: DemoRun) -> None:
     assert images and all(used == 1 and reason is None for used, reason, _ in images), images
     assert counts.by_status.get("scored", 0) > 300
     assert {"0.9", "1.0", "1.1"} <= {s.segmenter_version for s in counts.segmenters}
+
+
+@pytest.mark.slow
+def test_demo_records_the_real_metrics_of_the_labelled_masks(demo_run: DemoRun) -> None:
+    """Every labelled live mask has its real Dice/HD in the database, equal to the mask's against its
+    phantom, beside the daemon's estimates: the "Estimated vs realized" page has data."""
+    from monitor.io.nifti import load_mask
+    from monitor.qc.scores import compare_structures
+    from monitor.sim import make_patient
+    from monitor.store import estimated_vs_realized, open_session
+
+    with open_session(f"sqlite:///{demo_run.workdir / 'cmr-monitor.db'}") as session:
+        realized = estimated_vs_realized(session)
+    planned = {
+        (d.version, d.patient, d.phase) for d in plan_deliveries(duration_s=10, rate_per_s=3) if d.labelled
+    }
+    found = {
+        (r.segmenter_version, int(r.case_key.removeprefix("patient")), r.phase) for r in realized.itertuples()
+    }
+    assert found == planned and {v for v, _, _ in found} == set(DEMO_VERSIONS)  # 1.0 and 1.1
+    assert set(realized["source"]) == {"demo"} and len(realized) == 3 * len(planned)
+    assert realized["edsc"].notna().all()  # the daemon's calibrated estimate beside each
+    for (version, case_key, phase), rows in realized.groupby(["segmenter_version", "case_key", "phase"]):
+        mask = load_mask(demo_run.workdir / "incoming" / "cardioseg" / version / f"{case_key}_{phase}.nii.gz")
+        patient = int(case_key.removeprefix("patient"))
+        ed, es = make_patient(np.random.default_rng([0, 3, patient]), **SMALL_PHANTOM)  # seed 0
+        truth = ed if phase == "ED" else es
+        real = {c.structure.value: c for c in compare_structures(mask.labels, truth.labels, truth.spacing_mm)}
+        for row in rows.itertuples():
+            assert row.dsc == pytest.approx(real[row.structure].dice, abs=1e-12, nan_ok=True)
+            assert row.hd_mm == pytest.approx(real[row.structure].hd_mm, abs=1e-9, nan_ok=True)
+        assert any(math.isfinite(v) and v < 0.999 for v in rows["dsc"])  # a segmentation, not the truth
+    assert "labelled masks" in demo_run.ran.stdout
