@@ -81,3 +81,35 @@ def test_failed_checks_raise_their_code_unless_set_to_ok():
     assert (level, reasons) == (FlagLevel.OK, ())  # recorded in the evidence only
     with pytest.raises(ValueError, match="suspicious or erroneous"):
         FlagPolicy(severities={ReasonCode.PHD_HIGH: FlagLevel.OK})
+
+
+def test_hard_mode_raises_only_the_hard_checks_and_review_mode_raises_every_check():
+    from monitor.qc.records import Check
+
+    checks = (
+        Check(code=ReasonCode.MYO_OPEN, value=1.0, passed=False, slices=(3,)),  # broken ring
+        Check(code=ReasonCode.CENTROID_JUMP, value=12.0, passed=False, slices=(4,)),  # displaced slice
+        Check(code=ReasonCode.FAR_COMPONENT, value=61.0, passed=False, slices=(7,)),
+    )
+
+    def verdict(policy: FlagPolicy, *use: Check) -> tuple[FlagLevel, tuple[ReasonCode, ...]]:
+        return flag_structure(pdsc=0.9, phd_mm=5.0, mask_voxels=9, pgt_voxels=9, policy=policy, checks=use)
+
+    hard, review = FlagPolicy(), FlagPolicy(evidence_flags="all")
+    assert hard.evidence_flags == "hard"
+    # soft checks alone: recorded only by default, suspicious in review mode
+    assert verdict(hard, *checks[:2]) == (FlagLevel.OK, ())
+    assert verdict(review, *checks[:2]) == (
+        FlagLevel.SUSPICIOUS,
+        (ReasonCode.MYO_OPEN, ReasonCode.CENTROID_JUMP),
+    )
+    # a hard check raises in both modes, at its own severity
+    assert verdict(hard, *checks) == (FlagLevel.ERRONEOUS, (ReasonCode.FAR_COMPONENT,))
+    assert verdict(review, *checks)[0] == FlagLevel.ERRONEOUS
+    # an explicit severity wins over the mode; the metrics' own codes are never silenced by it
+    opened = FlagPolicy(severities={ReasonCode.MYO_OPEN: FlagLevel.SUSPICIOUS})
+    assert verdict(opened, *checks[:2]) == (FlagLevel.SUSPICIOUS, (ReasonCode.MYO_OPEN,))
+    assert hard.severity(ReasonCode.EHD_HIGH) == FlagLevel.SUSPICIOUS
+    assert hard.severity(ReasonCode.STACK_MARGIN) == FlagLevel.SUSPICIOUS
+    with pytest.raises(ValueError, match="evidence_flags"):
+        FlagPolicy(evidence_flags="some")

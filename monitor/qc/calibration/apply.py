@@ -5,7 +5,8 @@ them): each structure present in the mask gets ``edsc`` and ``ehd_mm`` (``Estima
 calibration's interval), the volume its ``calibration_version``, and, under ``basis="estimates"``,
 the pseudo-metric reasons ``pdsc_low``/``phd_high`` give way to ``edsc_low``/``ehd_high``
 (``fail_probability``): judged on the calibration's failure model (``p_failure``, P(real Dice or HD
-past the thresholds)) when it has one for the policy's thresholds, else on the intervals. A structure missing from the mask keeps no estimate: its flag already says why.
+past the thresholds)) when it has one for the policy's thresholds, else on the intervals. A structure
+missing from the mask keeps no estimate: its flag already says why.
 """
 
 from __future__ import annotations

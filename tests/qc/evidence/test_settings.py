@@ -31,6 +31,13 @@ def test_settings_from_the_environment(monkeypatch):
     assert policy.severity(ReasonCode.HOLES) == FlagLevel.SUSPICIOUS
     assert policy.severity(ReasonCode.STACK_MARGIN) == FlagLevel.OK
     assert policy.severity(ReasonCode.RV_POSITION) == FlagLevel.ERRONEOUS  # the default
+    assert (policy.evidence_flags, policy.fail_probability) == ("hard", 0.5)
+    assert policy.severity(ReasonCode.MYO_OPEN) == FlagLevel.OK  # recorded only, by default
+    monkeypatch.setenv("CMR_MONITOR_EVIDENCE_FLAGS", "all")
+    monkeypatch.setenv("CMR_MONITOR_FAIL_PROBABILITY", "0.3")
+    review = Settings().flag_policy()
+    assert (review.evidence_flags, review.fail_probability) == ("all", 0.3)
+    assert review.severity(ReasonCode.MYO_OPEN) == FlagLevel.SUSPICIOUS
     monkeypatch.setenv("CMR_MONITOR_EVIDENCE", "false")
     assert Settings().evidence_settings() is None
 
@@ -41,8 +48,9 @@ def test_settings_from_the_environment(monkeypatch):
         ("CMR_MONITOR_EVIDENCE_TOLERANCES", '{"no_such_tolerance": 1}', "no_such_tolerance"),
         ("CMR_MONITOR_REASON_SEVERITIES", '{"no_such_code": "ok"}', "no_such_code"),
         ("CMR_MONITOR_REASON_SEVERITIES", '{"holes": "loud"}', "holes"),
+        ("CMR_MONITOR_EVIDENCE_FLAGS", "some", "evidence_flags"),
     ],
-    ids=["tolerance", "code", "level"],
+    ids=["tolerance", "code", "level", "evidence-flags"],
 )
 def test_bad_settings_name_what_is_wrong(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
