@@ -50,6 +50,7 @@ from monitor.errors import MonitorError
 from monitor.io.identity import IngestConfig
 from monitor.io.images import IMAGE_GEOMETRY_MISMATCH, IMAGE_UNREADABLE
 from monitor.io.nifti import Limits
+from monitor.io.processes import process_running
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.store import (
     check_at_head,
@@ -379,22 +380,11 @@ def _staging_folder(artifacts_dir: Path | None) -> Path | None:
     host = socket.gethostname()
     for old in artifacts_dir.glob(f".backfill-{host}-*"):
         pid = old.name.removeprefix(f".backfill-{host}-").split("-")[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not process_running(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     staging = artifacts_dir / f".backfill-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     return staging
-
-
-def _running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _summary(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.io.nifti import MaskVolume, save_labels, temporary_writer
+from monitor.io.processes import process_running
 from monitor.qc.labels import LabelMap
 from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT
 from monitor.telemetry import DaemonMetrics
@@ -148,7 +149,7 @@ class ArtifactsFolder:
                 path = Path(dirpath) / name
                 try:
                     stale = pid == os.getpid() or (
-                        not _running(pid) and now - path.stat().st_mtime > _TEMPORARY_GRACE_S
+                        not process_running(pid) and now - path.stat().st_mtime > _TEMPORARY_GRACE_S
                     )
                     if stale:
                         path.unlink()
@@ -217,14 +218,3 @@ class ArtifactsFolder:
                 self._clock() - recovered.since,
                 extra={"action": "artifacts_recovered", "errno": recovered.errno_name},
             )
-
-
-def _running(pid: int) -> bool:
-    """True when a process with this id runs on this machine (or cannot be signalled: not ours)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
