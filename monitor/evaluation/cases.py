@@ -227,10 +227,9 @@ def _estimates(score: StructureScore) -> dict[str, float]:
     return out
 
 
-def review_flag(score: StructureScore, policy: FlagPolicy) -> FlagLevel:
-    """A structure's level had every failed evidence check raised its code (``evidence_flags="all"``,
-    the review mode), beside the level under ``policy``."""
-    review = replace(policy, evidence_flags="all")
+def review_flag(score: StructureScore, review: FlagPolicy) -> FlagLevel:
+    """A structure's level had every failed evidence check raised its code: its own level and the
+    levels ``review`` (the policy with ``evidence_flags="all"``, the review mode) gives its checks."""
     raised = (review.severity(c.code) for c in score.evidence if not c.passed)
     return worst_flag([score.flag, *raised])
 
@@ -248,7 +247,8 @@ def _case_rows(
         for s in score.structures
     ]
     volume_plain = worst_flag(plain).value
-    review = [review_flag(s, policy) for s in score.structures]
+    review_policy = replace(policy, evidence_flags="all")
+    review = [review_flag(s, review_policy) for s in score.structures]
     volume_review = worst_flag(review).value
     for real, pseudo, flag_plain, flag_review in zip(
         real_metrics, score.structures, plain, review, strict=True

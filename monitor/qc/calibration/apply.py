@@ -105,16 +105,11 @@ def calibrate_scores(
                 rows.append(features[item.structure])
                 structures.append(item.structure)
                 where.append((v, item.structure))
+    x = calibration.matrix(rows, structures)  # one matrix for the estimates and the failure model
     estimates: dict[tuple[int, Structure], dict[Target, Estimate]] = dict(
-        zip(where, calibration.estimate(rows, structures), strict=True)
+        zip(where, calibration.estimate_matrix(x), strict=True)
     )
-    p_failure = (
-        calibration.failure_probability(
-            calibration.matrix(rows, structures), policy.suspicious_dice, policy.suspicious_hd_mm
-        )
-        if rows
-        else None
-    )
+    p_failure = calibration.failure_probability(x, policy.suspicious_dice, policy.suspicious_hd_mm)
     failure = {} if p_failure is None else dict(zip(where, (float(p) for p in p_failure), strict=True))
     out = []
     for v, score in enumerate(scores):

@@ -207,11 +207,17 @@ class Calibration:
             raise ValueError(f"got {len(rows)} rows and {len(structures)} structures")
         if not rows:
             return []
-        predicted = self.predict(self.matrix(rows, structures))
+        return self.estimate_matrix(self.matrix(rows, structures))
+
+    def estimate_matrix(self, x: np.ndarray) -> list[dict[Target, Estimate]]:
+        """``estimate`` for a feature matrix already built by ``matrix`` (one row per structure)."""
+        if len(x) == 0:
+            return []
+        predicted = self.predict(x)
         return [
             {
                 target: Estimate(value=float(v[i]), lo=float(lo[i]), hi=float(hi[i]))
                 for target, (v, lo, hi) in predicted.items()
             }
-            for i in range(len(rows))
+            for i in range(len(x))
         ]
