@@ -47,6 +47,7 @@ from monitor.qc.calibration.fit import (
     fit_calibration,
     group_folds,
 )
+from monitor.qc.calibration.fit import failed as real_failures
 from monitor.qc.calibration.targets import Target
 from monitor.qc.flags import FlagPolicy
 from monitor.qc.labels import STRUCTURES, Structure
@@ -276,9 +277,7 @@ def summarize(
             "pdsc": estimate_figures(data.dsc[sel], data.extra["pdsc"][sel]).as_dict(),
             "phd_mm": estimate_figures(data.hd_mm[sel], data.extra["phd_mm"][sel]).as_dict(),
         }
-    failed = (data.dsc < policy.suspicious_dice) | (
-        np.nan_to_num(data.hd_mm, nan=0.0) > policy.suspicious_hd_mm
-    )
+    failed = real_failures(data, policy.suspicious_dice, policy.suspicious_hd_mm)
     flagged = _p_flags(data, pred, policy)
     paper = (data.extra["pdsc"] < policy.suspicious_dice) | (
         np.nan_to_num(data.extra["phd_mm"]) > policy.suspicious_hd_mm
@@ -381,10 +380,11 @@ def card(calibration, path: Path, digest: str, figures: dict, rows: int, note: s
         "the evidence checks' values, simple mask features and, when the MR image is paired, image features.",
         f"- **Fitted on** {calibration.description}; {rows:,} training rows (structures present in the mask). "
         "Fitted by `bench/fit_calibration.py` from the pGT cache of `bench/calibration_cache.py`.",
-        "- **Model**: per target one `HistGradientBoostingRegressor` (depth 3, 60 iterations, learning rate "
-        "0.2, at least 20 samples per leaf; the structure an ordinal feature 0-2) in the learning space "
-        "(Dice as log(1.01 - y), HD as log1p(y)); intervals by MAPIE `ConformalizedQuantileRegressor` on "
-        "quantile models (0.05, 0.5, 0.95) fitted on 75 % of the patients and conformalized on the other 25 %.",
+        "- **Model**: per target a squared-error `HistGradientBoostingRegressor` point model of the real "
+        "value (Dice 0-1, HD in mm; depth 3, 60 iterations, learning rate 0.2, at least 20 samples per "
+        "leaf; the structure an ordinal feature 0-2); intervals by MAPIE `ConformalizedQuantileRegressor` "
+        "on quantile models (0.05, 0.5, 0.95) in the learning space (Dice as log(1.01 - y), HD as log1p(y)), "
+        "fitted on 75 % of the patients and conformalized on the other 25 %.",
         "- **Failure model**: a `HistGradientBoostingClassifier` (depth 3, 200 iterations, learning rate 0.05) "
         "on the same features gives P(real Dice < 0.5 or real HD > 50 mm); the estimate flags use it when "
         "the flag thresholds are those (`CMR_MONITOR_FAIL_PROBABILITY`, default 0.5), else the intervals.",
