@@ -86,6 +86,11 @@ def plain_vs_refined(
     }
 
 
+def _precision_recall_cells(*figures: Mapping[str, Any]) -> list[Any]:
+    """Precision and recall of each ``precision_recall`` result, in order, for one table row."""
+    return [pr[k] for pr in figures for k in ("precision", "recall")]
+
+
 def refined_markdown(summary: Mapping[str, Any]) -> list[str]:
     """The report's "Plain vs refined" section (nothing when the summary has no refined figures)."""
     if "correlation_refined" not in summary:
@@ -109,17 +114,10 @@ def refined_markdown(summary: Mapping[str, Any]) -> list[str]:
         plain = summary["flags_plain"]["flagged_vs_failure"][key]
         refined = summary["flags"]["flagged_vs_failure"][key]
         review = summary["flags"].get("review_vs_failure", {}).get(key, nan)
-        rows.append([key, *(pr[k] for pr in (plain, refined, review) for k in ("precision", "recall"))])
+        rows.append([key, *_precision_recall_cells(plain, refined, review)])
     volume = summary["volume_failure"]
     rows.append(
-        [
-            "volume",
-            *(
-                pr[k]
-                for pr in (volume["plain"], volume["refined"], volume.get("review", nan))
-                for k in ("precision", "recall")
-            ),
-        ]
+        ["volume", *_precision_recall_cells(volume["plain"], volume["refined"], volume.get("review", nan))]
     )
     lines += [
         "Real failure (structure DSC or HD past the thresholds; a volume fails when any structure does) "
