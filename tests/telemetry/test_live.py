@@ -260,11 +260,17 @@ def test_prometheus_fires_flag_rate_alert(live: Live, prometheus_binary: str, tm
         server.wait_for("prometheus ready", server.ready, 30)
         up = 'up{job="cmr-monitor"} == 1'
         server.wait_for("daemon scraped", lambda: server.query(up)["data"]["result"], 30)
-        expected_rows = live.rows() + 30
+        # A counter series is born at its first scraped value, which increase() cannot see. One file
+        # first, scraped, so that the burst after it is counted whole however the daemon batches it.
+        bad = live.incoming / "bad" / "9.9"
+        expected_rows = live.rows() + 1
+        write_renamed(bad / "primer_ED.nii.gz", lv_missing_bytes(699))
+        wait_for_end_state(live.url, expected_rows, timeout_s=60, alive=lambda: live.daemon.alive)
+        series = 'cmr_monitor_flags_total{segmenter="bad",segmenter_version="9.9",structure="LV"}'
+        server.wait_for("bad segmenter scraped", lambda: server.query(series)["data"]["result"], 30)
+        expected_rows += 30
         for i in range(30):
-            write_renamed(
-                live.incoming / "bad" / "9.9" / f"burst{i:02d}_ED.nii.gz", lv_missing_bytes(700 + i)
-            )
+            write_renamed(bad / f"burst{i:02d}_ED.nii.gz", lv_missing_bytes(700 + i))
         wait_for_end_state(live.url, expected_rows, timeout_s=90, alive=lambda: live.daemon.alive)
         flag_rate = server.wait_for(
             "CMRMonitorFlagRateHigh firing",
