@@ -369,6 +369,11 @@ def _table(figures: dict) -> list[str]:
     return lines
 
 
+def _trees(model) -> str:
+    """A fitted gradient-boosting model's size, as the card gives it."""
+    return f"depth {model.max_depth}, {model.n_iter_} iterations, learning rate {model.learning_rate:g}"
+
+
 def card(calibration, path: Path, digest: str, figures: dict, rows: int, note: str = "") -> str:
     """The model card of the shipped calibration."""
     lines = [
@@ -381,12 +386,14 @@ def card(calibration, path: Path, digest: str, figures: dict, rows: int, note: s
         f"- **Fitted on** {calibration.description}; {rows:,} training rows (structures present in the mask). "
         "Fitted by `bench/fit_calibration.py` from the pGT cache of `bench/calibration_cache.py`.",
         "- **Model**: per target a squared-error `HistGradientBoostingRegressor` point model of the real "
-        "value (Dice 0-1, HD in mm; depth 3, 60 iterations, learning rate 0.2, at least 20 samples per "
+        f"value (Dice 0-1, HD in mm; {_trees(calibration.models[Target.DSC].point)}, at least "
+        f"{calibration.models[Target.DSC].point.min_samples_leaf} samples per "
         "leaf; the structure an ordinal feature 0-2); intervals by MAPIE `ConformalizedQuantileRegressor` "
         "on quantile models (0.05, 0.5, 0.95) in the learning space (Dice as log(1.01 - y), HD as log1p(y)), "
         "fitted on 75 % of the patients and conformalized on the other 25 %.",
-        "- **Failure model**: a `HistGradientBoostingClassifier` (depth 3, 200 iterations, learning rate 0.05) "
-        "on the same features gives P(real Dice < 0.5 or real HD > 50 mm); the estimate flags use it when "
+        "- **Failure model**: a `HistGradientBoostingClassifier` ("
+        + (_trees(calibration.failure.classifier) if calibration.failure is not None else "none fitted")
+        + ") on the same features gives P(real Dice < 0.5 or real HD > 50 mm); the estimate flags use it when "
         "the flag thresholds are those (`CMR_MONITOR_FAIL_PROBABILITY`, default 0.5), else the intervals.",
         "- **Features**: " + ", ".join(f"`{n}`" for n in calibration.feature_names) + ".",
         "",

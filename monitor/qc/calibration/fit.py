@@ -52,9 +52,10 @@ class BoostingParams:
     min_samples_leaf: int = 20
     conformalize_share: float = 0.25  #: share of training groups held out to conformalize the quantiles
     seed: int = 0
-    #: the failure classifier: more, slower-learning trees (a probability, not a point, is wanted)
-    failure_max_iter: int = 200
-    failure_learning_rate: float = 0.05
+    #: the failure classifier's trees: as many as the regressors' (out of fold on dev, 200 trees at a
+    #: learning rate of 0.05 gave the same average precision, 0.928 against 0.929, at 3 x the cost)
+    failure_max_iter: int = 60
+    failure_learning_rate: float = 0.2
 
     def model(self, **kwargs: object) -> HistGradientBoostingRegressor:
         """A fresh regressor with these settings.

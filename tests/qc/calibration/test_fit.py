@@ -124,3 +124,29 @@ def test_no_failure_model_without_both_classes():
 
     rows = synthetic_rows(8, seed=5)
     assert fit_calibration(rows, version="t", failure_hd_mm=1e9, failure_dice=0.0).failure is None
+
+
+@pytest.mark.parametrize("which", ["tiny", "shipped"])
+def test_intervals_are_mapies_split_cqr_intervals(test_rows, which):
+    """``BoostedModel.predict`` skips MAPIE's per-call work (its median model, input checks) but gives
+    MAPIE's conformalized quantile intervals, for a fitted calibration and for the shipped file."""
+    from monitor.io.calibration import load_calibration
+    from monitor.qc.calibration.features import feature_matrix
+
+    calibration = tiny_calibration() if which == "tiny" else load_calibration()
+    x = calibration.matrix(test_rows.rows, test_rows.structures)
+    if which == "shipped":  # the synthetic rows lack most of its features: take real-looking ranges
+        rng = np.random.default_rng(7)
+        x = feature_matrix([{} for _ in range(300)], calibration.feature_names)
+        x[:, 1:] = rng.normal(size=(300, x.shape[1] - 1)) * 20.0
+        x[:, 0] = np.arange(300) % 3
+    for target, model in calibration.models.items():
+        point, lo, hi = model.predict(x)
+        _, bounds = model.interval.predict_interval(x)
+        np.testing.assert_allclose(
+            lo, np.minimum(np.minimum(bounds[:, 0, 0], bounds[:, 1, 0]), point), atol=1e-12
+        )
+        np.testing.assert_allclose(
+            hi, np.maximum(np.maximum(bounds[:, 0, 0], bounds[:, 1, 0]), point), atol=1e-12
+        )
+        assert (hi - lo > 0).mean() > 0.9, target
