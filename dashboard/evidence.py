@@ -5,7 +5,8 @@ A reason's text is ``monitor.qc.reasons.describe`` of the code with the structur
 (the plain ones where no refined value was stored, as for files scored before the evidence stage) and
 the value of the check behind it. Its
 slice is the first of the check's ``slices`` (0-based z of the mask), which the page's slice viewer
-jumps to; a reason without a check (``missing``, or a file scored before) has none.
+jumps to; a reason without a check (``missing``, or a file scored before) has none. A reason the
+calibration raised (``edsc_low``, ``ehd_high``) carries the failure model's stored P(failure).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from monitor.qc.reasons import Thresholds, describe, reason_title
+from monitor.qc.reasons import ReasonCode, Thresholds, describe, reason_title
 from monitor.store import CaseRecord, StoredCheck, StoredStructureScore
 
 __all__ = ["EVIDENCE_COLUMNS", "ReasonItem", "evidence_table", "image_status", "reason_items"]
 
+#: Reason codes the calibration's estimates (and its failure model, when it has one) raise.
+_ESTIMATE_CODES = (ReasonCode.EDSC_LOW, ReasonCode.EHD_HIGH)
 #: Columns of ``evidence_table``.
 EVIDENCE_COLUMNS = ["structure", "check", "code", "value", "passed", "slices"]
 
@@ -34,6 +37,9 @@ class ReasonItem:
     text: str  #: the sentence (``describe``)
     value: float  #: the check's value (unit of the code); nan without a check
     slices: tuple[int, ...]  #: z indices (0-based) the check implicates; () without a check
+    #: the failure model's P(real Dice < 0.5 or HD > 50 mm), 0-1, behind an estimate reason (``edsc_low``,
+    #: ``ehd_high``); nan for other reasons, or when it is not stored
+    p_failure: float = math.nan
 
     @property
     def first_slice(self) -> int | None:
@@ -70,6 +76,7 @@ def reason_items(record: CaseRecord, thresholds: Thresholds | None = None) -> li
                     ),
                     value=value,
                     slices=check.slices if check is not None else (),
+                    p_failure=score.p_failure if code in _ESTIMATE_CODES else math.nan,
                 )
             )
     return items

@@ -6,12 +6,13 @@ cmr-monitor); the table builders are pure. Times stay timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, utc_text, version_label, with_version
+from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, percent, utc_text, version_label, with_version
 from monitor.qc.reasons import describe_all
 from monitor.store import AlertRecord, CaseRecord, FileFilter, ReviewRecord, reviewed_alert_scores
 
@@ -29,6 +30,7 @@ ALERT_TABLE_COLUMNS = [
     "flag",
     "review",
     "structures",
+    "p_failure_pct",
     "scored_at",
     "segmenter",
     "site",
@@ -76,13 +78,16 @@ def reviewed_alerts_frame(session: Session, files: FileFilter) -> pd.DataFrame:
 
 
 def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
-    """The Alerts page table: one row per alert (``ALERT_TABLE_COLUMNS``), in the given order."""
+    """The Alerts page table: one row per alert (``ALERT_TABLE_COLUMNS``), in the given order;
+    ``p_failure_pct`` is the highest P(failure) of the file's structures in percent (0-100; nan when
+    none has one)."""
     return pd.DataFrame(
         [
             {
                 "file_id": a.file_id,
                 "flag": str(a.flag),
                 "structures": ", ".join(str(s) for s in a.flagged_structures),
+                "p_failure_pct": _highest(percent(s.p_failure) for s in a.structures),
                 "reasons": "; ".join(describe_all(a.structures)),
                 "segmenter": version_label(a.segmenter_name, a.segmenter_version),
                 "site": a.site or "",
@@ -98,14 +103,22 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
     )
 
 
+def _highest(values: Iterable[float]) -> float:
+    """The largest value that is not nan; nan when there is none."""
+    known = [v for v in values if not math.isnan(v)]
+    return max(known) if known else math.nan
+
+
 def case_scores_table(case: CaseRecord) -> pd.DataFrame:
-    """Per-structure scores of a case: flag, refined pDSC and pHD (mm; nan when not computed), the
-    paper's plain pDSC and pHD, volumes (ml) of mask and refined pGT, voxels, reason codes."""
+    """Per-structure scores of a case: flag, the failure model's P(failure) in percent (0-100; nan when
+    not stored), refined pDSC and pHD (mm; nan when not computed), the paper's plain pDSC and pHD,
+    volumes (ml) of mask and refined pGT, voxels, reason codes."""
     return pd.DataFrame(
         [
             {
                 "structure": str(s.structure),
                 "flag": str(s.flag),
+                "p_failure_pct": percent(s.p_failure),
                 "pdsc_3d": s.pdsc_3d,
                 "phd_mm_3d": s.phd_mm_3d,
                 "pdsc": s.pdsc,
@@ -121,6 +134,7 @@ def case_scores_table(case: CaseRecord) -> pd.DataFrame:
         columns=[
             "structure",
             "flag",
+            "p_failure_pct",
             "pdsc_3d",
             "phd_mm_3d",
             "pdsc",

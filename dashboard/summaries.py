@@ -6,6 +6,7 @@ Inputs are the DataFrames of ``monitor.store`` (``volume_time_series``, ``struct
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 
@@ -22,6 +23,8 @@ __all__ = [
     "flag_type_precision",
     "histogram_flag_rates",
     "md_escape",
+    "percent",
+    "percent_text",
     "running_precision",
     "site_summary",
     "structure_flag_rates",
@@ -215,3 +218,14 @@ def utc_text(value: datetime | pd.Timestamp | None) -> str:
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def percent(p: float | None) -> float:
+    """A probability (0-1) in percent (0-100), for tables a reviewer sorts; nan when None or nan."""
+    return math.nan if p is None or math.isnan(p) else 100.0 * float(p)
+
+
+def percent_text(p: float | None) -> str:
+    """A probability (0-1) as ``"83 %"`` (whole percents), or an empty string when None or nan."""
+    value = percent(p)
+    return "" if math.isnan(value) else f"{value:.0f} %"

@@ -1,4 +1,5 @@
 """Alerts: flagged masks, unreviewed first, then most severe, then most recent; select a row to open it.
+The P(fail) column (the failure model's highest probability among the file's structures) sorts the page.
 
 Filters: flag level, structure, review state here; date range and segmenter version in the sidebar.
 The case opens on the Case page with its file id (never a patient identifier) as query parameter.
@@ -18,7 +19,7 @@ from monitor.qc.labels import STRUCTURES
 
 PAGE_SIZE = 50
 #: Column order on the page: what was flagged and why first, so that the reasons fit a laptop screen.
-_SHOWN = ["file_id", "flag", "structures", "reasons", "review", "scored_at", "segmenter"]
+_SHOWN = ["file_id", "flag", "structures", "p_failure_pct", "reasons", "review", "scored_at", "segmenter"]
 _SHOWN += ["case", "phase", "site", "reviews"]
 _REVIEWED = {"Unreviewed": False, "Reviewed": True, "All": None}
 
@@ -67,6 +68,12 @@ event = st.dataframe(
         "file_id": st.column_config.NumberColumn("file", format="%d", width="small"),
         "flag": st.column_config.TextColumn("flag", width="small"),
         "structures": st.column_config.TextColumn("structures", width="small"),
+        "p_failure_pct": st.column_config.NumberColumn(
+            "P(fail)",
+            format="%.0f %%",
+            width="small",
+            help="the highest P(real Dice < 0.5 or real HD > 50 mm) of its structures (the failure model)",
+        ),
         "reasons": st.column_config.TextColumn("reasons", width="large"),
         "phase": st.column_config.TextColumn("phase", width="small"),
         "reviews": st.column_config.NumberColumn("reviews", format="%d", width="small"),

@@ -17,7 +17,7 @@ from dashboard.clinical import volume_table
 from dashboard.context import current
 from dashboard.evidence import evidence_table, image_status, reason_items
 from dashboard.queries import case_scores_table, reviews_table
-from dashboard.summaries import md_escape, utc_text
+from dashboard.summaries import md_escape, percent_text, utc_text
 from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
 from monitor.errors import InvalidMask
 from monitor.store import ARTIFACT_INCONSISTENCY, ARTIFACT_PGT, CaseRecord, FileStateError, ReviewVerdict
@@ -156,6 +156,9 @@ st.dataframe(
     scores,
     hide_index=True,
     column_config={
+        "p_failure_pct": st.column_config.NumberColumn(
+            "P(fail)", format="%.0f %%", help="the failure model's P(real Dice < 0.5 or real HD > 50 mm)"
+        ),
         "pdsc_3d": st.column_config.NumberColumn("pDSC 3D", format="%.3f"),
         "phd_mm_3d": st.column_config.NumberColumn("pHD 3D (mm)", format="%.1f"),
         "pdsc": st.column_config.NumberColumn("pDSC 2D", format="%.3f"),
@@ -165,8 +168,8 @@ st.dataframe(
     },
 )
 st.caption(
-    "3D: against the 3D-refined pseudo ground truth (what the flags use); 2D: the paper's plain values. "
-    + image_status(record)
+    "P(fail): the calibration's failure model, P(real Dice < 0.5 or real HD > 50 mm); 3D: against the "
+    "3D-refined pseudo ground truth; 2D: the paper's plain values. " + image_status(record)
 )
 
 # ---------------------------------------------------------------- evidence
@@ -183,6 +186,8 @@ for i, item in enumerate(reason_items(record)):
     icon = _FLAG_ICON.get(str(by_structure.get(item.structure, "")), "")
     value = f" · value {item.value:.3g}" if not math.isnan(item.value) else ""
     where = f" · slices {', '.join(str(z + 1) for z in item.slices)}" if item.slices else ""
+    if not math.isnan(item.p_failure):  # the failure model's probability behind an estimate flag
+        value += f" · P(fail) {percent_text(item.p_failure)}"
     text, button = st.columns([5, 1], vertical_alignment="center")
     text.markdown(f"{icon} {md_escape(item.text)} `{item.code}`{value}{where}")
     if item.first_slice is not None and reference is not None and item.first_slice < reference.shape[0]:

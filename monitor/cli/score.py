@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -23,10 +24,12 @@ from monitor.cli.options import (
 if TYPE_CHECKING:
     from monitor.qc.records import VolumeScore
 
-__all__ = ["ESTIMATE_COLUMNS", "FailOn", "OutputFormat", "estimate_columns", "score"]
+__all__ = ["ESTIMATE_COLUMNS", "FAILURE_COLUMN", "FailOn", "OutputFormat", "estimate_columns", "score"]
 
 #: Estimate columns of ``--format csv/json``, after the others: ``<name>_<S>`` for S in LV, RV, MYO.
 ESTIMATE_COLUMNS: tuple[str, ...] = ("edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi")
+#: The failure model's column, after the estimates: ``p_failure_<S>``, P(real Dice < 0.5 or HD > 50 mm).
+FAILURE_COLUMN = "p_failure"
 
 console = Console()
 
@@ -44,8 +47,10 @@ class FailOn(StrEnum):
 
 
 def estimate_columns(score: VolumeScore) -> dict[str, object]:
-    """``edsc_<S>``, ``edsc_lo_<S>``, ``edsc_hi_<S>``, ``ehd_mm_<S>``, ``ehd_mm_lo_<S>``, ``ehd_mm_hi_<S>``
-    and ``calibration_version``; None where a structure has no estimate (missing, or no calibration)."""
+    """``edsc_<S>``, ``edsc_lo_<S>``, ``edsc_hi_<S>``, ``ehd_mm_<S>``, ``ehd_mm_lo_<S>``, ``ehd_mm_hi_<S>``,
+    ``p_failure_<S>`` (0-1) and ``calibration_version``; None where a structure has no estimate (missing,
+    or no calibration), and ``p_failure_<S>`` also where the calibration has no failure model for the
+    policy's thresholds."""
     row: dict[str, object] = {}
     for name in ESTIMATE_COLUMNS:
         for s in score.structures:
@@ -61,6 +66,11 @@ def estimate_columns(score: VolumeScore) -> dict[str, object]:
                 )
                 value = round(value, 4 if name.startswith("edsc") else 2)
             row[f"{name}_{s.structure.value}"] = value
+    for s in score.structures:
+        p = s.p_failure
+        row[f"{FAILURE_COLUMN}_{s.structure.value}"] = (
+            round(p, 4) if p is not None and math.isfinite(p) else None
+        )
     row["calibration_version"] = score.calibration_version
     return row
 

@@ -41,10 +41,12 @@ MAX_REASON_LENGTH = 64
 def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
     """``structure_scores`` rows of one scored file (nan metrics as NULL).
 
-    The estimate columns are only written when a calibration ran (else they stay NULL by default), so
+    The estimate columns (and ``p_failure``) are only written when a calibration ran (else they stay NULL by default), so
     a score without estimates can be written by the same statement as before they existed.
     """
-    estimated = any(s.edsc is not None or s.ehd_mm is not None for s in score.structures)
+    estimated = any(
+        s.edsc is not None or s.ehd_mm is not None or s.p_failure is not None for s in score.structures
+    )
     return [
         {
             "file_id": file_id,
@@ -67,12 +69,14 @@ def structure_rows(file_id: int, score: VolumeScore) -> list[dict[str, Any]]:
 
 
 def _estimate_columns(s: StructureScore) -> dict[str, float | None]:
-    """The six estimate columns of a structure row (NULL without an estimate)."""
+    """The six estimate columns of a structure row and ``p_failure`` (NULL without an estimate, or
+    without a failure model)."""
     out: dict[str, float | None] = {}
     for name, estimate in (("edsc", s.edsc), ("ehd_mm", s.ehd_mm)):
         out[name] = nan_to_none(estimate.value) if estimate is not None else None
         out[f"{name}_lo"] = nan_to_none(estimate.lo) if estimate is not None else None
         out[f"{name}_hi"] = nan_to_none(estimate.hi) if estimate is not None else None
+    out["p_failure"] = nan_to_none(s.p_failure) if s.p_failure is not None else None
     return out
 
 

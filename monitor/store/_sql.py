@@ -50,6 +50,7 @@ STRUCTURE_SCORE: tuple[sa.ColumnElement[Any], ...] = _named(
     StructureScoreRow.phd_mm_3d,
     StructureScoreRow.pgt_volume_ml,
     StructureScoreRow.evidence,
+    StructureScoreRow.p_failure,
 )
 
 

@@ -184,6 +184,7 @@ def structure_scores(
                 phd_mm_3d=none_to_nan(r.phd_mm_3d),
                 pgt_volume_ml=none_to_nan(r.pgt_volume_ml),
                 evidence=read_evidence(r.evidence),
+                p_failure=none_to_nan(r.p_failure),
             )
         )
     return {

@@ -3,7 +3,9 @@
 Files without structure scores (pending, scoring, rejected) give one row whose structure columns are
 empty, so every file appears. Undefined metrics (nan) are empty cells in CSV and nulls in Parquet.
 ``pdsc``/``phd_mm`` are the paper's plain pseudo metrics, ``pdsc_3d``/``phd_mm_3d`` the refined ones;
-``evidence`` is the structure's checks as JSON text (``[{"code", "value", "passed", "slices"}]``).
+``evidence`` is the structure's checks as JSON text (``[{"code", "value", "passed", "slices"}]``);
+``p_failure`` the calibration's failure model's P(real Dice < 0.5 or real HD > 50 mm), 0-1, empty when
+unknown (no calibration or failure model, or scored before ``e25a0pfailure``).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "phd_mm_3d",
     "pgt_volume_ml",
     "evidence",
+    "p_failure",
 )
 #: File suffixes ``write_export`` understands.
 EXPORT_FORMATS: tuple[str, ...] = (".csv", ".parquet")
@@ -91,6 +94,7 @@ _FLOAT = (
     "pdsc_3d",
     "phd_mm_3d",
     "pgt_volume_ml",
+    "p_failure",
 )
 _TIME = ("received_at", "started_at", "scored_at", "rejected_at")
 _ENUMS = ("status", "flag", "review_verdict", "structure", "structure_flag")

@@ -224,6 +224,9 @@ class StructureScoreRow(Base):
     ehd_mm: Mapped[float | None] = mapped_column(sa.Float)
     ehd_mm_lo: Mapped[float | None] = mapped_column(sa.Float)
     ehd_mm_hi: Mapped[float | None] = mapped_column(sa.Float)
+    #: the calibration's failure model: P(real Dice < 0.5 or real HD > 50 mm), 0-1; NULL without one
+    #: (or for thresholds it was not fitted for, or rows scored before e25a0pfailure)
+    p_failure: Mapped[float | None] = mapped_column(sa.Float)
 
     file: Mapped[MaskFile] = relationship(back_populates="scores")
 

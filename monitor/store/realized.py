@@ -3,8 +3,8 @@
 
 ``record_realized`` writes (or replaces) a file's real metrics per structure, found by the file's id or
 by its content hash (``calibrate`` and ``evaluate --db`` know the bytes, not the row);
-``estimated_vs_realized`` joins them with the stored estimates (eDSC, eHD and their intervals) and
-pseudo metrics, one row per file and structure.
+``estimated_vs_realized`` joins them with the stored estimates (eDSC, eHD and their intervals, the
+failure model's ``p_failure``) and pseudo metrics, one row per file and structure.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ REALIZED_COLUMNS = (
     "ehd_mm",
     "ehd_mm_lo",
     "ehd_mm_hi",
+    "p_failure",
     "dsc",
     "hd_mm",
     "source",
@@ -140,6 +141,7 @@ def estimated_vs_realized(session: Session, filters: FileFilter | None = None) -
             s.ehd_mm,
             s.ehd_mm_lo,
             s.ehd_mm_hi,
+            s.p_failure,
             r.dsc,
             r.hd_mm,
             r.source,
@@ -154,6 +156,6 @@ def estimated_vs_realized(session: Session, filters: FileFilter | None = None) -
         rows = session.execute(query).all()
     frame = pd.DataFrame([tuple(row) for row in rows], columns=list(REALIZED_COLUMNS))
     frame["structure"] = frame["structure"].map(lambda v: Structure(v).value if v is not None else v)
-    numeric = [c for c in REALIZED_COLUMNS[7:17]]
+    numeric = list(REALIZED_COLUMNS[REALIZED_COLUMNS.index("pdsc") : REALIZED_COLUMNS.index("source")])
     frame[numeric] = frame[numeric].astype(float)
     return frame

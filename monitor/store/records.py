@@ -100,6 +100,8 @@ class StoredStructureScore:
     phd_mm_3d: float = math.nan  #: refined pseudo Hausdorff distance in mm; nan when undefined
     pgt_volume_ml: float = math.nan  #: volume of the structure in the refined pGT, millilitres
     evidence: tuple[StoredCheck, ...] = ()  #: the checks run on the structure (empty before evidence)
+    #: the calibration's failure model: P(real Dice < 0.5 or real HD > 50 mm), 0-1; nan when unknown
+    p_failure: float = math.nan
 
     def failed_checks(self) -> tuple[StoredCheck, ...]:
         """The checks that did not pass, in stored order."""

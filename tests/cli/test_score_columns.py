@@ -1,5 +1,6 @@
 """``cmr-monitor score`` through the installed console script: the columns of CSV and JSON (plain and
-refined pDSC/pHD, reason codes per structure, the MR image used or why none was) and the table."""
+refined pDSC/pHD, reason codes per structure, the MR image used or why none was, the estimates and the
+failure model's P(failure)) and the table."""
 
 from __future__ import annotations
 
@@ -86,6 +87,15 @@ def _check_rows(rows: dict[str, dict[str, object]], dataset: Path) -> None:
             codes = str(row[f"reasons_{s}"] or "")
             assert (codes == "") == (row[f"flag_{s}"] == "ok"), (s, codes)
     assert broken["status"] == "rejected" and broken["reason"] == "empty_file"
+    # the shipped calibration's failure model: P(real Dice < 0.5 or HD > 50 mm) per present structure
+    for row in (good, mismatch):
+        for s in STRUCTURES:
+            assert 0 <= float(str(row[f"p_failure_{s}"])) <= 1
+        assert max(float(str(row[f"p_failure_{s}"])) for s in STRUCTURES) < 0.5  # phantoms segment well
+    assert missing["p_failure_LV"] in ("", None)  # a missing structure has no estimate
+    assert 0 <= float(str(missing["p_failure_RV"])) <= 1
+    for s in STRUCTURES:
+        assert broken.get(f"p_failure_{s}") in ("", None)  # an empty cell in CSV, no key in JSON
 
 
 def test_csv_columns(dataset: Path) -> None:
@@ -96,6 +106,9 @@ def test_csv_columns(dataset: Path) -> None:
     assert header[:5] == ["file", "status", "flag", "image", "image_reason"]
     assert header[5 : 5 + len(per_structure)] == per_structure
     assert "reasons" in header and "reason" in header and "detail" in header  # the rejected row's
+    estimates = header.index("ehd_mm_hi_MYO")  # P(failure) follows the estimates, before the version
+    failure = [f"p_failure_{s}" for s in STRUCTURES]
+    assert header[estimates + 1 : estimates + 5] == [*failure, "calibration_version"]
     rows = _by_case(list(reader))
     assert set(rows) == {"case_01", "case_02", "case_03", "case_04"}
     _check_rows(rows, dataset)  # type: ignore[arg-type]
@@ -132,13 +145,14 @@ def test_table_shows_values_image_and_reasons(dataset: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
-    """``cmr-monitor export`` (console script): refined values, the checks as JSON and the image columns."""
+    """``cmr-monitor export`` (console script): refined values, the checks as JSON, the image columns and
+    the failure model's P(failure)."""
     import pandas as pd
 
     from monitor.io.images import ImagePairing
     from monitor.qc.levels import FlagLevel
     from monitor.qc.reasons import ReasonCode
-    from monitor.qc.records import Check, StructureScore, VolumeScore
+    from monitor.qc.records import Check, Estimate, StructureScore, VolumeScore
     from monitor.store import enqueue_file, open_session, record_scores, register_model, upgrade
 
     url = f"sqlite:///{tmp_path / 'm.db'}"
@@ -158,6 +172,9 @@ def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
             phd_mm_3d=31.5,
             pgt_volume_ml=1.25,
             evidence=(check,) if s == Structure.LV else (),
+            edsc=Estimate(value=0.6, lo=0.4, hi=0.8),
+            ehd_mm=Estimate(value=35.0, lo=20.0, hi=60.0),
+            p_failure=0.83 if s == Structure.LV else None,
         )
         for s in STRUCTURES
     )
@@ -193,4 +210,6 @@ def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
     lv = frame.set_index("structure").loc["LV"]
     assert (lv["pdsc"], lv["pdsc_3d"], lv["phd_mm_3d"], lv["pgt_volume_ml"]) == (0.9, 0.6, 31.5, 1.25)
     assert (bool(lv["image_used"]), lv["image_reason"]) == (False, "not_found")
+    assert lv["p_failure"] == 0.83
+    assert math.isnan(frame.set_index("structure").loc["RV", "p_failure"])  # no failure model: empty
     assert json.loads(lv["evidence"]) == [{"code": "phd_high", "value": 31.5, "passed": False, "slices": [4]}]

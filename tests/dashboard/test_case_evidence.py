@@ -1,7 +1,8 @@
 # ruff: noqa: F811  (pytest fixtures imported above are parameters below)
 """The case page's evidence through ``streamlit.testing.v1.AppTest`` (SQLite and PostgreSQL): each reason
 with its text (from the refined pDSC/pHD), value and slices; a button per reason jumps the slice viewer
-to the first slice its check implicates; every check in a table; whether the MR image was used."""
+to the first slice its check implicates; every check in a table; whether the MR image was used; the
+failure model's P(failure) beside an estimate flag, in the scores table and on the Alerts page."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from monitor.io.nifti import save_labels
 from monitor.qc.labels import Structure
 from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
-from monitor.qc.records import Check, StructureScore, VolumeScore
+from monitor.qc.records import Check, Estimate, StructureScore, VolumeScore
 from monitor.store import (
     ARTIFACT_INCONSISTENCY,
     ARTIFACT_PGT,
@@ -35,7 +36,20 @@ from tests.store.conftest import db_url, engine, postgres, session  # noqa: F401
 _N_SLICES = 8
 
 
-def _score(structure: Structure, flag: FlagLevel, reasons, evidence=(), pdsc_3d=np.nan, phd_3d=np.nan):
+def _score(
+    structure: Structure,
+    flag: FlagLevel,
+    reasons,
+    evidence=(),
+    pdsc_3d=np.nan,
+    phd_3d=np.nan,
+    p_failure: float | None = None,
+):
+    estimates = (
+        {"edsc": Estimate(value=0.62, lo=0.35, hi=0.85), "ehd_mm": Estimate(value=47.0, lo=22.0, hi=90.0)}
+        if p_failure is not None
+        else {}
+    )
     return StructureScore(
         structure=structure,
         pdsc=0.9,
@@ -49,6 +63,8 @@ def _score(structure: Structure, flag: FlagLevel, reasons, evidence=(), pdsc_3d=
         phd_mm_3d=phd_3d,
         pgt_volume_ml=12.5,
         evidence=evidence,
+        p_failure=p_failure,
+        **estimates,
     )
 
 
@@ -56,8 +72,8 @@ def _score(structure: Structure, flag: FlagLevel, reasons, evidence=(), pdsc_3d=
 def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
     """One scored file with its mask and maps in an artifacts folder: LV flagged by three failed checks
     (pHD 3D 31.2 mm at slices 6-7, pDSC 3D 0.41 at slice 3, a centroid jump of 14.2 mm at slices 5-6)
-    beside one that passed; RV missing (no check);
-    its MR image not used (another geometry)."""
+    beside one that passed; RV missing (no check); MYO flagged by the calibration (``ehd_high``, the
+    failure model's P(failure) 0.83); its MR image not used (another geometry)."""
     artifacts = tmp_path / "artifacts"
     volume = phantom_volume(4, n_slices=_N_SLICES, shape_yx=(96, 96))
     mask = save_labels(artifacts / "masks" / "p9_ED.nii.gz", volume.labels, volume.affine)
@@ -80,7 +96,7 @@ def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
                 phd_3d=31.2,
             ),
             _score(Structure.RV, FlagLevel.ERRONEOUS, (ReasonCode.MISSING,)),
-            _score(Structure.MYO, FlagLevel.OK, ()),
+            _score(Structure.MYO, FlagLevel.SUSPICIOUS, (ReasonCode.EHD_HIGH,), p_failure=0.83),
         ),
         flag=FlagLevel.ERRONEOUS,
         shape=volume.shape,
@@ -138,6 +154,9 @@ def test_reasons_listed_and_jump_to_their_slice(db_url: str, flagged: tuple[int,
         in shown
     )
     assert set(buttons) == {"Slice 6", "Slice 3", "Slice 5"}  # none for a reason without a check
+    # the failure model's probability behind the estimate flag, only there
+    assert md_escape("MYO real HD probably above the threshold") + " `ehd_high` · P(fail) 83 %" in shown
+    assert shown.count("P(fail)") == 1
 
     buttons["Slice 6"].click().run()
     assert at.slider(key=f"case_slice_{file_id}").value == 6
@@ -154,6 +173,8 @@ def test_reasons_listed_and_jump_to_their_slice(db_url: str, flagged: tuple[int,
     )
     assert scores.loc["LV", "phd_mm_3d"] == pytest.approx(31.2) and scores.loc["LV", "pgt_volume_ml"] == 12.5
     assert np.isnan(scores.loc["RV", "pdsc_3d"])
+    assert scores.loc["MYO", "p_failure_pct"] == pytest.approx(83.0)  # shown as "83 %"
+    assert np.isnan(scores.loc["LV", "p_failure_pct"]) and np.isnan(scores.loc["RV", "p_failure_pct"])
     checks = at.dataframe[1].value
     assert list(checks["code"]) == ["phd_high", "pdsc_low", "centroid_jump", "vanished"]  # failed first
     assert list(checks["slices"]) == ["6, 7", "3", "5, 6", ""]
@@ -174,8 +195,10 @@ def test_reason_items_and_image_status_of_a_file_scored_before(
         ("LV", "pdsc_low", 2),
         ("LV", "centroid_jump", 4),
         ("RV", "missing", None),
+        ("MYO", "ehd_high", None),
     ]
     assert items[0].title == "pHD high"
+    assert [i.p_failure for i in items][-1] == 0.83 and all(np.isnan(i.p_failure) for i in items[:-1])
     # a record without evidence (scored before it existed): plain values in the text, no slices
     from dataclasses import replace
 
@@ -191,3 +214,14 @@ def test_reason_items_and_image_status_of_a_file_scored_before(
     assert np.isnan(first.value)
     assert image_status(plain).startswith("MR image evidence: not recorded")
     assert image_status(replace(record, image_used=True)) == "MR image used as evidence."
+
+
+def test_alerts_list_the_failure_probability(db_url: str, flagged: tuple[int, Path], app_test) -> None:
+    """The Alerts page's P(fail): the highest of the file's structures, in percent, a sortable number."""
+    file_id, artifacts = flagged
+    at = app_test(db_url, artifacts_dir=str(artifacts)).run()
+    at.switch_page("views/alerts.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value.set_index("file_id")
+    assert table.loc[file_id, "p_failure_pct"] == pytest.approx(83.0)
+    assert table["p_failure_pct"].dtype.kind == "f"  # a number, so the column sorts

@@ -404,3 +404,75 @@ def test_evidence_migration_keeps_old_rows_and_round_trips_new_ones(empty_url: s
     assert sorted(kept) == [(old_id, 0.8, []), (new_id, 0.9, ["phd_high"])]  # the plain scores are kept
     upgrade(empty_url)
     assert not _schema_diff(empty_url)
+
+
+_BEFORE_P_FAILURE = "e18a0clinical"
+
+
+def test_failure_probability_migration_round_trips(empty_url: str) -> None:
+    """Upgrade: a row scored before reads back with p_failure nan, a new one keeps its value; downgrade
+    drops exactly that column, keeping the scores; up again matches the models."""
+    from monitor.qc.reasons import ReasonCode
+    from monitor.qc.records import Estimate
+    from monitor.store import get_case
+
+    upgrade(empty_url, _BEFORE_P_FAILURE)
+    engine = make_engine(empty_url)
+    try:
+        old_id = _old_file_row(engine, "/w/old.nii.gz", "1" * 64)
+        _old_structure_rows(engine, old_id, [(Structure.LV, 0.8, 6.0, FlagLevel.OK)])
+    finally:
+        engine.dispose()
+    assert "p_failure" not in _evidence_columns(empty_url)[0]
+
+    upgrade(empty_url)
+    assert "p_failure" in _evidence_columns(empty_url)[0]
+    assert not _schema_diff(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        new_id = _old_file_row(engine, "/w/new.nii.gz", "2" * 64)
+        with make_session_factory(engine)() as session:
+            old = get_case(session, old_id)
+            assert old is not None and math.isnan(old.structures[0].p_failure)
+            lv = StructureScore(
+                structure=Structure.LV,
+                pdsc=0.6,
+                phd_mm=30.0,
+                flag=FlagLevel.SUSPICIOUS,
+                reasons=(ReasonCode.EHD_HIGH,),
+                mask_voxels=10,
+                pgt_voxels=11,
+                mask_volume_ml=1.0,
+                edsc=Estimate(value=0.55, lo=0.3, hi=0.8),
+                ehd_mm=Estimate(value=48.0, lo=20.0, hi=80.0),
+                p_failure=0.83,
+            )
+            score = VolumeScore(
+                structures=(lv,),
+                flag=FlagLevel.SUSPICIOUS,
+                shape=(4, 8, 8),
+                spacing_mm=(8.0, 1.5, 1.5),
+                slices_scored=3,
+                calibration_version="test-1",
+            )
+            model_id = register_model(session, "d" * 64, {})
+            record_scores(session, new_id, score, model_id=model_id, artifacts={})
+            new = get_case(session, new_id)
+        assert new is not None and new.structures[0].p_failure == 0.83
+    finally:
+        engine.dispose()
+
+    downgrade(empty_url, _BEFORE_P_FAILURE)
+    structure_columns, _ = _evidence_columns(empty_url)
+    assert "p_failure" not in structure_columns and {"edsc", "ehd_mm_hi", "evidence"} <= structure_columns
+    engine = make_engine(empty_url)
+    try:
+        with engine.connect() as connection:
+            kept = connection.execute(
+                sa.text("SELECT file_id, pdsc, edsc FROM structure_scores ORDER BY file_id")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in kept] == [(old_id, 0.8, None), (new_id, 0.6, 0.55)]
+    upgrade(empty_url)
+    assert not _schema_diff(empty_url)

@@ -1,5 +1,5 @@
-"""Estimates stored beside pDSC/pHD with the calibration version, and realized metrics joined to them
-("estimated vs realized"), on SQLite and PostgreSQL."""
+"""Estimates and the failure model's P(failure) stored beside pDSC/pHD with the calibration version, and
+realized metrics joined to them ("estimated vs realized"), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from monitor.store import (
     FileFilter,
     enqueue_file,
     estimated_vs_realized,
+    export_frame,
     file_ids_by_hash,
+    get_case,
     record_realized,
     record_scores,
     register_model,
@@ -43,6 +45,7 @@ def _scored(session, make_score, key: str, version: str, *, calibrated: bool) ->
                 s,
                 edsc=Estimate(value=0.8 + 0.01 * i, lo=0.7, hi=0.9),
                 ehd_mm=Estimate(value=9.0 + i, lo=5.0, hi=20.0),
+                p_failure=0.83 if i == 0 else None,  # the failure model's, for LV only
             )
             for i, s in enumerate(score.structures)
         )
@@ -67,12 +70,70 @@ def test_estimates_and_realized_metrics_round_trip(session, make_score):
     lv = frame[(frame.file_id == calibrated) & (frame.structure == "LV")].iloc[0]
     assert (lv.dsc, lv.hd_mm, lv.source) == (0.83, 8.0, "evaluate")
     assert (lv.edsc, lv.edsc_lo, lv.edsc_hi, lv.ehd_mm) == (0.8, 0.7, 0.9, 9.0)
+    assert lv.p_failure == 0.83
     assert lv.calibration_version == "acdc-dev-test" and lv.segmenter_version == "1.0"
     rv = frame[(frame.file_id == calibrated) & (frame.structure == "RV")].iloc[0]
-    assert math.isnan(rv.hd_mm)
+    assert math.isnan(rv.hd_mm) and math.isnan(rv.p_failure)  # estimated, but no failure model
     myo = frame[frame.file_id == plain].iloc[0]
-    assert math.isnan(myo.edsc) and pd.isna(myo.calibration_version)
+    assert math.isnan(myo.edsc) and math.isnan(myo.p_failure) and pd.isna(myo.calibration_version)
+    case = get_case(session, calibrated)
+    assert case is not None
+    assert case.structures[0].structure == "LV" and case.structures[0].p_failure == 0.83
+    assert all(math.isnan(s.p_failure) for s in case.structures[1:])
     only_v2 = estimated_vs_realized(session, FileFilter(segmenter_version="2.0"))
     assert list(only_v2.file_id) == [plain]
     with pytest.raises(ValueError, match="source"):
         record_realized(session, plain, {Structure.LV: (1.0, 0.0)}, source="guess")
+
+
+@pytest.fixture(scope="module")
+def shipped_scores():
+    """A good phantom and a failing segmentation of another, scored with the shipped calibration."""
+    from monitor.io.calibration import default_calibration_path, load_calibration
+    from monitor.model.scorer import Scorer
+    from tests.phantoms import phantom_volume, segmented_volume
+
+    if not default_calibration_path().is_file():
+        pytest.skip("no shipped calibration")
+    scorer = Scorer(device="cpu", calibration=load_calibration())
+    failing, _ = segmented_volume(3, "failing")
+    return [result.score for result in scorer.score_batch([phantom_volume(3), failing])]
+
+
+def test_the_shipped_failure_model_is_stored_and_read_back(session, shipped_scores):
+    """``p_failure`` of a real score (shipped calibration, which has a failure model) is stored as
+    computed and read back by ``get_case``, the alert list's records and the export."""
+    model_id = register_model(session, "cd" * 32, {"epochs": 1})
+    stored = {}
+    for i, score in enumerate(shipped_scores):
+        file_id, _ = enqueue_file(
+            session,
+            path=f"/watch/unet/1.0/p{i}_ED.nii.gz",
+            content_hash=f"{i:0>64}",
+            case_key=f"p{i}",
+            phase="ED",
+            segmenter_name="unet",
+            segmenter_version="1.0",
+            received_at=T0,
+        )
+        record_scores(session, file_id, score, model_id=model_id, artifacts={}, scored_at=T0)
+        stored[file_id] = score
+    exported = export_frame(session).set_index(["file_id", "structure"])
+    present = 0
+    for file_id, score in stored.items():
+        case = get_case(session, file_id)
+        assert case is not None
+        for computed, read in zip(score.structures, case.structures, strict=True):
+            value = exported.loc[(file_id, str(read.structure)), "p_failure"]
+            if computed.p_failure is None:  # a structure missing from the mask has no estimate
+                assert computed.mask_voxels == 0 and math.isnan(read.p_failure) and math.isnan(value)
+                continue
+            present += 1
+            assert 0.0 <= read.p_failure <= 1.0
+            assert read.p_failure == computed.p_failure == value  # a float column: stored exactly
+    assert present >= 5
+    good, failing = (get_case(session, file_id) for file_id in stored)
+    assert good is not None and failing is not None
+    assert max(s.p_failure for s in good.structures) < 0.1  # a ground-truth phantom
+    flagged = [s for s in failing.structures if "ehd_high" in s.reasons or "edsc_low" in s.reasons]
+    assert flagged and all(s.p_failure >= 0.5 for s in flagged)  # what the estimate flags stand on
