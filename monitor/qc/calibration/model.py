@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from mapie.regression import ConformalizedQuantileRegressor, CrossConformalRegressor
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
 from monitor.qc.calibration.features import feature_matrix
 from monitor.qc.calibration.targets import Target, from_space, to_space
+from monitor.qc.calibration.trees import FlatTrees
 from monitor.qc.labels import STRUCTURES, Structure
 from monitor.qc.records import Estimate
 
@@ -53,6 +55,11 @@ __all__ = [
 
 #: Name of the feature that says which structure a row is (0 LV, 1 RV, 2 MYO).
 STRUCTURE_FEATURE = "structure"
+
+#: Batches of up to this many rows (structures) are predicted by ``FlatTrees``, larger ones by
+#: scikit-learn (its tree-by-tree loop costs the same for 3 rows as for 300; ``FlatTrees`` grows with
+#: the rows; ``bench/calibration_speed.py``).
+FLAT_ROWS = 96
 
 
 @functools.cache
@@ -95,11 +102,23 @@ class BoostedModel:
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(point, lower, upper) in the learning space for a feature matrix [n, features]."""
-        point = self.point.predict(x)
+        lower, upper, _ = self._quantile_models
+        return self.from_predictions(self.point.predict(x), lower.predict(x), upper.predict(x))
+
+    @property
+    def trees(self) -> tuple[HistGradientBoostingRegressor, ...]:
+        """The point model and the lower and upper quantile models, in ``from_predictions``' order."""
+        lower, upper, _ = self._quantile_models
+        return self.point, lower, upper
+
+    def from_predictions(
+        self, point: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(point, lower, upper) in the learning space from the raw predictions of ``trees``."""
         if self.real_units is not None:
             point = to_space(self.real_units, point)
-        lower, upper, (below, above) = self._quantile_models
-        return _ordered(point, lower.predict(x) - below, upper.predict(x) + above)
+        _, _, (below, above) = self._quantile_models
+        return _ordered(point, lower - below, upper + above)
 
     @functools.cached_property
     def _quantile_models(self) -> tuple[HistGradientBoostingRegressor, HistGradientBoostingRegressor, tuple]:
@@ -154,8 +173,14 @@ class FailureModel:
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """P(failure) per row of a feature matrix [n, features] (0-1)."""
+        if len(x) <= FLAT_ROWS and self._flat is not None:
+            return expit(self._flat.raw(x)[:, 0])
         with _one_thread():
             return self.classifier.predict_proba(x)[:, 1]
+
+    @functools.cached_property
+    def _flat(self) -> FlatTrees | None:
+        return FlatTrees.of([self.classifier])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,14 +217,25 @@ class Calibration:
     def predict_space(self, x: np.ndarray) -> dict[Target, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per target (point, lower, upper) in the learning space, site corrections applied."""
         out = {}
+        flat = self._flat if len(x) <= FLAT_ROWS else None
+        raw = flat.raw(x) if flat is not None else None
         with _one_thread():
-            for target in Target:
-                point, lo, hi = self.models[target].predict(x)
+            for k, target in enumerate(Target):
+                model = self.models[target]
+                if raw is None:
+                    point, lo, hi = model.predict(x)
+                else:
+                    point, lo, hi = model.from_predictions(*raw[:, 3 * k : 3 * k + 3].T)
                 correction = self.corrections.get(target)
                 if correction is not None:
                     point, lo, hi = correction.predict(point, x[:, 0])
                 out[target] = (point, lo, hi)
         return out
+
+    @functools.cached_property
+    def _flat(self) -> FlatTrees | None:
+        """Every target's point and quantile models flattened, three columns per target."""
+        return FlatTrees.of([tree for target in Target for tree in self.models[target].trees])
 
     def predict(self, x: np.ndarray) -> dict[Target, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per target (point, lower, upper) in real units (Dice 0-1, HD mm); lower <= upper."""
