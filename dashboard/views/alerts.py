@@ -79,7 +79,7 @@ event = st.dataframe(
             "lowest eDSC",
             format="%.2f",
             width="small",
-            help="the lowest calibrated estimate of the real Dice among its structures (empty: no calibration)",
+            help="the lowest calibrated estimate of the real Dice among its structures; none without a calibration",
         ),
         "reasons": st.column_config.TextColumn("reasons", width="large"),
         "phase": st.column_config.TextColumn("phase", width="small"),
