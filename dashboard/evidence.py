@@ -6,7 +6,8 @@ A reason's text is ``monitor.qc.reasons.describe`` of the code with the structur
 the value of the check behind it. Its
 slice is the first of the check's ``slices`` (0-based z of the mask), which the page's slice viewer
 jumps to; a reason without a check (``missing``, or a file scored before) has none. A reason the
-calibration raised (``edsc_low``, ``ehd_high``) carries the failure model's stored P(failure).
+calibration raised (``edsc_low``, ``ehd_high``) carries the estimate behind it with its 90 % interval
+(eDSC, eHD) and the failure model's stored P(failure).
 """
 
 from __future__ import annotations
@@ -16,10 +17,20 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from dashboard.summaries import interval_text
 from monitor.qc.reasons import ReasonCode, Thresholds, describe, reason_title
 from monitor.store import CaseRecord, StoredCheck, StoredStructureScore
 
-__all__ = ["EVIDENCE_COLUMNS", "ReasonItem", "evidence_table", "image_status", "reason_items"]
+__all__ = [
+    "EVIDENCE_COLUMNS",
+    "ReasonItem",
+    "calibration_status",
+    "edsc_text",
+    "ehd_text",
+    "evidence_table",
+    "image_status",
+    "reason_items",
+]
 
 #: Reason codes the calibration's estimates (and its failure model, when it has one) raise.
 _ESTIMATE_CODES = (ReasonCode.EDSC_LOW, ReasonCode.EHD_HIGH)
@@ -40,11 +51,35 @@ class ReasonItem:
     #: the failure model's P(real Dice < 0.5 or HD > 50 mm), 0-1, behind an estimate reason (``edsc_low``,
     #: ``ehd_high``); nan for other reasons, or when it is not stored
     p_failure: float = math.nan
+    #: the estimate behind an estimate reason with its 90 % interval, ``"eDSC 0.41 (0.22-0.63)"`` for
+    #: ``edsc_low``, ``"eHD 47.0 mm (22.0-90.0)"`` for ``ehd_high``; empty for other reasons or when not stored
+    estimate: str = ""
 
     @property
     def first_slice(self) -> int | None:
         """The slice (0-based) the viewer jumps to, or None."""
         return self.slices[0] if self.slices else None
+
+
+def edsc_text(score: StoredStructureScore) -> str:
+    """The structure's eDSC (real Dice, 0-1) with its 90 % interval, ``"0.83 (0.71-0.90)"``; ``"–"``
+    without an estimate."""
+    return interval_text(score.edsc, score.edsc_lo, score.edsc_hi, digits=2)
+
+
+def ehd_text(score: StoredStructureScore) -> str:
+    """The structure's eHD (real Hausdorff distance) with its 90 % interval, ``"12.4 mm (7.9-21.0)"``;
+    ``"–"`` without an estimate."""
+    return interval_text(score.ehd_mm, score.ehd_mm_lo, score.ehd_mm_hi, digits=1, unit="mm")
+
+
+def _estimate_of(score: StoredStructureScore, code: str) -> str:
+    """The estimate an estimate reason stands on (``ReasonItem.estimate``); empty for other codes."""
+    if code == ReasonCode.EDSC_LOW and not math.isnan(score.edsc):
+        return f"eDSC {edsc_text(score)}"
+    if code == ReasonCode.EHD_HIGH and not math.isnan(score.ehd_mm):
+        return f"eHD {ehd_text(score)}"
+    return ""
 
 
 def _refined(refined: float, plain: float) -> float:
@@ -77,6 +112,7 @@ def reason_items(record: CaseRecord, thresholds: Thresholds | None = None) -> li
                     value=value,
                     slices=check.slices if check is not None else (),
                     p_failure=score.p_failure if code in _ESTIMATE_CODES else math.nan,
+                    estimate=_estimate_of(score, code),
                 )
             )
     return items
@@ -109,3 +145,13 @@ def image_status(record: CaseRecord) -> str:
         return "MR image used as evidence."
     detail = f" ({record.image_detail})" if record.image_detail else ""
     return f"MR image not used: {record.image_reason or 'unknown'}{detail}."
+
+
+def calibration_status(record: CaseRecord) -> str:
+    """Which calibration produced the estimates (eDSC, eHD, P(fail)), as a sentence; empty until the
+    file is scored."""
+    if record.calibration_version is not None:
+        return f"Estimates by calibration {record.calibration_version}."
+    if record.status == "scored":
+        return "Scored without a calibration: no estimates (–)."
+    return ""

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from dashboard.evidence import edsc_text, ehd_text
 from dashboard.summaries import FLAG_TYPE_COLUMNS, flag_type, percent, utc_text, version_label, with_version
 from monitor.qc.reasons import describe_all
 from monitor.store import AlertRecord, CaseRecord, FileFilter, ReviewRecord, reviewed_alert_scores
@@ -31,6 +32,7 @@ ALERT_TABLE_COLUMNS = [
     "review",
     "structures",
     "p_failure_pct",
+    "edsc_min",
     "scored_at",
     "segmenter",
     "site",
@@ -80,7 +82,7 @@ def reviewed_alerts_frame(session: Session, files: FileFilter) -> pd.DataFrame:
 def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
     """The Alerts page table: one row per alert (``ALERT_TABLE_COLUMNS``), in the given order;
     ``p_failure_pct`` is the highest P(failure) of the file's structures in percent (0-100; nan when
-    none has one)."""
+    none has one), ``edsc_min`` the lowest eDSC of its structures (0-1; nan when none has one)."""
     return pd.DataFrame(
         [
             {
@@ -88,6 +90,7 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
                 "flag": str(a.flag),
                 "structures": ", ".join(str(s) for s in a.flagged_structures),
                 "p_failure_pct": _highest(percent(s.p_failure) for s in a.structures),
+                "edsc_min": _lowest(s.edsc for s in a.structures),
                 "reasons": "; ".join(describe_all(a.structures)),
                 "segmenter": version_label(a.segmenter_name, a.segmenter_version),
                 "site": a.site or "",
@@ -109,16 +112,26 @@ def _highest(values: Iterable[float]) -> float:
     return max(known) if known else math.nan
 
 
+def _lowest(values: Iterable[float]) -> float:
+    """The smallest value that is not nan; nan when there is none."""
+    known = [v for v in values if not math.isnan(v)]
+    return min(known) if known else math.nan
+
+
 def case_scores_table(case: CaseRecord) -> pd.DataFrame:
     """Per-structure scores of a case: flag, the failure model's P(failure) in percent (0-100; nan when
-    not stored), refined pDSC and pHD (mm; nan when not computed), the paper's plain pDSC and pHD,
-    volumes (ml) of mask and refined pGT, voxels, reason codes."""
+    not stored), the calibrated eDSC and eHD with their 90 % intervals as text (``edsc_interval``
+    ``"0.83 (0.71-0.90)"``, ``ehd_interval`` ``"12.4 mm (7.9-21.0)"``; ``"–"`` without a calibration),
+    refined pDSC and pHD (mm; nan when not computed), the paper's plain pDSC and pHD, volumes (ml) of
+    mask and refined pGT, voxels, reason codes."""
     return pd.DataFrame(
         [
             {
                 "structure": str(s.structure),
                 "flag": str(s.flag),
                 "p_failure_pct": percent(s.p_failure),
+                "edsc_interval": edsc_text(s),
+                "ehd_interval": ehd_text(s),
                 "pdsc_3d": s.pdsc_3d,
                 "phd_mm_3d": s.phd_mm_3d,
                 "pdsc": s.pdsc,
@@ -135,6 +148,8 @@ def case_scores_table(case: CaseRecord) -> pd.DataFrame:
             "structure",
             "flag",
             "p_failure_pct",
+            "edsc_interval",
+            "ehd_interval",
             "pdsc_3d",
             "phd_mm_3d",
             "pdsc",

@@ -22,6 +22,7 @@ __all__ = [
     "flag_type",
     "flag_type_precision",
     "histogram_flag_rates",
+    "interval_text",
     "md_escape",
     "percent",
     "percent_text",
@@ -229,3 +230,12 @@ def percent_text(p: float | None) -> str:
     """A probability (0-1) as ``"83 %"`` (whole percents), or an empty string when None or nan."""
     value = percent(p)
     return "" if math.isnan(value) else f"{value:.0f} %"
+
+
+def interval_text(value: float, lo: float, hi: float, *, digits: int = 2, unit: str = "") -> str:
+    """An estimate with its interval, ``"0.83 (0.71-0.90)"``, or with a unit ``"12.4 mm (7.9-21.0)"``
+    (``digits`` decimals); ``"–"`` when the estimate is nan (no calibration, or the structure missing)."""
+    if math.isnan(value):
+        return "–"
+    text = f"{value:.{digits}f}" + (f" {unit}" if unit else "")
+    return text if math.isnan(lo) or math.isnan(hi) else f"{text} ({lo:.{digits}f}-{hi:.{digits}f})"

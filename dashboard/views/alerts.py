@@ -1,5 +1,6 @@
 """Alerts: flagged masks, unreviewed first, then most severe, then most recent; select a row to open it.
-The P(fail) column (the failure model's highest probability among the file's structures) sorts the page.
+The P(fail) column (the failure model's highest probability among the file's structures) and the lowest
+eDSC (the calibrated estimate of the real Dice) sort the page.
 
 Filters: flag level, structure, review state here; date range and segmenter version in the sidebar.
 The case opens on the Case page with its file id (never a patient identifier) as query parameter.
@@ -19,8 +20,8 @@ from monitor.qc.labels import STRUCTURES
 
 PAGE_SIZE = 50
 #: Column order on the page: what was flagged and why first, so that the reasons fit a laptop screen.
-_SHOWN = ["file_id", "flag", "structures", "p_failure_pct", "reasons", "review", "scored_at", "segmenter"]
-_SHOWN += ["case", "phase", "site", "reviews"]
+_SHOWN = ["file_id", "flag", "structures", "p_failure_pct", "edsc_min", "reasons", "review", "scored_at"]
+_SHOWN += ["segmenter", "case", "phase", "site", "reviews"]
 _REVIEWED = {"Unreviewed": False, "Reviewed": True, "All": None}
 
 ctx = current()
@@ -73,6 +74,12 @@ event = st.dataframe(
             format="%.0f %%",
             width="small",
             help="the highest P(real Dice < 0.5 or real HD > 50 mm) of its structures (the failure model)",
+        ),
+        "edsc_min": st.column_config.NumberColumn(
+            "lowest eDSC",
+            format="%.2f",
+            width="small",
+            help="the lowest calibrated estimate of the real Dice among its structures; none without a calibration",
         ),
         "reasons": st.column_config.TextColumn("reasons", width="large"),
         "phase": st.column_config.TextColumn("phase", width="small"),

@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.clinical import volume_table
 from dashboard.context import current
-from dashboard.evidence import evidence_table, image_status, reason_items
+from dashboard.evidence import calibration_status, evidence_table, image_status, reason_items
 from dashboard.queries import case_scores_table, reviews_table
 from dashboard.summaries import md_escape, percent_text, utc_text
 from dashboard.viewer import busiest_slice, image_candidates, render_slice, resolve_inside
@@ -159,6 +159,12 @@ st.dataframe(
         "p_failure_pct": st.column_config.NumberColumn(
             "P(fail)", format="%.0f %%", help="the failure model's P(real Dice < 0.5 or real HD > 50 mm)"
         ),
+        "edsc_interval": st.column_config.TextColumn(
+            "eDSC (90 %)", help="the calibrated estimate of the real Dice with its 90 % interval"
+        ),
+        "ehd_interval": st.column_config.TextColumn(
+            "eHD (90 %)", help="the calibrated estimate of the real Hausdorff distance with its 90 % interval"
+        ),
         "pdsc_3d": st.column_config.NumberColumn("pDSC 3D", format="%.3f"),
         "phd_mm_3d": st.column_config.NumberColumn("pHD 3D (mm)", format="%.1f"),
         "pdsc": st.column_config.NumberColumn("pDSC 2D", format="%.3f"),
@@ -168,8 +174,12 @@ st.dataframe(
     },
 )
 st.caption(
-    "P(fail): the calibration's failure model, P(real Dice < 0.5 or real HD > 50 mm); 3D: against the "
-    "3D-refined pseudo ground truth; 2D: the paper's plain values. " + image_status(record)
+    "P(fail): the calibration's failure model, P(real Dice < 0.5 or real HD > 50 mm); eDSC, eHD: its "
+    "estimates of the real Dice and HD with their 90 % intervals; 3D: against the 3D-refined pseudo "
+    "ground truth; 2D: the paper's plain values. "
+    + md_escape(calibration_status(record))
+    + " "
+    + image_status(record)
 )
 
 # ---------------------------------------------------------------- evidence
@@ -186,6 +196,8 @@ for i, item in enumerate(reason_items(record)):
     icon = _FLAG_ICON.get(str(by_structure.get(item.structure, "")), "")
     value = f" · value {item.value:.3g}" if not math.isnan(item.value) else ""
     where = f" · slices {', '.join(str(z + 1) for z in item.slices)}" if item.slices else ""
+    if item.estimate:  # the estimate behind an estimate flag, with its interval
+        value += f" · {item.estimate}"
     if not math.isnan(item.p_failure):  # the failure model's probability behind an estimate flag
         value += f" · P(fail) {percent_text(item.p_failure)}"
     text, button = st.columns([5, 1], vertical_alignment="center")
@@ -283,6 +295,7 @@ with st.expander("File details"):
         "slices scored": record.slices_scored,
         "MR image": record.image_path or "",
         "monitor checkpoint": (record.model_checkpoint_hash or "")[:12],
+        "calibration": record.calibration_version or "none",
         "scoring time (s)": f"{sum(record.timings_s.values()):.2f}" if record.timings_s else "",
         "mask file": record.path,
     }

@@ -51,6 +51,12 @@ STRUCTURE_SCORE: tuple[sa.ColumnElement[Any], ...] = _named(
     StructureScoreRow.pgt_volume_ml,
     StructureScoreRow.evidence,
     StructureScoreRow.p_failure,
+    StructureScoreRow.edsc,
+    StructureScoreRow.edsc_lo,
+    StructureScoreRow.edsc_hi,
+    StructureScoreRow.ehd_mm,
+    StructureScoreRow.ehd_mm_lo,
+    StructureScoreRow.ehd_mm_hi,
 )
 
 

@@ -110,6 +110,7 @@ def get_case(session: Session, file_id: int) -> CaseRecord | None:
             image_used=f.image_used,
             image_reason=f.image_reason,
             image_detail=f.image_detail,
+            calibration_version=f.calibration_version,
         )
     return record
 
@@ -185,6 +186,12 @@ def structure_scores(
                 pgt_volume_ml=none_to_nan(r.pgt_volume_ml),
                 evidence=read_evidence(r.evidence),
                 p_failure=none_to_nan(r.p_failure),
+                edsc=none_to_nan(r.edsc),
+                edsc_lo=none_to_nan(r.edsc_lo),
+                edsc_hi=none_to_nan(r.edsc_hi),
+                ehd_mm=none_to_nan(r.ehd_mm),
+                ehd_mm_lo=none_to_nan(r.ehd_mm_lo),
+                ehd_mm_hi=none_to_nan(r.ehd_mm_hi),
             )
         )
     return {

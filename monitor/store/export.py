@@ -5,7 +5,11 @@ empty, so every file appears. Undefined metrics (nan) are empty cells in CSV and
 ``pdsc``/``phd_mm`` are the paper's plain pseudo metrics, ``pdsc_3d``/``phd_mm_3d`` the refined ones;
 ``evidence`` is the structure's checks as JSON text (``[{"code", "value", "passed", "slices"}]``);
 ``p_failure`` the calibration's failure model's P(real Dice < 0.5 or real HD > 50 mm), 0-1, empty when
-unknown (no calibration or failure model, or scored before ``e25a0pfailure``).
+unknown (no calibration or failure model, or scored before ``e25a0pfailure``); after it the calibrated
+estimates ``edsc``, ``edsc_lo``, ``edsc_hi`` (real Dice, 0-1, with its 90 % interval) and ``ehd_mm``,
+``ehd_mm_lo``, ``ehd_mm_hi`` (real HD in mm), empty without a calibration or for a structure missing from
+the mask, and the file's ``calibration_version`` (empty when scored without one). New columns are added at
+the end, so the earlier ones keep their positions.
 """
 
 from __future__ import annotations
@@ -80,6 +84,13 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "pgt_volume_ml",
     "evidence",
     "p_failure",
+    "edsc",
+    "edsc_lo",
+    "edsc_hi",
+    "ehd_mm",
+    "ehd_mm_lo",
+    "ehd_mm_hi",
+    "calibration_version",
 )
 #: File suffixes ``write_export`` understands.
 EXPORT_FORMATS: tuple[str, ...] = (".csv", ".parquet")
@@ -95,6 +106,12 @@ _FLOAT = (
     "phd_mm_3d",
     "pgt_volume_ml",
     "p_failure",
+    "edsc",
+    "edsc_lo",
+    "edsc_hi",
+    "ehd_mm",
+    "ehd_mm_lo",
+    "ehd_mm_hi",
 )
 _TIME = ("received_at", "started_at", "scored_at", "rejected_at")
 _ENUMS = ("status", "flag", "review_verdict", "structure", "structure_flag")
@@ -146,6 +163,7 @@ def iter_export_rows(
             inconsistency.path,
             latest_verdict(),
             *STRUCTURE_SCORE,
+            MaskFile.calibration_version,
         )
         .join(Segmenter, MaskFile.segmenter_id == Segmenter.id)
         .outerjoin(MonitorModel, MaskFile.model_id == MonitorModel.id)

@@ -102,6 +102,15 @@ class StoredStructureScore:
     evidence: tuple[StoredCheck, ...] = ()  #: the checks run on the structure (empty before evidence)
     #: the calibration's failure model: P(real Dice < 0.5 or real HD > 50 mm), 0-1; nan when unknown
     p_failure: float = math.nan
+    #: the calibration's estimate of the real Dice (0-1) with its 90 % interval; nan without a calibration
+    #: (or for a structure missing from the mask, or rows scored before the estimates existed)
+    edsc: float = math.nan
+    edsc_lo: float = math.nan
+    edsc_hi: float = math.nan
+    #: the calibration's estimate of the real Hausdorff distance in mm with its 90 % interval; nan as edsc
+    ehd_mm: float = math.nan
+    ehd_mm_lo: float = math.nan
+    ehd_mm_hi: float = math.nan
 
     def failed_checks(self) -> tuple[StoredCheck, ...]:
         """The checks that did not pass, in stored order."""
@@ -175,6 +184,8 @@ class CaseRecord:
     image_used: bool | None = None  #: MR image used as evidence; None until scored or before evidence
     image_reason: str | None = None  #: why no image was used (a code such as ``not_found``)
     image_detail: str | None = None  #: that reason as a sentence
+    #: the calibration behind the structures' estimates (eDSC, eHD, P(failure)); None without one
+    calibration_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -145,8 +145,11 @@ def test_table_shows_values_image_and_reasons(dataset: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
-    """``cmr-monitor export`` (console script): refined values, the checks as JSON, the image columns and
-    the failure model's P(failure)."""
+    """``cmr-monitor export`` (console script): refined values, the checks as JSON, the image columns, the
+    failure model's P(failure), and the estimates with their intervals and calibration version at the end
+    (empty for a file scored without a calibration)."""
+    from dataclasses import replace
+
     import pandas as pd
 
     from monitor.io.images import ImagePairing
@@ -184,6 +187,12 @@ def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
         shape=(8, 64, 64),
         spacing_mm=(10.0, 1.5, 1.5),
         slices_scored=8,
+        calibration_version="acdc-test",
+    )
+    plain = replace(
+        score,
+        structures=tuple(replace(s, edsc=None, ehd_mm=None, p_failure=None) for s in structures),
+        calibration_version=None,
     )
     with open_session(url) as session:
         file_id, _ = enqueue_file(
@@ -198,6 +207,16 @@ def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
         pairing = ImagePairing(path=None, used=False, reason="not_found", detail="no MR image found")
         model_id = register_model(session, "f" * 64, {})
         record_scores(session, file_id, score, model_id=model_id, artifacts={}, image=pairing)
+        plain_id, _ = enqueue_file(
+            session,
+            path="/w/p2_ED.nii.gz",
+            content_hash="2" * 64,
+            case_key="p2",
+            phase="ED",
+            segmenter_name="unet",
+            segmenter_version="1",
+        )
+        record_scores(session, plain_id, plain, model_id=model_id, artifacts={}, image=pairing)
     out = tmp_path / f"export{suffix}"
     result = subprocess.run(
         [str(EXECUTABLE), "export", "--db", url, "--out", str(out)],
@@ -207,6 +226,14 @@ def test_export_carries_the_evidence(tmp_path: Path, suffix: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    estimates = ["edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi"]
+    assert list(frame.columns[-8:]) == ["p_failure", *estimates, "calibration_version"]
+    assert len(frame) == 6
+    unestimated = frame[frame["file_id"] == plain_id]
+    assert unestimated[estimates].isna().all().all() and unestimated["calibration_version"].isna().all()
+    frame = frame[frame["file_id"] == file_id]
+    assert (frame[estimates].to_numpy() == [0.6, 0.4, 0.8, 35.0, 20.0, 60.0]).all()
+    assert set(frame["calibration_version"]) == {"acdc-test"}
     lv = frame.set_index("structure").loc["LV"]
     assert (lv["pdsc"], lv["pdsc_3d"], lv["phd_mm_3d"], lv["pgt_volume_ml"]) == (0.9, 0.6, 31.5, 1.25)
     assert (bool(lv["image_used"]), lv["image_reason"]) == (False, "not_found")

@@ -2,7 +2,9 @@
 """The case page's evidence through ``streamlit.testing.v1.AppTest`` (SQLite and PostgreSQL): each reason
 with its text (from the refined pDSC/pHD), value and slices; a button per reason jumps the slice viewer
 to the first slice its check implicates; every check in a table; whether the MR image was used; the
-failure model's P(failure) beside an estimate flag, in the scores table and on the Alerts page."""
+failure model's P(failure) and the calibrated eDSC/eHD with their intervals beside an estimate flag, in
+the scores table and on the Alerts page (P(fail), lowest eDSC); the calibration version; "–" for a file
+scored without a calibration."""
 
 from __future__ import annotations
 
@@ -73,7 +75,8 @@ def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
     """One scored file with its mask and maps in an artifacts folder: LV flagged by three failed checks
     (pHD 3D 31.2 mm at slices 6-7, pDSC 3D 0.41 at slice 3, a centroid jump of 14.2 mm at slices 5-6)
     beside one that passed; RV missing (no check); MYO flagged by the calibration (``ehd_high``, the
-    failure model's P(failure) 0.83); its MR image not used (another geometry)."""
+    failure model's P(failure) 0.83, eDSC 0.62 (0.35-0.85), eHD 47.0 mm (22.0-90.0)); scored with the
+    calibration ``acdc-test``; its MR image not used (another geometry)."""
     artifacts = tmp_path / "artifacts"
     volume = phantom_volume(4, n_slices=_N_SLICES, shape_yx=(96, 96))
     mask = save_labels(artifacts / "masks" / "p9_ED.nii.gz", volume.labels, volume.affine)
@@ -102,6 +105,7 @@ def flagged(session: Session, tmp_path: Path) -> tuple[int, Path]:
         shape=volume.shape,
         spacing_mm=volume.spacing_mm,
         slices_scored=_N_SLICES,
+        calibration_version="acdc-test",
     )
     file_id, _ = enqueue_file(
         session,
@@ -155,8 +159,12 @@ def test_reasons_listed_and_jump_to_their_slice(db_url: str, flagged: tuple[int,
     )
     assert set(buttons) == {"Slice 6", "Slice 3", "Slice 5"}  # none for a reason without a check
     # the failure model's probability behind the estimate flag, only there
-    assert md_escape("MYO real HD probably above the threshold") + " `ehd_high` · P(fail) 83 %" in shown
-    assert shown.count("P(fail)") == 1
+    assert (
+        md_escape("MYO real HD probably above the threshold")
+        + " `ehd_high` · eHD 47.0 mm (22.0-90.0) · P(fail) 83 %"
+        in shown
+    )
+    assert shown.count("P(fail)") == 1 and shown.count("eHD") == 1
 
     buttons["Slice 6"].click().run()
     assert at.slider(key=f"case_slice_{file_id}").value == 6
@@ -175,12 +183,18 @@ def test_reasons_listed_and_jump_to_their_slice(db_url: str, flagged: tuple[int,
     assert np.isnan(scores.loc["RV", "pdsc_3d"])
     assert scores.loc["MYO", "p_failure_pct"] == pytest.approx(83.0)  # shown as "83 %"
     assert np.isnan(scores.loc["LV", "p_failure_pct"]) and np.isnan(scores.loc["RV", "p_failure_pct"])
+    assert list(scores["edsc_interval"]) == ["–", "–", "0.62 (0.35-0.85)"]  # only MYO was estimated
+    assert list(scores["ehd_interval"]) == ["–", "–", "47.0 mm (22.0-90.0)"]
+    columns = list(scores.reset_index().columns)
+    assert columns.index("ehd_interval") + 1 == columns.index("pdsc_3d")  # beside pDSC and pHD
     checks = at.dataframe[1].value
     assert list(checks["code"]) == ["phd_high", "pdsc_low", "centroid_jump", "vanished"]  # failed first
     assert list(checks["slices"]) == ["6, 7", "3", "5, 6", ""]
     assert list(checks["check"])[2] == "displaced slice"
     assert any("All checks (4, 3 failed)" in e.label for e in at.expander)
-    assert "MR image not used: geometry_mismatch (image shape [7, 96, 96])." in " ".join(_texts(at.caption))
+    captions = " ".join(_texts(at.caption))
+    assert "MR image not used: geometry_mismatch (image shape [7, 96, 96])." in captions
+    assert md_escape("Estimates by calibration acdc-test.") in captions
 
 
 def test_reason_items_and_image_status_of_a_file_scored_before(
@@ -199,6 +213,7 @@ def test_reason_items_and_image_status_of_a_file_scored_before(
     ]
     assert items[0].title == "pHD high"
     assert [i.p_failure for i in items][-1] == 0.83 and all(np.isnan(i.p_failure) for i in items[:-1])
+    assert [i.estimate for i in items] == ["", "", "", "", "eHD 47.0 mm (22.0-90.0)"]
     # a record without evidence (scored before it existed): plain values in the text, no slices
     from dataclasses import replace
 
@@ -217,7 +232,8 @@ def test_reason_items_and_image_status_of_a_file_scored_before(
 
 
 def test_alerts_list_the_failure_probability(db_url: str, flagged: tuple[int, Path], app_test) -> None:
-    """The Alerts page's P(fail): the highest of the file's structures, in percent, a sortable number."""
+    """The Alerts page's P(fail), the highest of the file's structures in percent, and its lowest eDSC:
+    sortable numbers."""
     file_id, artifacts = flagged
     at = app_test(db_url, artifacts_dir=str(artifacts)).run()
     at.switch_page("views/alerts.py").run()
@@ -225,3 +241,90 @@ def test_alerts_list_the_failure_probability(db_url: str, flagged: tuple[int, Pa
     table = at.dataframe[0].value.set_index("file_id")
     assert table.loc[file_id, "p_failure_pct"] == pytest.approx(83.0)
     assert table["p_failure_pct"].dtype.kind == "f"  # a number, so the column sorts
+    assert table.loc[file_id, "edsc_min"] == pytest.approx(0.62)  # MYO's, the only one estimated
+    assert table["edsc_min"].dtype.kind == "f"
+
+
+@pytest.fixture(scope="module")
+def shipped_and_plain() -> tuple[VolumeScore, VolumeScore]:
+    """A failing segmentation of a phantom scored with the shipped calibration, and without one."""
+    from monitor.io.calibration import default_calibration_path, load_calibration
+    from monitor.model.scorer import Scorer
+    from tests.phantoms import segmented_volume
+
+    if not default_calibration_path().is_file():
+        pytest.skip("no shipped calibration")
+    failing, _ = segmented_volume(3, "failing")
+    calibrated = Scorer(device="cpu", calibration=load_calibration()).score_batch([failing])[0].score
+    plain = Scorer(device="cpu", calibration=None).score_batch([failing])[0].score
+    return calibrated, plain
+
+
+def _interval(estimate: Estimate | None, digits: int, unit: str = "") -> str:
+    """How the case page writes an estimate: ``"0.41 (0.22-0.63)"``, ``"47.0 mm (22.0-90.0)"``, or "–"."""
+    if estimate is None:
+        return "–"
+    value = f"{estimate.value:.{digits}f}" + (f" {unit}" if unit else "")
+    return f"{value} ({estimate.lo:.{digits}f}-{estimate.hi:.{digits}f})"
+
+
+def test_the_shipped_estimates_on_the_case_and_alerts_pages(
+    session: Session, db_url: str, tmp_path: Path, shipped_and_plain, app_test
+) -> None:
+    """A phantom scored with the shipped calibration shows its ``StructureScore``'s eDSC and eHD with their
+    intervals in the scores table, beside its estimate flags, and its lowest eDSC on the Alerts page; the
+    same mask scored without a calibration shows "–" and says so, without an error."""
+    model_id = register_model(session, "d" * 64, {})
+    ids = []
+    for i, score in enumerate(shipped_and_plain):
+        file_id, _ = enqueue_file(
+            session,
+            path=str(tmp_path / f"s{i}_ED.nii.gz"),
+            content_hash=f"{i}" * 64,
+            case_key=f"s{i}",
+            phase="ED",
+            segmenter_name="unet",
+            segmenter_version="1",
+        )
+        record_scores(session, file_id, score, model_id=model_id, artifacts={})
+        ids.append(file_id)
+    calibrated, plain = shipped_and_plain
+    assert calibrated.calibration_version is not None and plain.calibration_version is None
+    at = app_test(db_url, artifacts_dir=str(tmp_path)).run()
+    at.query_params["file_id"] = str(ids[0])
+    at.switch_page("views/case.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    scores = at.dataframe[0].value.set_index("structure")
+    expected_edsc = [_interval(s.edsc, 2) for s in calibrated.structures]
+    expected_ehd = [_interval(s.ehd_mm, 1, "mm") for s in calibrated.structures]
+    assert list(scores["edsc_interval"]) == expected_edsc
+    assert list(scores["ehd_interval"]) == expected_ehd
+    assert sum(text != "–" for text in expected_edsc) >= 2  # estimated structures, not only dashes
+    shown = " ".join(_texts(at.markdown))
+    flagged = 0
+    for s, edsc, ehd in zip(calibrated.structures, expected_edsc, expected_ehd, strict=True):
+        if ReasonCode.EDSC_LOW in s.reasons:
+            assert f"`edsc_low` · eDSC {edsc} · P(fail)" in shown
+            flagged += 1
+        if ReasonCode.EHD_HIGH in s.reasons:
+            assert f"`ehd_high` · eHD {ehd} · P(fail)" in shown
+            flagged += 1
+    assert flagged >= 1  # the failing segmentation is flagged by its estimates
+    assert md_escape(f"Estimates by calibration {calibrated.calibration_version}.") in " ".join(
+        _texts(at.caption)
+    )
+
+    at.query_params["file_id"] = str(ids[1])
+    at.switch_page("views/case.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    scores = at.dataframe[0].value
+    assert set(scores["edsc_interval"]) == set(scores["ehd_interval"]) == {"–"}
+    assert "eDSC" not in " ".join(_texts(at.markdown)) and "eHD" not in " ".join(_texts(at.markdown))
+    assert md_escape("Scored without a calibration: no estimates (–).") in " ".join(_texts(at.caption))
+
+    at.switch_page("views/alerts.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value.set_index("file_id")
+    lowest = min(s.edsc.value for s in calibrated.structures if s.edsc is not None)
+    assert table.loc[ids[0], "edsc_min"] == lowest  # the stored value, not a rounded copy
+    assert np.isnan(table.loc[ids[1], "edsc_min"])  # no calibration: empty

@@ -240,3 +240,14 @@ def test_write_export(session: Session, populated: Populated, tmp_path: Path, su
 def test_write_export_refuses_unknown_format(session: Session, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
         write_export(session, tmp_path / "results.xlsx")
+
+
+def test_the_export_columns_are_documented_in_order() -> None:
+    """docs/database.md lists ``EXPORT_COLUMNS`` in their order (its "The export's columns" table)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "database.md").read_text()
+    section = doc.split("### The export's columns", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
+    assert re.findall(r"`(\w+)`", " ".join(rows)) == list(EXPORT_COLUMNS)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from monitor.qc.labels import Structure
-from monitor.qc.records import Estimate
+from monitor.qc.records import Estimate, StructureScore
 from monitor.store import (
     FileFilter,
     enqueue_file,
@@ -19,6 +19,7 @@ from monitor.store import (
     export_frame,
     file_ids_by_hash,
     get_case,
+    list_alerts,
     record_realized,
     record_scores,
     register_model,
@@ -80,6 +81,12 @@ def test_estimates_and_realized_metrics_round_trip(session, make_score):
     assert case is not None
     assert case.structures[0].structure == "LV" and case.structures[0].p_failure == 0.83
     assert all(math.isnan(s.p_failure) for s in case.structures[1:])
+    read = [(s.edsc, s.edsc_lo, s.edsc_hi, s.ehd_mm, s.ehd_mm_lo, s.ehd_mm_hi) for s in case.structures]
+    assert read == [(0.8 + 0.01 * i, 0.7, 0.9, 9.0 + i, 5.0, 20.0) for i in range(3)]  # as written
+    assert case.calibration_version == "acdc-dev-test"
+    uncalibrated = get_case(session, plain)
+    assert uncalibrated is not None and uncalibrated.calibration_version is None
+    assert all(math.isnan(s.edsc) and math.isnan(s.ehd_mm_hi) for s in uncalibrated.structures)
     only_v2 = estimated_vs_realized(session, FileFilter(segmenter_version="2.0"))
     assert list(only_v2.file_id) == [plain]
     with pytest.raises(ValueError, match="source"):
@@ -137,3 +144,86 @@ def test_the_shipped_failure_model_is_stored_and_read_back(session, shipped_scor
     assert max(s.p_failure for s in good.structures) < 0.1  # a ground-truth phantom
     flagged = [s for s in failing.structures if "ehd_high" in s.reasons or "edsc_low" in s.reasons]
     assert flagged and all(s.p_failure >= 0.5 for s in flagged)  # what the estimate flags stand on
+
+
+#: The estimate columns of ``structure_scores`` (and the export), in order.
+_ESTIMATES = ("edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi")
+
+
+def _computed(score: StructureScore) -> tuple[float, ...] | None:
+    """The six estimates of a computed structure score, in ``_ESTIMATES`` order; None without any."""
+    if score.edsc is None or score.ehd_mm is None:
+        return None
+    return (
+        score.edsc.value,
+        score.edsc.lo,
+        score.edsc.hi,
+        score.ehd_mm.value,
+        score.ehd_mm.lo,
+        score.ehd_mm.hi,
+    )
+
+
+@pytest.fixture(scope="module")
+def uncalibrated_score():
+    """A failing segmentation of a phantom scored without a calibration (the paper's flags)."""
+    from monitor.model.scorer import Scorer
+    from tests.phantoms import segmented_volume
+
+    failing, _ = segmented_volume(3, "failing")
+    return Scorer(device="cpu", calibration=None).score_batch([failing])[0].score
+
+
+def test_the_shipped_estimates_are_stored_and_read_back(session, shipped_scores, uncalibrated_score):
+    """eDSC and eHD with their intervals of real scores (shipped calibration) are stored as computed and
+    read back by ``get_case``, the alert list's records and the export, with the calibration version; a
+    file scored without a calibration reads nan (empty in the export) and no version."""
+    from monitor.io.calibration import load_calibration
+
+    version = load_calibration().version
+    model_id = register_model(session, "ce" * 32, {"epochs": 1})
+    stored = {}
+    for i, score in enumerate([*shipped_scores, uncalibrated_score]):
+        file_id, _ = enqueue_file(
+            session,
+            path=f"/watch/unet/1.0/e{i}_ED.nii.gz",
+            content_hash=f"e{i:0>63}",
+            case_key=f"e{i}",
+            phase="ED",
+            segmenter_name="unet",
+            segmenter_version="1.0",
+            received_at=T0,
+        )
+        record_scores(session, file_id, score, model_id=model_id, artifacts={}, scored_at=T0)
+        stored[file_id] = score
+    exported = export_frame(session).set_index(["file_id", "structure"])
+    alerts = {a.file_id: a for a in list_alerts(session)}
+    good, failing, plain = stored
+    assert set(alerts) == {failing, plain}  # both flagged: one by its estimates, one by the paper's rule
+    estimated = 0
+    for file_id, score in stored.items():
+        case = get_case(session, file_id)
+        assert case is not None
+        assert case.calibration_version == score.calibration_version
+        assert set(exported.loc[file_id, "calibration_version"].fillna("none")) == {
+            score.calibration_version or "none"
+        }
+        listed = alerts[file_id].structures if file_id in alerts else case.structures
+        for computed, read, in_list in zip(score.structures, case.structures, listed, strict=True):
+            values = tuple(getattr(read, name) for name in _ESTIMATES)
+            row = exported.loc[(file_id, str(read.structure))]
+            assert tuple(getattr(in_list, name) for name in _ESTIMATES) == pytest.approx(values, nan_ok=True)
+            expected = _computed(computed)
+            if expected is None:  # no calibration, or a structure missing from the mask
+                assert all(math.isnan(v) for v in values)
+                assert all(math.isnan(row[name]) for name in _ESTIMATES)
+                continue
+            estimated += 1
+            assert values == expected  # float columns: stored exactly
+            assert tuple(row[name] for name in _ESTIMATES) == expected
+            assert values[1] <= values[0] <= values[2] and values[4] <= values[3] <= values[5]
+    assert estimated >= 5
+    assert (stored[good].calibration_version, stored[plain].calibration_version) == (version, None)
+    assert all(math.isnan(s.edsc) for s in alerts[plain].structures)
+    worst = min(s.edsc for s in alerts[failing].structures if not math.isnan(s.edsc))
+    assert worst < min(s.edsc for s in get_case(session, good).structures)  # type: ignore[union-attr]
