@@ -1,4 +1,4 @@
-"""``FlatTrees`` walks fitted scikit-learn ensembles and gives their own predictions."""
+"""``FlatTrees`` walks fitted scikit-learn ensembles and gives their own predictions, bit for bit."""
 
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ def test_regressors_and_a_classifier_walk_to_their_own_predictions():
     )
     classifier = HistGradientBoostingClassifier(max_depth=3, max_iter=50, random_state=0).fit(x, y > 0.5)
     flat = FlatTrees.of([squared, quantile, classifier])
-    assert flat is not None and flat.feature.shape[0] == 40 + 30 + 50 and flat.depth == 4
+    assert flat is not None and flat.feature.shape[0] == 3 + 40 + 30 + 50 and flat.depth == 4
     test, _ = _data(500, seed=1)
     test[:7] = np.nan  # rows with nothing known take the default branches all the way down
     raw = flat.raw(test)
     assert raw.shape == (500, 3)
-    np.testing.assert_allclose(raw[:, 0], squared.predict(test), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(raw[:, 1], quantile.predict(test), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(raw[:, 2], classifier.decision_function(test), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(raw[:, 0], squared.predict(test))
+    np.testing.assert_array_equal(raw[:, 1], quantile.predict(test))
+    np.testing.assert_array_equal(raw[:, 2], classifier.decision_function(test))
     assert np.ptp(raw[:, 0]) > 3.0  # the models are not constant: the walk matters
 
 
@@ -66,7 +66,7 @@ def test_shipped_calibration_predicts_as_its_models_do(rows):
     assert calibration._flat is not None
     for target in Target:
         for got, want in zip(fast[target], calibration.models[target].predict(x), strict=True):
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+            np.testing.assert_array_equal(got, want)
     with _one_thread():
         want = calibration.failure.classifier.predict_proba(x)[:, 1]
-    np.testing.assert_allclose(calibration.failure.probability(x), want, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(calibration.failure.probability(x), want)
