@@ -2,7 +2,7 @@
 
 ``ray_address``: one local Ray of 2 CPUs per test module (``ray.init(num_cpus=2)`` in the test process,
 shut down at the module's end; starting Ray takes seconds), whose address a command in a subprocess
-joins; without Ray they are skipped (they fail under ``CI=true``). ``archive``: 300 small phantoms (3 slices) and 10 hostile files under ``unet/1.0/``, written once
+joins; without Ray they are skipped (they fail under ``CI=true``). ``archive``: 160 small phantoms (3 slices) and 10 hostile files under ``unet/1.0/``, written once
 per module. ``database_url``: a migrated database per test, SQLite or PostgreSQL (``backend``; a
 PostgreSQL that cannot be reached skips, and fails under ``CI=true``).
 """
@@ -28,7 +28,7 @@ from tests.pg import backend_fixture, sqlite_template  # noqa: F401  (fixtures)
 from tests.requirements import skip_or_fail
 
 #: Phantoms in the archive.
-N_PHANTOMS = 300
+N_PHANTOMS = 160
 #: The hostile inputs of ``tests.hardening.hostile`` in the archive (8, plus a broken sidecar and a FIFO).
 HOSTILE_KINDS = (
     "truncated_gz",
@@ -72,7 +72,7 @@ def ray_address() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
-    """300 phantoms and 10 hostile files (module docstring)."""
+    """160 phantoms and 10 hostile files (module docstring)."""
     root = tmp_path_factory.mktemp("archive")
     folder = root / "unet" / "1.0"
     folder.mkdir(parents=True)

@@ -1,7 +1,7 @@
 """Acceptance of ``cmr-monitor backfill`` on a local Ray of 2 CPUs, on SQLite and PostgreSQL.
 
-300 phantoms and 10 hostile files: a run of the console script is SIGKILLed once it has committed some
-rows; the resumed run (2 scoring actors) ends with 300 scored and 10 rejected rows, each file once, the
+160 phantoms and 10 hostile files: a run of the console script is SIGKILLed once it has committed some
+rows; the resumed run (2 scoring actors) ends with 160 scored and 10 rejected rows, each file once, the
 killed run's rows untouched; a third run adds nothing. One local Ray serves the module (``ray_address``).
 """
 
