@@ -24,10 +24,8 @@ from monitor.cli.options import (
 if TYPE_CHECKING:
     from monitor.qc.records import VolumeScore
 
-__all__ = ["ESTIMATE_COLUMNS", "FAILURE_COLUMN", "FailOn", "OutputFormat", "estimate_columns", "score"]
+__all__ = ["FAILURE_COLUMN", "FailOn", "OutputFormat", "estimate_columns", "score"]
 
-#: Estimate columns of ``--format csv/json``, after the others: ``<name>_<S>`` for S in LV, RV, MYO.
-ESTIMATE_COLUMNS: tuple[str, ...] = ("edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi")
 #: The failure model's column, after the estimates: ``p_failure_<S>``, P(real Dice < 0.5 or HD > 50 mm).
 FAILURE_COLUMN = "p_failure"
 
@@ -50,9 +48,11 @@ def estimate_columns(score: VolumeScore) -> dict[str, object]:
     """``edsc_<S>``, ``edsc_lo_<S>``, ``edsc_hi_<S>``, ``ehd_mm_<S>``, ``ehd_mm_lo_<S>``, ``ehd_mm_hi_<S>``,
     ``p_failure_<S>`` (0-1) and ``calibration_version``; None where a structure has no estimate (missing,
     or no calibration), and ``p_failure_<S>`` also where the calibration has no failure model for the
-    policy's thresholds."""
+    policy's thresholds. The estimates come after the other columns of ``--format csv/json``."""
+    from monitor.qc.records import ESTIMATE_FIELDS
+
     row: dict[str, object] = {}
-    for name in ESTIMATE_COLUMNS:
+    for name in ESTIMATE_FIELDS:
         for s in score.structures:
             estimate = s.edsc if name.startswith("edsc") else s.ehd_mm
             value = None

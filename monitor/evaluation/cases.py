@@ -32,7 +32,7 @@ from monitor.qc.flags import FlagPolicy, flag_structure, worst_flag
 from monitor.qc.labels import ACDC, LabelMap
 from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import describe_all
-from monitor.qc.records import StructureScore, VolumeScore
+from monitor.qc.records import ESTIMATE_FIELDS, StructureScore, VolumeScore
 from monitor.qc.scores import compare_structures
 
 if TYPE_CHECKING:
@@ -68,12 +68,7 @@ CASE_COLUMNS: tuple[str, ...] = (
     "flag_plain",
     "volume_flag_plain",
     "image_used",
-    "edsc",
-    "edsc_lo",
-    "edsc_hi",
-    "ehd_mm",
-    "ehd_mm_lo",
-    "ehd_mm_hi",
+    *ESTIMATE_FIELDS,
     "flag_review",
     "volume_flag_review",
     "p_failure",

@@ -10,7 +10,11 @@ from monitor.qc.levels import FlagLevel
 from monitor.qc.reasons import ReasonCode
 from monitor.typing import Shape3, Spacing3
 
-__all__ = ["Check", "Estimate", "StructureScore", "VolumeScore"]
+__all__ = ["ESTIMATE_FIELDS", "Check", "Estimate", "StructureScore", "VolumeScore"]
+
+#: Names of the estimates of a structure where they are columns (database, outputs): eDSC and eHD (mm)
+#: with the lower and upper ends of their intervals.
+ESTIMATE_FIELDS: tuple[str, ...] = ("edsc", "edsc_lo", "edsc_hi", "ehd_mm", "ehd_mm_lo", "ehd_mm_hi")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

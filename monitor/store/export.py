@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from monitor.qc.labels import STRUCTURES
+from monitor.qc.records import ESTIMATE_FIELDS
 from monitor.store._sql import FILE_IDENTITY, STRUCTURE_SCORE, latest_verdict
 from monitor.store._tx import read_transaction
 from monitor.store.models import Artifact, MaskFile, MonitorModel, Segmenter, StructureScoreRow
@@ -84,12 +85,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "pgt_volume_ml",
     "evidence",
     "p_failure",
-    "edsc",
-    "edsc_lo",
-    "edsc_hi",
-    "ehd_mm",
-    "ehd_mm_lo",
-    "ehd_mm_hi",
+    *ESTIMATE_FIELDS,
     "calibration_version",
 )
 #: File suffixes ``write_export`` understands.
@@ -106,12 +102,7 @@ _FLOAT = (
     "phd_mm_3d",
     "pgt_volume_ml",
     "p_failure",
-    "edsc",
-    "edsc_lo",
-    "edsc_hi",
-    "ehd_mm",
-    "ehd_mm_lo",
-    "ehd_mm_hi",
+    *ESTIMATE_FIELDS,
 )
 _TIME = ("received_at", "started_at", "scored_at", "rejected_at")
 _ENUMS = ("status", "flag", "review_verdict", "structure", "structure_flag")

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.qc.labels import Structure
+from monitor.qc.records import ESTIMATE_FIELDS
 from monitor.store._sql import file_conditions
 from monitor.store._tx import aware, dialect_insert, nan_to_none, read_transaction, write_transaction
 from monitor.store.models import MaskFile, RealizedMetric, Segmenter, StructureScoreRow
@@ -43,12 +44,7 @@ REALIZED_COLUMNS = (
     "calibration_version",
     "pdsc",
     "phd_mm",
-    "edsc",
-    "edsc_lo",
-    "edsc_hi",
-    "ehd_mm",
-    "ehd_mm_lo",
-    "ehd_mm_hi",
+    *ESTIMATE_FIELDS,
     "p_failure",
     "dsc",
     "hd_mm",
