@@ -107,17 +107,16 @@ def shipped_scores():
     return [result.score for result in scorer.score_batch([phantom_volume(3), failing])]
 
 
-def test_the_shipped_failure_model_is_stored_and_read_back(session, shipped_scores):
-    """``p_failure`` of a real score (shipped calibration, which has a failure model) is stored as
-    computed and read back by ``get_case``, the alert list's records and the export."""
-    model_id = register_model(session, "cd" * 32, {"epochs": 1})
+def _store(session, scores, prefix: str) -> dict:
+    """Each score stored as a scored file ``<prefix><i>_ED`` of unet 1.0: file id -> score, in order."""
+    model_id = register_model(session, f"{ord(prefix):02x}" * 32, {"epochs": 1})
     stored = {}
-    for i, score in enumerate(shipped_scores):
+    for i, score in enumerate(scores):
         file_id, _ = enqueue_file(
             session,
-            path=f"/watch/unet/1.0/p{i}_ED.nii.gz",
-            content_hash=f"{i:0>64}",
-            case_key=f"p{i}",
+            path=f"/watch/unet/1.0/{prefix}{i}_ED.nii.gz",
+            content_hash=f"{ord(prefix):02x}{i:0>62}",
+            case_key=f"{prefix}{i}",
             phase="ED",
             segmenter_name="unet",
             segmenter_version="1.0",
@@ -125,6 +124,13 @@ def test_the_shipped_failure_model_is_stored_and_read_back(session, shipped_scor
         )
         record_scores(session, file_id, score, model_id=model_id, artifacts={}, scored_at=T0)
         stored[file_id] = score
+    return stored
+
+
+def test_the_shipped_failure_model_is_stored_and_read_back(session, shipped_scores):
+    """``p_failure`` of a real score (shipped calibration, which has a failure model) is stored as
+    computed and read back by ``get_case``, the alert list's records and the export."""
+    stored = _store(session, shipped_scores, "p")
     exported = export_frame(session).set_index(["file_id", "structure"])
     present = 0
     for file_id, score in stored.items():
@@ -181,21 +187,7 @@ def test_the_shipped_estimates_are_stored_and_read_back(session, shipped_scores,
     from monitor.io.calibration import load_calibration
 
     version = load_calibration().version
-    model_id = register_model(session, "ce" * 32, {"epochs": 1})
-    stored = {}
-    for i, score in enumerate([*shipped_scores, uncalibrated_score]):
-        file_id, _ = enqueue_file(
-            session,
-            path=f"/watch/unet/1.0/e{i}_ED.nii.gz",
-            content_hash=f"e{i:0>63}",
-            case_key=f"e{i}",
-            phase="ED",
-            segmenter_name="unet",
-            segmenter_version="1.0",
-            received_at=T0,
-        )
-        record_scores(session, file_id, score, model_id=model_id, artifacts={}, scored_at=T0)
-        stored[file_id] = score
+    stored = _store(session, [*shipped_scores, uncalibrated_score], "e")
     exported = export_frame(session).set_index(["file_id", "structure"])
     alerts = {a.file_id: a for a in list_alerts(session)}
     good, failing, plain = stored
