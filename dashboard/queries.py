@@ -89,8 +89,8 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
                 "file_id": a.file_id,
                 "flag": str(a.flag),
                 "structures": ", ".join(str(s) for s in a.flagged_structures),
-                "p_failure_pct": _highest(percent(s.p_failure) for s in a.structures),
-                "edsc_min": _lowest(s.edsc for s in a.structures),
+                "p_failure_pct": max(_known(percent(s.p_failure) for s in a.structures), default=math.nan),
+                "edsc_min": min(_known(s.edsc for s in a.structures), default=math.nan),
                 "reasons": "; ".join(describe_all(a.structures)),
                 "segmenter": version_label(a.segmenter_name, a.segmenter_version),
                 "site": a.site or "",
@@ -106,16 +106,9 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
     )
 
 
-def _highest(values: Iterable[float]) -> float:
-    """The largest value that is not nan; nan when there is none."""
-    known = [v for v in values if not math.isnan(v)]
-    return max(known) if known else math.nan
-
-
-def _lowest(values: Iterable[float]) -> float:
-    """The smallest value that is not nan; nan when there is none."""
-    known = [v for v in values if not math.isnan(v)]
-    return min(known) if known else math.nan
+def _known(values: Iterable[float]) -> list[float]:
+    """The values that are not nan (``max``/``min`` of them with ``default=nan``: nan when none is)."""
+    return [v for v in values if not math.isnan(v)]
 
 
 def case_scores_table(case: CaseRecord) -> pd.DataFrame:
